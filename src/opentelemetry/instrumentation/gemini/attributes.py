@@ -59,6 +59,7 @@ TOKEN_TYPE_OUTPUT: Final = "output"
 GEMINI_TIER: Final = "gcp.gemini.tier"
 GEMINI_TIER_SOURCE: Final = "gcp.gemini.tier.source"
 GEMINI_TRAFFIC_TYPE: Final = "gcp.gemini.traffic_type"
+GEMINI_REQUEST_SERVICE_TIER: Final = "gcp.gemini.request.service_tier"
 GEMINI_USAGE_TOOL_USE_PROMPT_TOKENS: Final = "gcp.gemini.usage.tool_use_prompt_tokens"
 GEMINI_USAGE_THOUGHTS_TOKENS: Final = "gcp.gemini.usage.thoughts_tokens"
 GEMINI_USAGE_TOTAL_TOKENS: Final = "gcp.gemini.usage.total_tokens"
@@ -124,8 +125,34 @@ TOKEN_KIND_TOOL_USE_INPUT: Final = "tool_use_input"
 
 # Bucket boundaries advised by the GenAI metric conventions.
 DURATION_BUCKETS: Final = (
-    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    0.01,
+    0.02,
+    0.04,
+    0.08,
+    0.16,
+    0.32,
+    0.64,
+    1.28,
+    2.56,
+    5.12,
+    10.24,
+    20.48,
+    40.96,
+    81.92,
 )
 TOKEN_BUCKETS: Final = (
-    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+    1,
+    4,
+    16,
+    64,
+    256,
+    1024,
+    4096,
+    16384,
+    65536,
+    262144,
+    1048576,
+    4194304,
+    16777216,
+    67108864,
 )

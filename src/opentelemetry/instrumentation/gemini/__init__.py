@@ -1,0 +1,13 @@
+"""OpenTelemetry instrumentation for Google's Gemini API (the ``google-genai`` SDK).
+
+Usage::
+
+    from opentelemetry.instrumentation.gemini import GeminiInstrumentor
+
+    GeminiInstrumentor().instrument(tier="tier_1")
+"""
+
+from .instrumentor import GeminiInstrumentor
+from .version import __version__
+
+__all__ = ["GeminiInstrumentor", "__version__"]

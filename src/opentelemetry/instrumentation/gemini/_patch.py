@@ -1,0 +1,210 @@
+"""The only module that touches google-genai: what we wrap, and the adapters that wrap it.
+
+Public seams: ``Models``/``AsyncModels`` ``generate_content`` and ``generate_content_stream``
+(chats go through them). Private seam: the SDK retries 408/429/5xx below the public methods, in
+``BaseApiClient._request_once`` / ``_async_request_once``; wrapping those is the only way to see
+every HTTP attempt. Each adapter is control flow only; the recording lives in ``Call``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from opentelemetry.instrumentation.utils import unwrap
+from wrapt import wrap_function_wrapper
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from ._call import CURRENT_CALL
+from ._stream import AsyncStream, SyncStream
+from .telemetry import Recorder
+
+_logger = logging.getLogger(__name__)
+
+Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def _sync_call(recorder: Recorder) -> Wrapper:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        call = recorder.start(instance, kwargs, stream=False)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        ctx_token = otel_context.attach(trace.set_span_in_context(call.span))
+        call_token = CURRENT_CALL.set(call)
+        try:
+            response = wrapped(*args, **kwargs)
+        except BaseException as error:
+            call.finish(error)
+            raise
+        finally:
+            CURRENT_CALL.reset(call_token)
+            otel_context.detach(ctx_token)
+        call.on_response(response)
+        call.finish()
+        return response
+
+    return wrapper
+
+
+def _async_call(recorder: Recorder) -> Wrapper:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        call = recorder.start(instance, kwargs, stream=False)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        ctx_token = otel_context.attach(trace.set_span_in_context(call.span))
+        call_token = CURRENT_CALL.set(call)
+        try:
+            response = await wrapped(*args, **kwargs)
+        except BaseException as error:
+            call.finish(error)
+            raise
+        finally:
+            CURRENT_CALL.reset(call_token)
+            otel_context.detach(ctx_token)
+        call.on_response(response)
+        call.finish()
+        return response
+
+    return wrapper
+
+
+def _sync_stream(recorder: Recorder) -> Wrapper:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        call = recorder.start(instance, kwargs, stream=True)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            stream = wrapped(*args, **kwargs)
+        except BaseException as error:
+            call.finish(error)
+            raise
+        return SyncStream(stream, call)
+
+    return wrapper
+
+
+def _async_stream(recorder: Recorder) -> Wrapper:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        call = recorder.start(instance, kwargs, stream=True)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        call_token = CURRENT_CALL.set(call)
+        try:
+            stream = await wrapped(*args, **kwargs)
+        except BaseException as error:
+            call.finish(error)
+            raise
+        finally:
+            CURRENT_CALL.reset(call_token)
+        return AsyncStream(stream, call)
+
+    return wrapper
+
+
+def _status_of(error: BaseException) -> int | None:
+    code = getattr(error, "code", None)
+    return code if isinstance(code, int) else None
+
+
+def _sync_attempt(_recorder: Recorder) -> Wrapper:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        call = CURRENT_CALL.get()
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            response = wrapped(*args, **kwargs)
+        except BaseException as error:
+            call.on_attempt(_status_of(error), error)
+            raise
+        call.on_attempt(200, None)
+        return response
+
+    return wrapper
+
+
+def _async_attempt(_recorder: Recorder) -> Wrapper:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        call = CURRENT_CALL.get()
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            response = await wrapped(*args, **kwargs)
+        except BaseException as error:
+            call.on_attempt(_status_of(error), error)
+            raise
+        call.on_attempt(200, None)
+        return response
+
+    return wrapper
+
+
+# (module, "Class.method", adapter factory)
+CALL_TARGETS: tuple[tuple[str, str, Callable[[Recorder], Wrapper]], ...] = (
+    ("google.genai.models", "Models.generate_content", _sync_call),
+    ("google.genai.models", "Models.generate_content_stream", _sync_stream),
+    ("google.genai.models", "AsyncModels.generate_content", _async_call),
+    ("google.genai.models", "AsyncModels.generate_content_stream", _async_stream),
+)
+ATTEMPT_TARGETS: tuple[tuple[str, str, Callable[[Recorder], Wrapper]], ...] = (
+    ("google.genai._api_client", "BaseApiClient._request_once", _sync_attempt),
+    ("google.genai._api_client", "BaseApiClient._async_request_once", _async_attempt),
+)
+
+
+def sdk_version() -> str:
+    try:
+        return version("google-genai")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _resolve(module_name: str, dotted: str) -> tuple[Any, str] | None:
+    """The class that owns ``dotted``'s method, or None when the SDK no longer has it."""
+    try:
+        owner: Any = import_module(module_name)
+    except ImportError:
+        return None
+    cls_name, method = dotted.split(".")
+    owner = getattr(owner, cls_name, None)
+    if owner is None or not callable(getattr(owner, method, None)):
+        return None
+    return owner, method
+
+
+def patch(recorder: Recorder) -> list[tuple[Any, str]]:
+    """Wrap every target that exists; warn, naming the SDK version, about any that does not.
+
+    Returns what was wrapped, for ``unpatch``. Sets ``recorder.per_attempt`` to whether the
+    per-attempt seam is in place (without it each call counts as one attempt).
+    """
+    patched: list[tuple[Any, str]] = []
+    missing: list[str] = []
+    for targets in (CALL_TARGETS, ATTEMPT_TARGETS):
+        for module_name, dotted, factory in targets:
+            found = _resolve(module_name, dotted)
+            if found is None:
+                missing.append(f"{module_name}.{dotted}")
+                continue
+            wrap_function_wrapper(module_name, dotted, factory(recorder))
+            patched.append(found)
+    attempt_names = {f"{m}.{d}" for m, d, _ in ATTEMPT_TARGETS}
+    recorder.per_attempt = not attempt_names.intersection(missing)
+    if missing:
+        _logger.warning(
+            "opentelemetry-instrumentation-gemini: google-genai %s does not have %s; "
+            "those calls are not instrumented%s. Please report this SDK version.",
+            sdk_version(),
+            ", ".join(missing),
+            "" if recorder.per_attempt else " (and SDK retries are not counted per attempt)",
+        )
+    return patched
+
+
+def unpatch(patched: list[tuple[Any, str]]) -> None:
+    for owner, method in patched:
+        unwrap(owner, method)

@@ -1,0 +1,96 @@
+"""Stream proxies: callers still hold the SDK's generator; the span ends however the stream ends.
+
+Exhausted, failed, closed, broken out of and dropped (garbage-collected) streams all finish
+their call exactly once. The span is never made current across a yield: it was started with an
+explicit parent and is ended explicitly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import wrapt
+
+from . import attributes as A
+from ._call import CURRENT_CALL, Call
+
+
+class _StreamMixin:
+    """Everything but control flow, shared by the sync and async proxies."""
+
+    _self_call: Call
+
+    def _chunk(self, chunk: Any) -> Any:
+        self._self_call.on_response(chunk)
+        return chunk
+
+    def _stopped(self) -> None:
+        self._self_call.finish(None, A.STREAM_END_EXHAUSTED)
+
+    def _failed(self, error: BaseException) -> None:
+        self._self_call.finish(error, A.STREAM_END_ERROR)
+
+    def _closed(self) -> None:
+        self._self_call.finish(None, A.STREAM_END_CLOSED)
+
+    def __del__(self) -> None:
+        # Dropped without being exhausted or closed (a `break`, or never read): end the span.
+        self._self_call.finish(None, A.STREAM_END_ABANDONED)
+
+
+class SyncStream(_StreamMixin, wrapt.ObjectProxy):  # type: ignore[misc]
+    def __init__(self, wrapped: Any, call: Call) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+
+    def __iter__(self) -> SyncStream:
+        return self
+
+    def __next__(self) -> Any:
+        token = CURRENT_CALL.set(self._self_call)
+        try:
+            chunk = next(self.__wrapped__)
+        except StopIteration:
+            self._stopped()
+            raise
+        except BaseException as error:
+            self._failed(error)
+            raise
+        finally:
+            CURRENT_CALL.reset(token)
+        return self._chunk(chunk)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._closed()
+
+
+class AsyncStream(_StreamMixin, wrapt.ObjectProxy):  # type: ignore[misc]
+    def __init__(self, wrapped: Any, call: Call) -> None:
+        super().__init__(wrapped)
+        self._self_call = call
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        token = CURRENT_CALL.set(self._self_call)
+        try:
+            chunk = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            self._stopped()
+            raise
+        except BaseException as error:
+            self._failed(error)
+            raise
+        finally:
+            CURRENT_CALL.reset(token)
+        return self._chunk(chunk)
+
+    async def aclose(self) -> None:
+        try:
+            await self.__wrapped__.aclose()
+        finally:
+            self._closed()

@@ -1,0 +1,105 @@
+"""Configuration, read once at instrument time into an immutable object.
+
+Explicit ``instrument(**kwargs)`` values beat environment variables; nothing here writes to
+``os.environ``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+_logger = logging.getLogger(__name__)
+
+ENV_TIER: Final = "OTEL_INSTRUMENTATION_GEMINI_TIER"
+ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+ENV_PRICES_FILE: Final = "OTEL_INSTRUMENTATION_GEMINI_PRICES_FILE"
+ENV_LIMITS_FILE: Final = "OTEL_INSTRUMENTATION_GEMINI_LIMITS_FILE"
+
+TIERS: Final = ("free", "tier_1", "tier_2", "tier_3")
+UNKNOWN_TIER: Final = "unknown"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+# Accept the spellings people actually type for a tier.
+_TIER_ALIASES: Final = {
+    "free": "free",
+    "free_tier": "free",
+    "tier1": "tier_1",
+    "tier_1": "tier_1",
+    "tier-1": "tier_1",
+    "1": "tier_1",
+    "paid": "tier_1",
+    "tier2": "tier_2",
+    "tier_2": "tier_2",
+    "tier-2": "tier_2",
+    "2": "tier_2",
+    "tier3": "tier_3",
+    "tier_3": "tier_3",
+    "tier-3": "tier_3",
+    "3": "tier_3",
+    "unknown": UNKNOWN_TIER,
+    "": UNKNOWN_TIER,
+}
+
+
+def normalize_tier(value: object, *, origin: str) -> str:
+    """Map a user-given tier to one of TIERS or "unknown"; warn (never raise) on junk."""
+    if value is None:
+        return UNKNOWN_TIER
+    tier = _TIER_ALIASES.get(str(value).strip().lower())
+    if tier is None:
+        _logger.warning(
+            "Ignoring unknown Gemini tier %r from %s; expected one of %s. Using %r.",
+            value,
+            origin,
+            ", ".join(TIERS),
+            UNKNOWN_TIER,
+        )
+        return UNKNOWN_TIER
+    return tier
+
+
+def _parse_bool(value: object, *, origin: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text not in _FALSE:
+        _logger.warning("Ignoring %s=%r: expected true or false.", origin, value)
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    tier: str = UNKNOWN_TIER
+    capture_content: bool = False
+    prices_file: str | None = None
+    limits_file: str | None = None
+    limits: Mapping[str, Mapping[str, Mapping[str, int | None]]] | None = None
+
+    @classmethod
+    def resolve(cls, environ: Mapping[str, str], kwargs: Mapping[str, Any]) -> Settings:
+        """Build settings from env vars, with explicit keyword arguments taking precedence."""
+
+        def pick(key: str, env: str) -> tuple[object, str]:
+            if kwargs.get(key) is not None:
+                return kwargs[key], f"instrument({key}=...)"
+            return environ.get(env), env
+
+        tier, tier_origin = pick("tier", ENV_TIER)
+        capture, capture_origin = pick("capture_content", ENV_CAPTURE_CONTENT)
+        prices_file, _ = pick("prices_file", ENV_PRICES_FILE)
+        limits_file, _ = pick("limits_file", ENV_LIMITS_FILE)
+        return cls(
+            tier=normalize_tier(tier, origin=tier_origin),
+            capture_content=False
+            if capture is None
+            else _parse_bool(capture, origin=capture_origin),
+            prices_file=str(prices_file) if prices_file else None,
+            limits_file=str(limits_file) if limits_file else None,
+            limits=kwargs.get("limits"),
+        )

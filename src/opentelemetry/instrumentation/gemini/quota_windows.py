@@ -1,0 +1,207 @@
+"""In-process rolling usage windows, to set beside the tier's limits.
+
+Per model: requests and input tokens over the last 60 seconds (sixty 1-second buckets in a
+ring), requests since midnight America/Los_Angeles (when Gemini's RPD resets) and spend over a
+rolling 10 minutes (sixty 10-second buckets). Memory per model is fixed whatever the traffic;
+``record`` is a few list stores under one short lock, so it is cheap from threads and from
+asyncio code alike (nothing in here awaits).
+
+These are the calls this process saw, not the project's whole usage: Google counts limits per
+Cloud project, across every process and key.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from datetime import time as dtime
+from typing import Final
+
+MINUTE_BUCKETS: Final = 60  # of 1 second
+SPEND_BUCKET_SECONDS: Final = 10
+SPEND_BUCKETS: Final = 60  # 60 x 10 s = 10 minutes
+
+try:
+    from zoneinfo import ZoneInfo
+
+    _PACIFIC: ZoneInfo | None = ZoneInfo("America/Los_Angeles")
+except Exception:  # no tz database (e.g. Windows without the tzdata package)
+    _PACIFIC = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowUsage:
+    requests_per_minute: int
+    input_tokens_per_minute: int
+    requests_today: int
+    spend_10m: float
+
+
+_ZERO: Final = WindowUsage(0, 0, 0, 0.0)
+
+
+def pacific_day_bounds(now: float) -> tuple[float, float]:
+    """Epoch seconds of the Pacific midnight at or before ``now`` and of the next one."""
+    if _PACIFIC is None:
+        return _us_pacific_day_bounds(now)
+    day = datetime.fromtimestamp(now, _PACIFIC).date()
+    start = datetime.combine(day, dtime(0), _PACIFIC).timestamp()
+    end = datetime.combine(day + timedelta(days=1), dtime(0), _PACIFIC).timestamp()
+    return start, end
+
+
+def _nth_sunday(year: int, month: int, n: int) -> date:
+    first = date(year, month, 1)
+    return first + timedelta(days=(6 - first.weekday()) % 7 + 7 * (n - 1))
+
+
+def _midnight_utc_offset(day: date) -> int:
+    """UTC offset in hours at Pacific midnight starting ``day`` (US rules since 2007).
+
+    Clocks change at 02:00 local, so midnight on the switch day still has the old offset.
+    """
+    if _nth_sunday(day.year, 3, 2) < day <= _nth_sunday(day.year, 11, 1):
+        return -7
+    return -8
+
+
+def _us_pacific_day_bounds(now: float) -> tuple[float, float]:
+    """Fallback for ``pacific_day_bounds`` when no tz database is installed."""
+    utc = datetime.fromtimestamp(now, timezone.utc)
+    day = (utc + timedelta(hours=_midnight_utc_offset(utc.date()))).date()
+    start = _midnight_epoch(day)
+    if start > now:  # the guess used the wrong side of a switch: midnight is a day earlier
+        day -= timedelta(days=1)
+        start = _midnight_epoch(day)
+    end = _midnight_epoch(day + timedelta(days=1))
+    if end <= now:
+        start, end = end, _midnight_epoch(day + timedelta(days=2))
+    return start, end
+
+
+def _midnight_epoch(day: date) -> float:
+    naive = datetime.combine(day, dtime(0), timezone.utc)
+    return (naive - timedelta(hours=_midnight_utc_offset(day))).timestamp()
+
+
+class _ModelWindow:
+    """Fixed-size rings of one model; every field is touched under QuotaWindows._lock."""
+
+    __slots__ = (
+        "day_requests",
+        "day_start",
+        "req",
+        "sec",
+        "spend",
+        "spend_slot",
+        "tok",
+    )
+
+    def __init__(self) -> None:
+        self.sec = [-1] * MINUTE_BUCKETS  # which epoch second each bucket holds
+        self.req = [0] * MINUTE_BUCKETS
+        self.tok = [0] * MINUTE_BUCKETS
+        self.spend_slot = [-1] * SPEND_BUCKETS  # which 10-second slot each bucket holds
+        self.spend = [0.0] * SPEND_BUCKETS
+        self.day_start = -1.0
+        self.day_requests = 0
+
+    def spend_at(self, slot: int) -> float:
+        lo = slot - SPEND_BUCKETS
+        stamps = self.spend_slot
+        return sum(v for i, v in enumerate(self.spend) if lo < stamps[i] <= slot)
+
+
+class QuotaWindows:
+    """Rolling per-model usage windows with an injectable clock (epoch seconds).
+
+    Window semantics, with ``now`` from the clock:
+    - per minute: records whose whole second lies in (now_s - 60, now_s], now_s = floor(now);
+      a record drops out exactly 60 s after the start of its second.
+    - today: records since the last midnight America/Los_Angeles (DST-correct). The next reset
+      instant is computed once per day; a clock that steps backwards keeps the current day.
+    - spend: 10-second slots in (now_slot - 60, now_slot]: the last 590-600 s.
+    """
+
+    __slots__ = ("_clock", "_day_end", "_day_start", "_lock", "_models")
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._models: dict[str, _ModelWindow] = {}
+        self._day_start = 0.0
+        self._day_end = 0.0  # forces a roll on first use
+
+    def _roll_day(self, now: float) -> None:
+        self._day_start, self._day_end = pacific_day_bounds(now)
+
+    def record(
+        self, model: str, *, requests: int = 0, input_tokens: int = 0, cost_usd: float = 0.0
+    ) -> None:
+        """Count one call's (or attempt's) requests, input tokens and cost against ``model``."""
+        win = self._models.get(model)
+        if win is None:
+            with self._lock:
+                win = self._models.setdefault(model, _ModelWindow())
+        with self._lock:
+            # Read the clock under the lock so records reach the rings in clock order.
+            now = self._clock()
+            if now >= self._day_end:
+                self._roll_day(now)
+            sec = int(now)
+            i = sec % MINUTE_BUCKETS
+            if win.sec[i] == sec:
+                win.req[i] += requests
+                win.tok[i] += input_tokens
+            else:
+                win.sec[i] = sec
+                win.req[i] = requests
+                win.tok[i] = input_tokens
+            if win.day_start == self._day_start:
+                win.day_requests += requests
+            else:
+                win.day_start = self._day_start
+                win.day_requests = requests
+            if cost_usd:
+                slot = sec // SPEND_BUCKET_SECONDS
+                j = slot % SPEND_BUCKETS
+                if win.spend_slot[j] == slot:
+                    win.spend[j] += cost_usd
+                else:
+                    win.spend_slot[j] = slot
+                    win.spend[j] = cost_usd
+
+    def usage(self, model: str) -> WindowUsage:
+        """The model's current windows; all zero for a model never recorded."""
+        win = self._models.get(model)
+        if win is None:
+            return _ZERO
+        with self._lock:
+            now = self._clock()
+            if now >= self._day_end:
+                self._roll_day(now)
+            sec = int(now)
+            lo = sec - MINUTE_BUCKETS
+            stamps = win.sec
+            requests = tokens = 0
+            for i in range(MINUTE_BUCKETS):
+                if lo < stamps[i] <= sec:
+                    requests += win.req[i]
+                    tokens += win.tok[i]
+            today = win.day_requests if win.day_start == self._day_start else 0
+            spend = win.spend_at(sec // SPEND_BUCKET_SECONDS)
+        return WindowUsage(requests, tokens, today, spend)
+
+    def models(self) -> list[str]:
+        """Every model recorded so far (they are kept: memory is fixed per model)."""
+        with self._lock:
+            return list(self._models)
+
+    def spend_10m_total(self) -> float:
+        """Spend over the rolling 10 minutes across all models: the limit is per project."""
+        with self._lock:
+            slot = int(self._clock() // SPEND_BUCKET_SECONDS)
+            return sum(win.spend_at(slot) for win in self._models.values())

@@ -1,0 +1,94 @@
+"""Pure functions that turn a generate_content request into span attributes."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import attributes as A
+
+# (config field, attribute, accepted python types) for the semconv request parameters.
+_REQUEST_PARAMS: tuple[tuple[str, str, tuple[type, ...]], ...] = (
+    ("temperature", A.GEN_AI_REQUEST_TEMPERATURE, (int, float)),
+    ("top_p", A.GEN_AI_REQUEST_TOP_P, (int, float)),
+    ("top_k", A.GEN_AI_REQUEST_TOP_K, (int, float)),
+    ("max_output_tokens", A.GEN_AI_REQUEST_MAX_TOKENS, (int,)),
+    ("seed", A.GEN_AI_REQUEST_SEED, (int,)),
+    ("candidate_count", A.GEN_AI_REQUEST_CHOICE_COUNT, (int,)),
+    ("frequency_penalty", A.GEN_AI_REQUEST_FREQUENCY_PENALTY, (int, float)),
+    ("presence_penalty", A.GEN_AI_REQUEST_PRESENCE_PENALTY, (int, float)),
+)
+
+_DEFAULT_HOSTS = {
+    False: ("generativelanguage.googleapis.com", 443),
+    True: ("aiplatform.googleapis.com", 443),
+}
+
+
+def normalize_model(model: object) -> str:
+    """'models/gemini-2.5-flash' -> 'gemini-2.5-flash'; Vertex resource names keep their tail."""
+    if not isinstance(model, str):
+        return "unknown" if model is None else str(model)
+    if "/" in model:
+        return model.rsplit("/", 1)[-1] or model
+    return model
+
+
+@lru_cache(maxsize=64)
+def server_address(base_url: str | None, vertex: bool) -> tuple[str, int]:
+    """Host and port the SDK talks to; cached because base URLs are few and parsing is not free."""
+    if not base_url:
+        return _DEFAULT_HOSTS[vertex]
+    try:
+        parts = urlsplit(base_url)
+        host = parts.hostname or _DEFAULT_HOSTS[vertex][0]
+        port = parts.port or (80 if parts.scheme == "http" else 443)
+        return host, port
+    except ValueError:
+        return _DEFAULT_HOSTS[vertex]
+
+
+def _get(config: Any, name: str) -> Any:
+    if isinstance(config, dict):
+        return config.get(name)
+    return getattr(config, name, None)
+
+
+def request_attributes(
+    model: str,
+    config: Any,
+    *,
+    vertex: bool,
+    base_url: str | None,
+    stream: bool,
+) -> dict[str, Any]:
+    """Semconv request attributes for one call; reads the caller's config without mutating it."""
+    host, port = server_address(base_url, vertex)
+    attrs: dict[str, Any] = {
+        A.GEN_AI_OPERATION_NAME: A.OPERATION_GENERATE_CONTENT,
+        A.GEN_AI_PROVIDER_NAME: A.PROVIDER_VERTEX_AI if vertex else A.PROVIDER_GEMINI,
+        A.GEN_AI_REQUEST_MODEL: model,
+        A.SERVER_ADDRESS: host,
+        A.SERVER_PORT: port,
+    }
+    if stream:
+        attrs[A.GEN_AI_REQUEST_STREAM] = True
+    if config is None:
+        return attrs
+    for field, key, types in _REQUEST_PARAMS:
+        value = _get(config, field)
+        if isinstance(value, types) and not isinstance(value, bool):
+            attrs[key] = value
+    stops = _get(config, "stop_sequences")
+    if isinstance(stops, (list, tuple)) and stops:
+        attrs[A.GEN_AI_REQUEST_STOP_SEQUENCES] = [str(s) for s in stops]
+    mime = _get(config, "response_mime_type")
+    if isinstance(mime, str):
+        attrs[A.GEN_AI_OUTPUT_TYPE] = "json" if "json" in mime else "text"
+    tier = _get(config, "service_tier")
+    if tier is not None:
+        tier_text = getattr(tier, "value", tier)
+        if isinstance(tier_text, str):
+            attrs[A.GEMINI_REQUEST_SERVICE_TIER] = tier_text
+    return attrs

@@ -1,0 +1,511 @@
+"""The Recorder: instruments created once, and the one path that turns a Call into telemetry.
+
+Span attributes, histograms, counters, cost and quota windows are all derived here from the
+same ``Usage`` record, once per call (``record``) and once per HTTP attempt (``attempt``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from . import attributes as A
+from . import content
+from ._call import Attempt, Call
+from .config import UNKNOWN_TIER, Settings
+from .counters import MonotonicSums
+from .quota_errors import RateLimitInfo, parse_rate_limit
+from .request import normalize_model, request_attributes
+from .usage import Usage, usage_from_metadata
+
+if TYPE_CHECKING:
+    from .limits import LimitTable
+    from .pricing import PriceBook
+    from .quota_windows import QuotaWindows
+
+_logger = logging.getLogger(__name__)
+
+_QUOTA_DIMENSIONS = ("rpm", "tpm", "rpd")
+_METRIC_ATTR_CACHE_MAX = 1024
+
+
+class Recorder:
+    def __init__(
+        self,
+        tracer: Tracer,
+        meter: Meter,
+        settings: Settings,
+        prices: PriceBook | None,
+        limits: LimitTable | None,
+        windows: QuotaWindows | None,
+    ) -> None:
+        self.tracer = tracer
+        self.settings = settings
+        self.prices = prices
+        self.limits = limits
+        self.windows = windows
+        self.per_attempt = False  # set by _patch.patch once the attempt seam is in place
+        self.tier = settings.tier
+        self.tier_source = "config" if settings.tier != UNKNOWN_TIER else "default"
+        self._lock = threading.Lock()
+        self._warned_unpriced: set[str] = set()
+        self._metric_attrs: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.last_retry_delay: dict[str, float] = {}
+        self.models_seen: set[str] = set()
+
+        self._duration = meter.create_histogram(
+            A.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=list(A.DURATION_BUCKETS),
+        )
+        self._token_usage = meter.create_histogram(
+            A.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=list(A.TOKEN_BUCKETS),
+        )
+        self._ttfc = meter.create_histogram(
+            A.METRIC_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time from the streaming request to its first chunk.",
+            explicit_bucket_boundaries_advisory=list(A.DURATION_BUCKETS),
+        )
+        self._retry_delay = meter.create_histogram(
+            A.METRIC_RETRY_DELAY,
+            unit="s",
+            description="Retry delay the server asked for in a 429 answer.",
+            explicit_bucket_boundaries_advisory=[1, 2, 5, 10, 20, 30, 60, 120, 300, 3600, 86400],
+        )
+        self.requests = MonotonicSums(
+            (A.GEN_AI_REQUEST_MODEL, A.GEMINI_TIER, A.HTTP_RESPONSE_STATUS_CODE, A.ERROR_TYPE)
+        )
+        self.tokens = MonotonicSums(
+            (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_TIER, A.GEMINI_TOKEN_TYPE)
+        )
+        self.cost = MonotonicSums(
+            (
+                A.GEN_AI_REQUEST_MODEL,
+                A.GEN_AI_RESPONSE_MODEL,
+                A.GEMINI_TIER,
+                A.GEMINI_COST_COMPONENT,
+            )
+        )
+        self.unpriced = MonotonicSums((A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL))
+        self.quota_exceeded = MonotonicSums(
+            (
+                A.GEN_AI_REQUEST_MODEL,
+                A.GEMINI_TIER,
+                A.GEMINI_QUOTA_ID,
+                A.GEMINI_QUOTA_WINDOW,
+                A.GEMINI_QUOTA_DIMENSION,
+                A.GEMINI_QUOTA_LOCATION,
+            )
+        )
+        meter.create_observable_counter(
+            A.METRIC_REQUESTS,
+            [self.requests.observe],
+            unit="{request}",
+            description="HTTP attempts to Gemini, retries included, by response status.",
+        )
+        meter.create_observable_counter(
+            A.METRIC_TOKENS,
+            [self.tokens.observe],
+            unit="{token}",
+            description="Tokens by disjoint type: input, cached_input, tool_use_input, output, "
+            "reasoning.",
+        )
+        meter.create_observable_counter(
+            A.METRIC_COST,
+            [self.cost.observe],
+            unit="USD",
+            description="Billed cost of Gemini calls in USD, by component.",
+        )
+        meter.create_observable_counter(
+            A.METRIC_UNPRICED_CALLS,
+            [self.unpriced.observe],
+            unit="{call}",
+            description="Successful calls whose model has no known price.",
+        )
+        meter.create_observable_counter(
+            A.METRIC_QUOTA_EXCEEDED,
+            [self.quota_exceeded.observe],
+            unit="{violation}",
+            description="Quota violations reported in 429 answers.",
+        )
+        if limits is not None:
+            meter.create_observable_gauge(
+                A.METRIC_QUOTA_LIMIT,
+                [self._observe_limits],
+                unit="1",
+                description="The tier's published limit per model: rpm, tpm, rpd.",
+            )
+        if windows is not None:
+            meter.create_observable_gauge(
+                A.METRIC_QUOTA_USAGE,
+                [self._observe_usage],
+                unit="1",
+                description="This process's usage in the quota windows: requests and input "
+                "tokens in the last minute, requests since Pacific midnight, USD in 10 minutes.",
+            )
+            meter.create_observable_gauge(
+                A.METRIC_QUOTA_UTILIZATION,
+                [self._observe_utilization],
+                unit="1",
+                description="This process's usage divided by the tier's limit.",
+            )
+
+    # --- per call ---------------------------------------------------------------------------
+    def start(self, instance: Any, kwargs: dict[str, Any], *, stream: bool) -> Call | None:
+        """Open the call's span; None (and the SDK call runs untouched) if anything is off."""
+        try:
+            api = getattr(instance, "_api_client", None)
+            vertex = bool(getattr(api, "vertexai", False))
+            base_url = getattr(getattr(api, "_http_options", None), "base_url", None)
+            model = normalize_model(kwargs.get("model"))
+            config = kwargs.get("config")
+            attrs = request_attributes(
+                model, config, vertex=vertex, base_url=base_url, stream=stream
+            )
+            contents = kwargs.get("contents")
+            if self.settings.capture_content:
+                self._capture_input(attrs, contents, config)
+            span = self.tracer.start_span(
+                f"generate_content {model}", kind=SpanKind.CLIENT, attributes=attrs
+            )
+            return Call(
+                self, span, model, stream, attrs[A.GEN_AI_PROVIDER_NAME], attrs[A.SERVER_ADDRESS]
+            )
+        except Exception:
+            _logger.debug("gemini instrumentation: could not start a span", exc_info=True)
+            return None
+
+    def attempt(self, call: Call, status: int | None, error: BaseException | None) -> None:
+        """One HTTP attempt: counts against RPM/RPD whatever its outcome."""
+        rate_limit: RateLimitInfo | None = None
+        if status == 429:
+            rate_limit = parse_rate_limit(getattr(error, "details", None))
+            if rate_limit is not None:
+                self._learn_tier(rate_limit)
+        error_type = None if status is not None else type(error).__qualname__
+        attempt = Attempt(status, error_type, rate_limit)
+        call.attempts.append(attempt)
+        self.requests.add((call.model, self.tier, status, error_type), 1)
+        if self.windows is not None:
+            self.windows.record(call.model, requests=1)
+        if status != 200:
+            event: dict[str, Any] = {A.GEMINI_ATTEMPT_NUMBER: len(call.attempts)}
+            if status is not None:
+                event[A.HTTP_RESPONSE_STATUS_CODE] = status
+            else:
+                event[A.ERROR_TYPE] = error_type
+            call.span.add_event(A.EVENT_ATTEMPT, event)
+        if status == 429:
+            self._quota_hit(call, rate_limit)
+
+    def record(self, call: Call, error: BaseException | None, stream_end: str | None) -> None:
+        """The single recording path: span attributes, metrics, cost and windows, once."""
+        span = call.span
+        duration = time.perf_counter() - call.start
+        if not self.per_attempt and not call.attempts:
+            # Without the attempt seam each call is one attempt, judged by its outcome.
+            status = 200 if error is None else getattr(error, "code", None)
+            self.attempt(call, status if isinstance(status, int) else None, error)
+        usage = usage_from_metadata(call.usage_metadata)
+        tier = self.tier
+        response_model = normalize_model(call.response_model) if call.response_model else None
+        attrs: dict[str, Any] = {A.GEMINI_TIER: tier, A.GEMINI_TIER_SOURCE: self.tier_source}
+        if response_model:
+            attrs[A.GEN_AI_RESPONSE_MODEL] = response_model
+        if call.response_id:
+            attrs[A.GEN_AI_RESPONSE_ID] = call.response_id
+        if call.finish_reasons:
+            attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = _unique_lower(call.finish_reasons)
+        if len(call.attempts) != 1:
+            attrs[A.GEMINI_ATTEMPTS] = len(call.attempts)
+        if call.stream:
+            attrs[A.GEMINI_STREAM_CHUNKS] = call.chunks
+            attrs[A.GEMINI_STREAM_END] = stream_end or A.STREAM_END_ERROR
+            if call.first_chunk_at is not None:
+                attrs[A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = call.first_chunk_at - call.start
+        if usage is not None:
+            _usage_attributes(attrs, usage)
+        if call.texts is not None and call.chunks:
+            attrs[A.GEN_AI_OUTPUT_MESSAGES] = content.output_messages(
+                call.texts, call.finish_reasons
+            )
+
+        error_type: str | None = None
+        if error is not None:
+            error_type = _error_type(error)
+            attrs[A.ERROR_TYPE] = error_type
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:500]))
+            span.record_exception(error)
+
+        price_model = response_model or call.model
+        if self.prices is not None:
+            self._price(call, attrs, usage, price_model, error)
+        span.set_attributes(attrs)
+        span.end()
+
+        metric_attrs = self._metric_attributes(call, response_model, error_type)
+        self._duration.record(duration, metric_attrs)
+        if call.stream and call.first_chunk_at is not None:
+            self._ttfc.record(call.first_chunk_at - call.start, metric_attrs)
+        if usage is not None:
+            self._token_usage.record(
+                usage.input_tokens, {**metric_attrs, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_INPUT}
+            )
+            self._token_usage.record(
+                usage.output_tokens, {**metric_attrs, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_OUTPUT}
+            )
+            self._count_tokens(call.model, response_model, tier, usage)
+            if self.windows is not None and usage.input_tokens:
+                self.windows.record(call.model, input_tokens=usage.input_tokens)
+        self.models_seen.add(call.model)
+
+    # --- pieces of record() --------------------------------------------------------------------
+    def _price(
+        self,
+        call: Call,
+        attrs: dict[str, Any],
+        usage: Usage | None,
+        model: str,
+        error: BaseException | None,
+    ) -> None:
+        assert self.prices is not None
+        if error is not None:
+            # Google bills no failed request (400, 429, 500...).
+            attrs[A.GEN_AI_USAGE_COST_AMOUNT] = 0.0
+            attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
+            attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
+            return
+        if usage is None:
+            attrs[A.GEMINI_COST_UNPRICED_REASON] = "no_usage"
+            return
+        cost = self.prices.cost(model, usage, tier=self.tier, traffic_type=usage.traffic_type)
+        if cost is None:
+            attrs[A.GEMINI_COST_UNPRICED_REASON] = "unknown_model"
+            self.unpriced.add((call.model, model), 1)
+            if model not in self._warned_unpriced:
+                self._warned_unpriced.add(model)
+                _logger.warning(
+                    "opentelemetry-instrumentation-gemini: no price known for model %r; its "
+                    "calls carry no cost. Add it with a prices file "
+                    "(OTEL_INSTRUMENTATION_GEMINI_PRICES_FILE).",
+                    model,
+                )
+            return
+        attrs[A.GEN_AI_USAGE_COST_AMOUNT] = cost.total
+        attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
+        attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
+        attrs[A.GEMINI_COST_LIST_AMOUNT] = cost.list_total
+        attrs[A.GEMINI_COST_PRICES_VERSION] = cost.prices_version
+        for component, usd in cost.components:
+            self.cost.add((call.model, model, self.tier, component), usd)
+        if self.windows is not None and cost.total:
+            self.windows.record(call.model, cost_usd=cost.total)
+
+    def _count_tokens(
+        self, model: str, response_model: str | None, tier: str, usage: Usage
+    ) -> None:
+        uncached = max(usage.prompt_tokens - usage.cached_tokens, 0)
+        for kind, count in (
+            (A.TOKEN_KIND_INPUT, uncached),
+            (A.TOKEN_KIND_CACHED_INPUT, usage.cached_tokens),
+            (A.TOKEN_KIND_TOOL_USE_INPUT, usage.tool_use_prompt_tokens),
+            (A.TOKEN_KIND_OUTPUT, usage.candidates_tokens),
+            (A.TOKEN_KIND_REASONING, usage.thoughts_tokens),
+        ):
+            if count:
+                self.tokens.add((model, response_model, tier, kind), count)
+
+    def _metric_attributes(
+        self, call: Call, response_model: str | None, error_type: str | None
+    ) -> dict[str, Any]:
+        provider, host = call.provider, call.host
+        key = (call.model, response_model, provider, host, error_type, self.tier)
+        cached = self._metric_attrs.get(key)
+        if cached is None:
+            cached = {
+                A.GEN_AI_OPERATION_NAME: A.OPERATION_GENERATE_CONTENT,
+                A.GEN_AI_PROVIDER_NAME: provider,
+                A.GEN_AI_REQUEST_MODEL: call.model,
+                A.GEMINI_TIER: self.tier,
+            }
+            if response_model:
+                cached[A.GEN_AI_RESPONSE_MODEL] = response_model
+            if host:
+                cached[A.SERVER_ADDRESS] = host
+            if error_type:
+                cached[A.ERROR_TYPE] = error_type
+            if len(self._metric_attrs) >= _METRIC_ATTR_CACHE_MAX:
+                self._metric_attrs.clear()
+            self._metric_attrs[key] = cached
+        return cached
+
+    def _learn_tier(self, info: RateLimitInfo) -> None:
+        tier = info.tier
+        if tier is None or tier == self.tier:
+            return
+        if self.tier_source == "config":
+            _logger.warning(
+                "opentelemetry-instrumentation-gemini: configured tier %r, but Google's 429 "
+                "names quota of tier %r; keeping the configured tier.",
+                self.tier,
+                tier,
+            )
+            self.tier_source = "config"
+            return
+        with self._lock:
+            self.tier = tier
+            self.tier_source = "quota_id"
+
+    def _quota_hit(self, call: Call, info: RateLimitInfo | None) -> None:
+        span = call.span
+        delay = info.retry_delay if info is not None else None
+        if delay is not None:
+            self.last_retry_delay[call.model] = delay
+            self._retry_delay.record(delay, {A.GEN_AI_REQUEST_MODEL: call.model})
+        violations = info.violations if info is not None else ()
+        if not violations:
+            event: dict[str, Any] = {}
+            if delay is not None:
+                event[A.GEMINI_RETRY_DELAY] = delay
+            span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
+            self.quota_exceeded.add((call.model, self.tier, None, None, None, None), 1)
+            return
+        for v in violations:
+            event = {
+                k: val
+                for k, val in (
+                    (A.GEMINI_QUOTA_ID, v.quota_id),
+                    (A.GEMINI_QUOTA_METRIC, v.quota_metric),
+                    (A.GEMINI_QUOTA_LIMIT, v.limit),
+                    (A.GEMINI_QUOTA_WINDOW, v.window),
+                    (A.GEMINI_QUOTA_DIMENSION, v.dimension),
+                    (A.GEMINI_QUOTA_MODEL, v.model),
+                    (A.GEMINI_QUOTA_LOCATION, v.location),
+                    (A.GEMINI_RETRY_DELAY, delay),
+                )
+                if val is not None
+            }
+            span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
+            self.quota_exceeded.add(
+                (call.model, self.tier, v.quota_id, v.window, v.dimension, v.location), 1
+            )
+
+    def _capture_input(self, attrs: dict[str, Any], contents: Any, config: Any) -> None:
+        try:
+            attrs[A.GEN_AI_INPUT_MESSAGES] = content.input_messages(contents)
+            system = content.system_instructions(config)
+            if system:
+                attrs[A.GEN_AI_SYSTEM_INSTRUCTIONS] = system
+        except Exception:
+            _logger.debug("gemini instrumentation: could not capture content", exc_info=True)
+
+    # --- observable gauges (collection time, not the call path) -----------------------------
+    def _limit_rows(self) -> Iterable[tuple[str, dict[str, int]]]:
+        if self.limits is None:
+            return
+        for model in sorted(self.models_seen):
+            limits = self.limits.lookup(model, self.tier)
+            if limits is None:
+                continue
+            values = {"rpm": limits.rpm, "tpm": limits.tpm, "rpd": limits.rpd}
+            yield model, {k: v for k, v in values.items() if v is not None}
+
+    def _observe_limits(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(value, _gauge_attrs(model, self.tier, dim))
+            for model, limits in self._limit_rows()
+            for dim, value in limits.items()
+        ]
+
+    def _usage_values(self, model: str) -> dict[str, float]:
+        assert self.windows is not None
+        u = self.windows.usage(model)
+        return {
+            "rpm": u.requests_per_minute,
+            "tpm": u.input_tokens_per_minute,
+            "rpd": u.requests_today,
+        }
+
+    def _observe_usage(self, _options: CallbackOptions) -> Iterable[Observation]:
+        if self.windows is None:
+            return []
+        out = [
+            Observation(value, _gauge_attrs(model, self.tier, dim))
+            for model in sorted(self.models_seen)
+            for dim, value in self._usage_values(model).items()
+        ]
+        out.append(
+            Observation(
+                self.windows.spend_10m_total(),
+                {A.GEMINI_TIER: self.tier, A.GEMINI_QUOTA_DIMENSION: "spend_10m"},
+            )
+        )
+        return out
+
+    def _observe_utilization(self, _options: CallbackOptions) -> Iterable[Observation]:
+        if self.windows is None:
+            return []
+        out: list[Observation] = []
+        for model, limits in self._limit_rows():
+            used = self._usage_values(model)
+            for dim, limit in limits.items():
+                if limit:
+                    out.append(Observation(used[dim] / limit, _gauge_attrs(model, self.tier, dim)))
+        spend_limit = self.limits.spend_limit_10m(self.tier) if self.limits else None
+        if spend_limit:
+            out.append(
+                Observation(
+                    self.windows.spend_10m_total() / spend_limit,
+                    {A.GEMINI_TIER: self.tier, A.GEMINI_QUOTA_DIMENSION: "spend_10m"},
+                )
+            )
+        return out
+
+
+def _gauge_attrs(model: str, tier: str, dimension: str) -> dict[str, str]:
+    return {A.GEN_AI_REQUEST_MODEL: model, A.GEMINI_TIER: tier, A.GEMINI_QUOTA_DIMENSION: dimension}
+
+
+def _usage_attributes(attrs: dict[str, Any], usage: Usage) -> None:
+    attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+    attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+    if usage.cached_tokens:
+        attrs[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_tokens
+    if usage.thoughts_tokens:
+        attrs[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.thoughts_tokens
+    if usage.tool_use_prompt_tokens:
+        attrs[A.GEMINI_USAGE_TOOL_USE_PROMPT_TOKENS] = usage.tool_use_prompt_tokens
+    if usage.total_tokens:
+        attrs[A.GEMINI_USAGE_TOTAL_TOKENS] = usage.total_tokens
+    if usage.traffic_type:
+        attrs[A.GEMINI_TRAFFIC_TYPE] = usage.traffic_type
+    for prefix, counts in (
+        (A.GEMINI_USAGE_INPUT_MODALITY_PREFIX, usage.prompt_by_modality),
+        (A.GEMINI_USAGE_CACHED_MODALITY_PREFIX, usage.cached_by_modality),
+        (A.GEMINI_USAGE_OUTPUT_MODALITY_PREFIX, usage.candidates_by_modality),
+    ):
+        for modality, count in counts.items():
+            attrs[prefix + modality] = count
+
+
+def _unique_lower(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(v.lower() for v in values))
+
+
+def _error_type(error: BaseException) -> str:
+    code = getattr(error, "code", None)
+    # APIError carries the HTTP status: the low-cardinality value dashboards group by.
+    if isinstance(code, int):
+        return str(code)
+    return type(error).__qualname__

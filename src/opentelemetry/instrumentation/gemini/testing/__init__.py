@@ -1,0 +1,1 @@
+"""Test helpers shipped with the package: a fake Gemini server for examples and tests."""

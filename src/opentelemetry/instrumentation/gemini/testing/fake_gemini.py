@@ -1,0 +1,325 @@
+"""A fake Gemini Developer API on 127.0.0.1, for examples, tests and dashboard trials.
+
+It answers the real ``google-genai`` client over HTTP with bodies shaped like the real API's:
+``generateContent`` JSON, ``streamGenerateContent?alt=sse`` server-sent events with cumulative
+usage, ``countTokens``, and error bodies (429 RESOURCE_EXHAUSTED with QuotaFailure/RetryInfo,
+500...). Replies can be scripted per model, in process (``enqueue``) or from another process
+(``POST /_fake/enqueue``). The server binds loopback only and stops itself after
+``max_lifetime`` seconds.
+
+    with FakeGemini() as fake:
+        client = genai.Client(api_key="fake-key",
+                              http_options=types.HttpOptions(base_url=fake.url))
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+DEFAULT_USAGE: dict[str, Any] = {"promptTokenCount": 12, "candidatesTokenCount": 8}
+
+
+def quota_error_body(
+    *,
+    quota_id: str = "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+    metric: str = "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+    model: str = "gemini-2.5-flash",
+    limit: int = 10,
+    retry_delay: str = "26s",
+) -> dict[str, Any]:
+    """A Developer API 429 body with QuotaFailure, Help and RetryInfo, as Google sends it."""
+    seconds = retry_delay.rstrip("s")
+    return {
+        "error": {
+            "code": 429,
+            "message": (
+                "You exceeded your current quota, please check your plan and billing details. "
+                "For more information on this error, head to: "
+                "https://ai.google.dev/gemini-api/docs/rate-limits.\n"
+                f"* Quota exceeded for metric: {metric}, limit: {limit}, model: {model}\n"
+                f"Please retry in {seconds}s."
+            ),
+            "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": metric,
+                            "quotaId": quota_id,
+                            "quotaDimensions": {"location": "global", "model": model},
+                            "quotaValue": str(limit),
+                        }
+                    ],
+                },
+                {
+                    "@type": "type.googleapis.com/google.rpc.Help",
+                    "links": [
+                        {
+                            "description": "Learn more about Gemini API quotas",
+                            "url": "https://ai.google.dev/gemini-api/docs/rate-limits",
+                        }
+                    ],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay},
+            ],
+        }
+    }
+
+
+def server_error_body(code: int = 500) -> dict[str, Any]:
+    status = {500: "INTERNAL", 503: "UNAVAILABLE", 400: "INVALID_ARGUMENT"}.get(code, "UNKNOWN")
+    return {"error": {"code": code, "message": "An internal error has occurred.", "status": status}}
+
+
+@dataclass
+class Reply:
+    """One scripted answer. ``status`` != 200 sends ``error_body`` (or a default error)."""
+
+    status: int = 200
+    error_body: dict[str, Any] | None = None
+    text: str = "Hello from the fake Gemini."
+    usage: dict[str, Any] | None = None
+    model_version: str | None = None
+    finish_reason: str = "STOP"
+    chunks: int = 3  # stream replies: how many SSE events
+    chunk_delay: float = 0.0
+    error_after_chunks: int | None = None  # stream replies: an in-stream error after N chunks
+    response_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reply:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def _candidate(text: str, finish: str | None) -> dict[str, Any]:
+    cand: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+    if finish:
+        cand["finishReason"] = finish
+    return cand
+
+
+def _usage(reply: Reply) -> dict[str, Any]:
+    usage = dict(reply.usage if reply.usage is not None else DEFAULT_USAGE)
+    if "totalTokenCount" not in usage:
+        usage["totalTokenCount"] = sum(
+            usage.get(k, 0)
+            for k in (
+                "promptTokenCount",
+                "candidatesTokenCount",
+                "thoughtsTokenCount",
+                "toolUsePromptTokenCount",
+            )
+        )
+    if "promptTokenCount" in usage and "promptTokensDetails" not in usage:
+        usage["promptTokensDetails"] = [
+            {"modality": "TEXT", "tokenCount": usage["promptTokenCount"]}
+        ]
+    return usage
+
+
+def _scaled_usage(usage: dict[str, Any], fraction: float) -> dict[str, Any]:
+    """Cumulative usage part-way through a stream: prompt known at once, output grows."""
+    out = dict(usage)
+    for key in ("candidatesTokenCount", "thoughtsTokenCount"):
+        if key in out:
+            out[key] = int(out[key] * fraction)
+    out["totalTokenCount"] = sum(
+        out.get(k, 0)
+        for k in (
+            "promptTokenCount",
+            "candidatesTokenCount",
+            "thoughtsTokenCount",
+            "toolUsePromptTokenCount",
+        )
+    )
+    return out
+
+
+class FakeGemini:
+    """The server. ``enqueue(model, *replies)`` scripts the next answers for a model
+    (``model=None``: for any model); unscripted requests get ``Reply()``."""
+
+    def __init__(self, port: int = 0, *, max_lifetime: float = 900.0) -> None:
+        self._scripts: dict[str | None, deque[Reply]] = defaultdict(deque)
+        self._lock = threading.Lock()
+        self.requests: list[dict[str, Any]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._max_lifetime = max_lifetime
+        self._timer: threading.Timer | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeGemini:
+        self._thread.start()
+        self._timer = threading.Timer(self._max_lifetime, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeGemini:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def enqueue(self, model: str | None, *replies: Reply) -> None:
+        with self._lock:
+            self._scripts[model].extend(replies)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._scripts.clear()
+            self.requests.clear()
+
+    def _next_reply(self, model: str) -> Reply:
+        with self._lock:
+            for key in (model, None):
+                queue = self._scripts.get(key)
+                if queue:
+                    return queue.popleft()
+        return Reply()
+
+    # --- HTTP ------------------------------------------------------------------------------
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _send_json(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    payload = json.loads(raw or b"{}")
+                except ValueError:
+                    payload = {}
+                path = self.path.split("?", 1)[0]
+                if path == "/_fake/enqueue":
+                    replies = [Reply.from_json(r) for r in payload.get("replies", [])]
+                    fake.enqueue(payload.get("model"), *replies)
+                    self._send_json(200, {"enqueued": len(replies)})
+                    return
+                model, _, method = path.rsplit("/", 1)[-1].partition(":")
+                with fake._lock:
+                    fake.requests.append(
+                        {"model": model, "method": method, "body": payload, "at": time.time()}
+                    )
+                if method == "countTokens":
+                    self._send_json(200, {"totalTokens": 12})
+                    return
+                if method not in ("generateContent", "streamGenerateContent"):
+                    self._send_json(404, server_error_body(404))
+                    return
+                reply = fake._next_reply(model)
+                if reply.status != 200:
+                    body = reply.error_body
+                    if body is None:
+                        body = (
+                            quota_error_body(model=model)
+                            if reply.status == 429
+                            else server_error_body(reply.status)
+                        )
+                    self._send_json(reply.status, body)
+                    return
+                version = reply.model_version or model
+                response_id = reply.response_id or f"fake-{len(fake.requests)}"
+                if method == "generateContent":
+                    self._send_json(
+                        200,
+                        {
+                            "candidates": [_candidate(reply.text, reply.finish_reason)],
+                            "usageMetadata": _usage(reply),
+                            "modelVersion": version,
+                            "responseId": response_id,
+                            **reply.extra,
+                        },
+                    )
+                    return
+                self._stream(reply, version, response_id)
+
+            def _stream(self, reply: Reply, version: str, response_id: str) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                usage = _usage(reply)
+                n = max(reply.chunks, 1)
+                words = reply.text.split(" ")
+                per = max(len(words) // n, 1)
+                try:
+                    for i in range(n):
+                        if reply.error_after_chunks is not None and i >= reply.error_after_chunks:
+                            err = reply.error_body or server_error_body(500)
+                            self.wfile.write(f"data: {json.dumps(err)}\r\n\r\n".encode())
+                            break
+                        last = i == n - 1
+                        piece = " ".join(words[i * per : None if last else (i + 1) * per])
+                        event = {
+                            "candidates": [
+                                _candidate(piece, reply.finish_reason if last else None)
+                            ],
+                            "usageMetadata": _scaled_usage(usage, (i + 1) / n),
+                            "modelVersion": version,
+                            "responseId": response_id,
+                        }
+                        self.wfile.write(f"data: {json.dumps(event)}\r\n\r\n".encode())
+                        self.wfile.flush()
+                        if reply.chunk_delay:
+                            time.sleep(reply.chunk_delay)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stopped reading: a closed or abandoned stream
+                self.close_connection = True
+
+        return Handler
+
+
+def main() -> None:
+    """``python -m opentelemetry.instrumentation.gemini.testing.fake_gemini [port]``."""
+    import sys
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8765
+    fake = FakeGemini(port, max_lifetime=float(sys.argv[2]) if len(sys.argv) > 2 else 3600)
+    fake.start()
+    print(f"fake Gemini listening on {fake.url}", flush=True)
+    try:
+        fake._thread.join()
+    except KeyboardInterrupt:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

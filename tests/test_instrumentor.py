@@ -1,0 +1,168 @@
+"""Instrumentor lifecycle, configuration, and both ways users enable us."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.genai import _api_client, models
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+from conftest import Telemetry, call_gemini
+from opentelemetry.instrumentation.gemini import GeminiInstrumentor, _patch
+from opentelemetry.instrumentation.gemini.config import ENV_TIER, Settings
+from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini
+
+ORIGINALS = {
+    (models.Models, "generate_content"): models.Models.generate_content,
+    (models.Models, "generate_content_stream"): models.Models.generate_content_stream,
+    (models.AsyncModels, "generate_content"): models.AsyncModels.generate_content,
+    (models.AsyncModels, "generate_content_stream"): models.AsyncModels.generate_content_stream,
+    (_api_client.BaseApiClient, "_request_once"): _api_client.BaseApiClient._request_once,
+    (_api_client.BaseApiClient, "_async_request_once"): (
+        _api_client.BaseApiClient._async_request_once
+    ),
+}
+
+
+def test_uninstrument_restores_every_original(client: Any, instrument: Any) -> None:
+    telemetry = instrument()
+    for (owner, name), original in ORIGINALS.items():
+        assert getattr(owner, name) is not original, name
+        assert hasattr(getattr(owner, name), "__wrapped__"), name
+    GeminiInstrumentor().uninstrument()
+    for (owner, name), original in ORIGINALS.items():
+        assert owner.__dict__[name] is original, name
+    call_gemini(client, "sync")
+    assert telemetry.spans() == ()
+
+
+def test_instrument_twice_is_a_no_op(client: Any, instrument: Any) -> None:
+    telemetry = instrument()
+    GeminiInstrumentor().instrument()
+    call_gemini(client, "sync")
+    assert len(telemetry.spans()) == 1
+    assert not hasattr(models.Models.generate_content.__wrapped__, "__wrapped__")
+
+
+def test_dependency_range_accepts_the_installed_sdk() -> None:
+    assert GeminiInstrumentor()._check_dependency_conflicts() is None
+    assert any("google-genai" in d for d in GeminiInstrumentor().instrumentation_dependencies())
+
+
+def test_tier_from_env_and_kwarg_beats_env() -> None:
+    assert Settings.resolve({ENV_TIER: "tier_2"}, {}).tier == "tier_2"
+    assert Settings.resolve({ENV_TIER: "Tier2"}, {}).tier == "tier_2"
+    assert Settings.resolve({ENV_TIER: "tier_2"}, {"tier": "free"}).tier == "free"
+    assert Settings.resolve({}, {}).tier == "unknown"
+
+
+def test_bad_tier_warns_and_falls_back(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        assert Settings.resolve({ENV_TIER: "platinum"}, {}).tier == "unknown"
+    assert "platinum" in caplog.text
+
+
+def test_capture_content_env_and_kwarg() -> None:
+    env = {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true"}
+    assert Settings.resolve(env, {}).capture_content is True
+    assert Settings.resolve(env, {"capture_content": False}).capture_content is False
+    assert Settings.resolve({}, {}).capture_content is False
+
+
+def test_configured_tier_is_on_every_span_and_metric(client: Any, instrument: Any) -> None:
+    telemetry = instrument(tier="tier_1")
+    call_gemini(client, "sync")
+    assert telemetry.span().attributes["gcp.gemini.tier"] == "tier_1"
+    assert telemetry.span().attributes["gcp.gemini.tier.source"] == "config"
+    assert telemetry.total("gcp.gemini.requests", gcp__gemini__tier="tier_1") == 1
+
+
+def test_non_recording_spans_still_give_metrics(
+    client: Any, metric_reader: Any, spans: InMemorySpanExporter
+) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+
+    provider = TracerProvider(sampler=ALWAYS_OFF)
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    instrumentor = GeminiInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[metric_reader])
+    )
+    try:
+        for entrypoint in ("sync", "async", "sync_stream", "async_stream"):
+            call_gemini(client, entrypoint)
+    finally:
+        instrumentor.uninstrument()
+    telemetry = Telemetry(spans, metric_reader)
+    assert telemetry.spans() == ()
+    assert telemetry.total("gcp.gemini.requests") == 4
+
+
+def test_missing_sdk_seam_warns_naming_the_version(
+    client: Any, instrument: Any, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+) -> None:
+    # Simulate an SDK that renamed its retry internals: our table names a method it lacks.
+    monkeypatch.setattr(
+        _patch,
+        "ATTEMPT_TARGETS",
+        (("google.genai._api_client", "BaseApiClient._no_such_method", _patch._sync_attempt),),
+    )
+    with caplog.at_level(logging.WARNING):
+        telemetry = instrument()
+    assert "BaseApiClient._no_such_method" in caplog.text
+    assert _patch.sdk_version() in caplog.text
+    call_gemini(client, "sync")
+    # Still one attempt counted per call, from the call's outcome.
+    assert telemetry.total("gcp.gemini.requests", http__response__status_code=200) == 1
+
+
+SCRIPT = """
+from google import genai
+from google.genai import types
+import os
+options = types.HttpOptions(base_url=os.environ["FAKE_URL"])
+client = genai.Client(api_key="fake-key", http_options=options)
+client.models.generate_content(model="gemini-2.5-flash", contents="hello")
+print("CALL DONE")
+"""
+
+
+def test_opentelemetry_instrument_loads_us_with_no_code_change(
+    fake: FakeGemini, tmp_path: Path
+) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(SCRIPT))
+    bindir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "FAKE_URL": fake.url,
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_SERVICE_NAME": "auto-test",
+        "OTEL_INSTRUMENTATION_GEMINI_TIER": "tier_2",
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "httpx,requests,urllib3,urllib,asyncio,threading",
+    }
+    out = subprocess.run(
+        [str(bindir / "opentelemetry-instrument"), sys.executable, str(app)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "CALL DONE" in out.stdout
+    assert '"name": "generate_content gemini-2.5-flash"' in out.stdout
+    assert '"gcp.gemini.tier": "tier_2"' in out.stdout
+    assert '"gen_ai.usage.input_tokens": 12' in out.stdout
