@@ -288,6 +288,8 @@ class FakeGemini:
                             break
                         last = i == n - 1
                         piece = " ".join(words[i * per : None if last else (i + 1) * per])
+                        if not last:
+                            piece += " "
                         event = {
                             "candidates": [
                                 _candidate(piece, reply.finish_reason if last else None)
