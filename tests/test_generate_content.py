@@ -14,6 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from conftest import FAKE_KEY, Telemetry, call_gemini, make_client
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
 
+STREAMS = ("sync_stream", "async_stream")
 RICH_USAGE = {
     "promptTokenCount": 1200,
     "cachedContentTokenCount": 200,
@@ -95,11 +96,10 @@ def test_return_value_is_unchanged(fake: FakeGemini, instrument: Any, entrypoint
     assert run() == bare
 
 
+@pytest.mark.parametrize("entrypoint", STREAMS)
 def test_streams_use_the_last_cumulative_usage_never_the_sum(
     fake: FakeGemini, client: Any, telemetry: Telemetry, entrypoint: str
 ) -> None:
-    if not entrypoint.endswith("stream"):
-        pytest.skip("streaming only")
     usage = {"promptTokenCount": 100, "candidatesTokenCount": 40, "thoughtsTokenCount": 20}
     fake.enqueue(None, Reply(usage=usage, chunks=4, text="one two three four five six seven"))
     chunks = call_gemini(client, entrypoint)
@@ -139,11 +139,10 @@ def test_server_error_sets_error_status_and_reraises_the_sdk_exception(
     assert telemetry.points("gen_ai.client.operation.duration", error__type="500")
 
 
+@pytest.mark.parametrize("entrypoint", STREAMS)
 def test_error_inside_a_stream_ends_the_span_with_error(
     fake: FakeGemini, client: Any, telemetry: Telemetry, entrypoint: str
 ) -> None:
-    if not entrypoint.endswith("stream"):
-        pytest.skip("streaming only")
     fake.enqueue(None, Reply(chunks=4, error_after_chunks=2, text="a b c d e f g h"))
     with pytest.raises(errors.APIError):
         call_gemini(client, entrypoint)
