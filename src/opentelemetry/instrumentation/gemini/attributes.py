@@ -76,6 +76,9 @@ GEMINI_COST_LIST_AMOUNT: Final = "gcp.gemini.cost.list_amount"
 GEMINI_COST_PRICES_VERSION: Final = "gcp.gemini.cost.prices_version"
 GEMINI_COST_UNPRICED_REASON: Final = "gcp.gemini.cost.unpriced_reason"
 GEMINI_COST_COMPONENT: Final = "gcp.gemini.cost.component"
+# Values of gcp.gemini.cost.unpriced_reason.
+UNPRICED_UNKNOWN_MODEL: Final = "unknown_model"
+UNPRICED_NO_USAGE: Final = "no_usage"
 
 GEMINI_QUOTA_ID: Final = "gcp.gemini.quota.id"
 GEMINI_QUOTA_METRIC: Final = "gcp.gemini.quota.metric"
@@ -105,6 +108,9 @@ METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk
 METRIC_REQUESTS: Final = "gcp.gemini.requests"
 METRIC_TOKENS: Final = "gcp.gemini.tokens"
 METRIC_COST: Final = "gcp.gemini.cost"
+# Pay-as-you-go equivalent of every priced call, billed or not (free tier, provisioned
+# throughput): a second counter, so sum(gcp.gemini.cost) stays the bill.
+METRIC_COST_LIST: Final = "gcp.gemini.cost.list"
 METRIC_UNPRICED_CALLS: Final = "gcp.gemini.cost.unpriced_calls"
 METRIC_QUOTA_EXCEEDED: Final = "gcp.gemini.quota.exceeded"
 METRIC_QUOTA_LIMIT: Final = "gcp.gemini.quota.limit"

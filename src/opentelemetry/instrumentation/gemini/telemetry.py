@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -56,7 +56,9 @@ class Recorder:
         self._lock = threading.Lock()
         self._warned_unpriced: set[str] = set()
         self._metric_attrs: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.last_retry_delay: dict[str, float] = {}
+        # model -> (retry delay in s, epoch s it was asked at) of the latest 429 naming one.
+        self.last_retry: dict[str, tuple[float, float]] = {}
+        self._tier_conflicts: set[str] = set()  # tiers 429s named against the configured one
         self.models_seen: set[str] = set()
 
         self._duration = meter.create_histogram(
@@ -89,15 +91,17 @@ class Recorder:
         self.tokens = MonotonicSums(
             (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_TIER, A.GEMINI_TOKEN_TYPE)
         )
-        self.cost = MonotonicSums(
-            (
-                A.GEN_AI_REQUEST_MODEL,
-                A.GEN_AI_RESPONSE_MODEL,
-                A.GEMINI_TIER,
-                A.GEMINI_COST_COMPONENT,
-            )
+        cost_keys = (
+            A.GEN_AI_REQUEST_MODEL,
+            A.GEN_AI_RESPONSE_MODEL,
+            A.GEMINI_TIER,
+            A.GEMINI_COST_COMPONENT,
         )
-        self.unpriced = MonotonicSums((A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL))
+        self.cost = MonotonicSums(cost_keys)
+        self.cost_list = MonotonicSums(cost_keys)
+        self.unpriced = MonotonicSums(
+            (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_COST_UNPRICED_REASON)
+        )
         self.quota_exceeded = MonotonicSums(
             (
                 A.GEN_AI_REQUEST_MODEL,
@@ -125,13 +129,20 @@ class Recorder:
             A.METRIC_COST,
             [self.cost.observe],
             unit="USD",
-            description="Billed cost of Gemini calls in USD, by component.",
+            description="Billed cost of Gemini calls in USD, by component (input, cached_input, "
+            "output, tool_use_input); unbilled calls (free tier) add 0.",
+        )
+        meter.create_observable_counter(
+            A.METRIC_COST_LIST,
+            [self.cost_list.observe],
+            unit="USD",
+            description="Pay-as-you-go price of the same calls, billed or not, by component.",
         )
         meter.create_observable_counter(
             A.METRIC_UNPRICED_CALLS,
             [self.unpriced.observe],
             unit="{call}",
-            description="Successful calls whose model has no known price.",
+            description="Successful calls that carry no cost: unknown model or no usage.",
         )
         meter.create_observable_counter(
             A.METRIC_QUOTA_EXCEEDED,
@@ -188,11 +199,8 @@ class Recorder:
 
     def attempt(self, call: Call, status: int | None, error: BaseException | None) -> None:
         """One HTTP attempt: counts against RPM/RPD whatever its outcome."""
-        rate_limit: RateLimitInfo | None = None
-        if status == 429:
-            rate_limit = parse_rate_limit(getattr(error, "details", None))
-            if rate_limit is not None:
-                self._learn_tier(rate_limit)
+        # Read the 429 first: the tier it reveals must already be on this attempt's count.
+        rate_limit = self._read_429(error) if status == 429 else None
         error_type = None if status is not None else type(error).__qualname__
         attempt = Attempt(status, error_type, rate_limit)
         call.attempts.append(attempt)
@@ -217,6 +225,9 @@ class Recorder:
             # Without the attempt seam each call is one attempt, judged by its outcome.
             status = 200 if error is None else getattr(error, "code", None)
             self.attempt(call, status if isinstance(status, int) else None, error)
+        elif _in_stream_429(call, error):
+            # The HTTP answer was 200 and already counted; the quota details still matter.
+            self._quota_hit(call, self._read_429(error))
         usage = usage_from_metadata(call.usage_metadata)
         tier = self.tier
         response_model = normalize_model(call.response_model) if call.response_model else None
@@ -281,36 +292,51 @@ class Recorder:
     ) -> None:
         assert self.prices is not None
         if error is not None:
-            # Google bills no failed request (400, 429, 500...).
+            # Google bills no failed request (400, 429, 500...): a known zero, whatever the model.
             attrs[A.GEN_AI_USAGE_COST_AMOUNT] = 0.0
             attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
             attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
             return
+        response_model = attrs.get(A.GEN_AI_RESPONSE_MODEL)
         if usage is None:
-            attrs[A.GEMINI_COST_UNPRICED_REASON] = "no_usage"
+            attrs[A.GEMINI_COST_UNPRICED_REASON] = A.UNPRICED_NO_USAGE
+            if call.chunks:  # a stream that never delivered a chunk had nothing to price
+                self.unpriced.add((call.model, response_model, A.UNPRICED_NO_USAGE), 1)
             return
         cost = self.prices.cost(model, usage, tier=self.tier, traffic_type=usage.traffic_type)
         if cost is None:
-            attrs[A.GEMINI_COST_UNPRICED_REASON] = "unknown_model"
-            self.unpriced.add((call.model, model), 1)
-            if model not in self._warned_unpriced:
-                self._warned_unpriced.add(model)
-                _logger.warning(
-                    "opentelemetry-instrumentation-gemini: no price known for model %r; its "
-                    "calls carry no cost. Add it with a prices file "
-                    "(OTEL_INSTRUMENTATION_GEMINI_PRICES_FILE).",
-                    model,
-                )
+            # No cost attribute at all: a made-up 0 would read as "free" on every dashboard.
+            attrs[A.GEMINI_COST_UNPRICED_REASON] = A.UNPRICED_UNKNOWN_MODEL
+            self.unpriced.add((call.model, response_model, A.UNPRICED_UNKNOWN_MODEL), 1)
+            self._warn_unpriced(model)
             return
         attrs[A.GEN_AI_USAGE_COST_AMOUNT] = cost.total
         attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
         attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
         attrs[A.GEMINI_COST_LIST_AMOUNT] = cost.list_total
         attrs[A.GEMINI_COST_PRICES_VERSION] = cost.prices_version
-        for component, usd in cost.components:
-            self.cost.add((call.model, model, self.tier, component), usd)
+        billed = dict(cost.components)
+        for component, list_usd in cost.list_components:
+            key = (call.model, response_model, self.tier, component)
+            # Unbilled calls add 0 so the model's series exist (a dashboard shows $0, not
+            # "no data"); what they would have cost goes to the list counter only.
+            self.cost.add(key, billed.get(component, 0.0))
+            self.cost_list.add(key, list_usd)
         if self.windows is not None and cost.total:
             self.windows.record(call.model, cost_usd=cost.total)
+
+    def _warn_unpriced(self, model: str) -> None:
+        with self._lock:
+            if model in self._warned_unpriced:
+                return
+            self._warned_unpriced.add(model)
+        _logger.warning(
+            "opentelemetry-instrumentation-gemini: no price known for model %r; its calls carry "
+            "no cost attribute (counted in %s). Add it with a prices file "
+            "(OTEL_INSTRUMENTATION_GEMINI_PRICES_FILE).",
+            model,
+            A.METRIC_UNPRICED_CALLS,
+        )
 
     def _count_tokens(
         self, model: str, response_model: str | None, tier: str, usage: Usage
@@ -350,28 +376,37 @@ class Recorder:
             self._metric_attrs[key] = cached
         return cached
 
-    def _learn_tier(self, info: RateLimitInfo) -> None:
-        tier = info.tier
-        if tier is None or tier == self.tier:
-            return
-        if self.tier_source == "config":
-            _logger.warning(
-                "opentelemetry-instrumentation-gemini: configured tier %r, but Google's 429 "
-                "names quota of tier %r; keeping the configured tier.",
-                self.tier,
-                tier,
-            )
-            self.tier_source = "config"
+    def _read_429(self, error: BaseException | None) -> RateLimitInfo | None:
+        """Parse a 429's body and learn the tier it names (unless one is configured)."""
+        info = parse_rate_limit(getattr(error, "details", None))
+        if info is not None and info.tier is not None:
+            self._learn_tier(info.tier)
+        return info
+
+    def _learn_tier(self, tier: str) -> None:
+        if tier == self.tier:
             return
         with self._lock:
-            self.tier = tier
-            self.tier_source = "quota_id"
+            if self.tier_source != "config":
+                # A later 429 naming another tier (an upgrade) moves us again.
+                self.tier = tier
+                self.tier_source = "quota_id"
+                return
+            if tier in self._tier_conflicts:
+                return  # warned once already: every 429 would repeat it
+            self._tier_conflicts.add(tier)
+        _logger.warning(
+            "opentelemetry-instrumentation-gemini: configured tier %r, but Google's 429 "
+            "names quota of tier %r; keeping the configured tier.",
+            self.tier,
+            tier,
+        )
 
     def _quota_hit(self, call: Call, info: RateLimitInfo | None) -> None:
         span = call.span
         delay = info.retry_delay if info is not None else None
         if delay is not None:
-            self.last_retry_delay[call.model] = delay
+            self.last_retry[call.model] = (delay, time.time())
             self._retry_delay.record(delay, {A.GEN_AI_REQUEST_MODEL: call.model})
         violations = info.violations if info is not None else ()
         if not violations:
@@ -410,26 +445,19 @@ class Recorder:
         except Exception:
             _logger.debug("gemini instrumentation: could not capture content", exc_info=True)
 
-    # --- observable gauges (collection time, not the call path) -----------------------------
-    def _limit_rows(self) -> Iterable[tuple[str, dict[str, int]]]:
-        if self.limits is None:
-            return
-        for model in sorted(self.models_seen):
-            limits = self.limits.lookup(model, self.tier)
-            if limits is None:
-                continue
-            values = {"rpm": limits.rpm, "tpm": limits.tpm, "rpd": limits.rpd}
-            yield model, {k: v for k, v in values.items() if v is not None}
+    # --- quota position: read by the gauges below and by status.quota_status -----------------
+    def quota_limits(self, model: str, tier: str | None = None) -> dict[str, int]:
+        """The tier's published rpm/tpm/rpd for ``model``; a dimension with none is absent."""
+        found = self.limits.lookup(model, tier or self.tier) if self.limits is not None else None
+        if found is None:
+            return {}
+        values = {"rpm": found.rpm, "tpm": found.tpm, "rpd": found.rpd}
+        return {dim: value for dim, value in values.items() if value is not None}
 
-    def _observe_limits(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return [
-            Observation(value, _gauge_attrs(model, self.tier, dim))
-            for model, limits in self._limit_rows()
-            for dim, value in limits.items()
-        ]
-
-    def _usage_values(self, model: str) -> dict[str, float]:
-        assert self.windows is not None
+    def quota_usage(self, model: str) -> dict[str, int]:
+        """This process's requests and input tokens in the last minute, requests today."""
+        if self.windows is None:
+            return {}
         u = self.windows.usage(model)
         return {
             "rpm": u.requests_per_minute,
@@ -437,40 +465,72 @@ class Recorder:
             "rpd": u.requests_today,
         }
 
+    def spend_10m(self) -> float:
+        """Billed USD over the rolling 10 minutes, all models (the limit is per project)."""
+        return self.windows.spend_10m_total() if self.windows is not None else 0.0
+
+    def spend_limit_10m(self, tier: str | None = None) -> float | None:
+        return self.limits.spend_limit_10m(tier or self.tier) if self.limits is not None else None
+
+    # --- observable gauges (collection time, not the call path) -----------------------------
+    def _models(self) -> list[str]:
+        return sorted(self.models_seen)
+
+    def _observe_limits(self, _options: CallbackOptions) -> Iterable[Observation]:
+        tier = self.tier
+        return [
+            Observation(value, _gauge_attrs(model, tier, dim))
+            for model in self._models()
+            for dim, value in self.quota_limits(model, tier).items()
+        ]
+
     def _observe_usage(self, _options: CallbackOptions) -> Iterable[Observation]:
-        if self.windows is None:
-            return []
+        tier = self.tier
         out = [
-            Observation(value, _gauge_attrs(model, self.tier, dim))
-            for model in sorted(self.models_seen)
-            for dim, value in self._usage_values(model).items()
+            Observation(value, _gauge_attrs(model, tier, dim))
+            for model in self._models()
+            for dim, value in self.quota_usage(model).items()
         ]
         out.append(
             Observation(
-                self.windows.spend_10m_total(),
-                {A.GEMINI_TIER: self.tier, A.GEMINI_QUOTA_DIMENSION: "spend_10m"},
+                self.spend_10m(), {A.GEMINI_TIER: tier, A.GEMINI_QUOTA_DIMENSION: "spend_10m"}
             )
         )
         return out
 
     def _observe_utilization(self, _options: CallbackOptions) -> Iterable[Observation]:
-        if self.windows is None:
-            return []
-        out: list[Observation] = []
-        for model, limits in self._limit_rows():
-            used = self._usage_values(model)
-            for dim, limit in limits.items():
-                if limit:
-                    out.append(Observation(used[dim] / limit, _gauge_attrs(model, self.tier, dim)))
-        spend_limit = self.limits.spend_limit_10m(self.tier) if self.limits else None
+        tier = self.tier
+        out = [
+            Observation(value, _gauge_attrs(model, tier, dim))
+            for model in self._models()
+            for dim, value in utilization(
+                self.quota_usage(model), self.quota_limits(model, tier)
+            ).items()
+        ]
+        spend_limit = self.spend_limit_10m(tier)
         if spend_limit:
             out.append(
                 Observation(
-                    self.windows.spend_10m_total() / spend_limit,
-                    {A.GEMINI_TIER: self.tier, A.GEMINI_QUOTA_DIMENSION: "spend_10m"},
+                    self.spend_10m() / spend_limit,
+                    {A.GEMINI_TIER: tier, A.GEMINI_QUOTA_DIMENSION: "spend_10m"},
                 )
             )
         return out
+
+
+def utilization(usage: Mapping[str, float], limits: Mapping[str, int]) -> dict[str, float]:
+    """usage / limit per dimension with a known limit; a 0 limit (no access) has no ratio."""
+    return {dim: usage.get(dim, 0) / limit for dim, limit in limits.items() if limit}
+
+
+def _in_stream_429(call: Call, error: BaseException | None) -> bool:
+    """A 429 sent as an error event inside a stream whose HTTP answer was 200."""
+    return (
+        error is not None
+        and getattr(error, "code", None) == 429
+        and bool(call.attempts)
+        and call.attempts[-1].status == 200
+    )
 
 
 def _gauge_attrs(model: str, tier: str, dimension: str) -> dict[str, str]:
