@@ -8,6 +8,7 @@ Usage::
 """
 
 from .instrumentor import GeminiInstrumentor
+from .status import QuotaStatus, quota_status
 from .version import __version__
 
-__all__ = ["GeminiInstrumentor", "__version__"]
+__all__ = ["GeminiInstrumentor", "QuotaStatus", "__version__", "quota_status"]

@@ -144,6 +144,11 @@ def _scaled_usage(usage: dict[str, Any], fraction: float) -> dict[str, Any]:
     return out
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 refuses bursts of concurrent test clients
+
+
 class FakeGemini:
     """The server. ``enqueue(model, *replies)`` scripts the next answers for a model
     (``model=None``: for any model); unscripted requests get ``Reply()``."""
@@ -152,8 +157,7 @@ class FakeGemini:
         self._scripts: dict[str | None, deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", port), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._max_lifetime = max_lifetime
         self._timer: threading.Timer | None = None
@@ -208,6 +212,9 @@ class FakeGemini:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes: with Nagle's algorithm on, a kept-alive
+            # connection waits ~40 ms for the client's delayed ACK before sending the body.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
