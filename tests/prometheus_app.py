@@ -1,0 +1,150 @@
+"""An instrumented app that Prometheus scrapes, run as a subprocess by test_prometheus_e2e.py.
+
+One process = one Gemini project at one tier (``OTEL_INSTRUMENTATION_GEMINI_TIER``): its own fake
+Gemini server, the real google-genai client, GeminiInstrumentor, and opentelemetry-exporter-
+prometheus serving /metrics on a loopback port through prometheus_client.
+
+Protocol on stdin/stdout, one JSON object per line:
+  start       -> runs the scenario once, THEN serves /metrics: {"phase": {...}, "metrics_port": N}
+  "run\\n"    -> runs the scenario again: {"phase": {...}}
+  EOF/"quit"  -> exits. A watchdog ends the process after ``PROM_APP_LIFETIME`` seconds anyway.
+
+Running the first phase before /metrics exists means every series' first scrape already holds
+one full phase: Prometheus' increase() then sees exactly the second phase, on every series.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+from collections import defaultdict
+from typing import Any
+
+from google import genai
+from google.genai import errors, types
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import start_http_server
+
+from opentelemetry.instrumentation.gemini import GeminiInstrumentor
+from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
+    FakeGemini,
+    Reply,
+    quota_error_body,
+)
+
+FLASH = "gemini-2.5-flash"
+PRO = "gemini-2.5-pro"
+UNPRICED = "my-tuned-model"  # no price and no published limits: the "unpriced calls" panel
+
+# What one phase sends, per tier. The test derives its expectations from these constants.
+# HTTP attempts per (model, status): flash sync + flash stream; pro retried 429, 429, 200 by the
+# SDK then one 429 the caller sees; one call to the unpriced model.
+ATTEMPTS = {(FLASH, 200): 2, (PRO, 200): 1, (PRO, 429): 3, (UNPRICED, 200): 1}
+CALLS_OK = {FLASH: 2, PRO: 1, UNPRICED: 1}
+STREAMS = {FLASH: 1}
+RETRY_DELAY_SECONDS = 26
+# 429 quota ids per tier: the SDK-retried pair, then the one the caller sees.
+QUOTA_IDS = {
+    "free": (
+        "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+        "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+        "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+    ),
+    "tier_1": (
+        "GenerateRequestsPerMinutePerProjectPerModel-PaidTier",
+        "GenerateRequestsPerMinutePerProjectPerModel-PaidTier",
+        "GenerateRequestsPerDayPerProjectPerModel-PaidTier",
+    ),
+}
+
+
+def _quota_body(tier: str, quota_id: str) -> dict[str, Any]:
+    paid = tier != "free"
+    metric = (
+        "generate_content_paid_tier_requests" if paid else "generate_content_free_tier_requests"
+    )
+    return quota_error_body(
+        quota_id=quota_id,
+        metric=f"generativelanguage.googleapis.com/{metric}",
+        model=PRO,
+        limit=150 if paid else 2,
+        retry_delay=f"{RETRY_DELAY_SECONDS}s",
+    )
+
+
+def run_phase(fake: FakeGemini, tier: str, spans: InMemorySpanExporter) -> dict[str, Any]:
+    """The scenario once; returns per-model sums read back from this phase's spans."""
+    plain = genai.Client(api_key="fake-key", http_options=types.HttpOptions(base_url=fake.url))
+    retrying = genai.Client(
+        api_key="fake-key",
+        http_options=types.HttpOptions(
+            base_url=fake.url,
+            retry_options=types.HttpRetryOptions(
+                attempts=3, initial_delay=0.01, max_delay=0.02, http_status_codes=[429]
+            ),
+        ),
+    )
+    first, second, third = (
+        Reply(status=429, error_body=_quota_body(tier, q)) for q in QUOTA_IDS[tier]
+    )
+
+    plain.models.generate_content(model=FLASH, contents="hello")
+    for _ in plain.models.generate_content_stream(model=FLASH, contents="hello"):
+        pass
+    fake.enqueue(PRO, first, second, Reply())
+    retrying.models.generate_content(model=PRO, contents="hello")
+    fake.enqueue(PRO, third)
+    with contextlib.suppress(errors.ClientError):
+        plain.models.generate_content(model=PRO, contents="hello")
+    plain.models.generate_content(model=UNPRICED, contents="hello")
+
+    # Billed and pay-as-you-go USD per priced model (a priced call carries a list amount).
+    cost: dict[str, float] = defaultdict(float)
+    list_cost: dict[str, float] = defaultdict(float)
+    for span in spans.get_finished_spans():
+        attrs = span.attributes or {}
+        if "gcp.gemini.cost.list_amount" in attrs:
+            model = str(attrs["gen_ai.request.model"])
+            cost[model] += float(attrs["gen_ai.usage.cost.amount"])  # type: ignore[arg-type]
+            list_cost[model] += float(attrs["gcp.gemini.cost.list_amount"])  # type: ignore[arg-type]
+    spans.clear()
+    return {"cost": cost, "list_cost": list_cost}
+
+
+def main() -> None:
+    lifetime = float(os.environ.get("PROM_APP_LIFETIME", "120"))
+    watchdog = threading.Timer(lifetime, os._exit, args=(3,))
+    watchdog.daemon = True
+    watchdog.start()
+    tier = os.environ["OTEL_INSTRUMENTATION_GEMINI_TIER"]
+
+    fake = FakeGemini(max_lifetime=lifetime).start()
+    spans = InMemorySpanExporter()
+    resource = Resource.create({"service.name": f"gemini-e2e-{tier}"})
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    meter_provider = MeterProvider(metric_readers=[PrometheusMetricReader()], resource=resource)
+    # The tier comes from OTEL_INSTRUMENTATION_GEMINI_TIER, as in a deployed app.
+    GeminiInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+    phase = run_phase(fake, tier, spans)
+    server, _ = start_http_server(0, addr="127.0.0.1")
+    print(json.dumps({"phase": phase, "metrics_port": server.server_port}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        print(json.dumps({"phase": run_phase(fake, tier, spans)}), flush=True)
+    server.shutdown()
+    fake.stop()
+
+
+if __name__ == "__main__":
+    main()
