@@ -16,19 +16,10 @@ from ._call import CURRENT_CALL, Call
 
 
 class _StreamMixin:
-    """Everything but control flow, shared by the sync and async proxies."""
+    """Closing and dropping, shared by the sync and async proxies; the per-chunk paths are
+    written out in each (they run once per chunk, so they call no helpers)."""
 
     _self_call: Call
-
-    def _chunk(self, chunk: Any) -> Any:
-        self._self_call.on_response(chunk)
-        return chunk
-
-    def _stopped(self) -> None:
-        self._self_call.finish(None, A.STREAM_END_EXHAUSTED)
-
-    def _failed(self, error: BaseException) -> None:
-        self._self_call.finish(error, A.STREAM_END_ERROR)
 
     def _closed(self) -> None:
         self._self_call.finish(None, A.STREAM_END_CLOSED)
@@ -47,18 +38,21 @@ class SyncStream(_StreamMixin, wrapt.ObjectProxy):  # type: ignore[misc]
         return self
 
     def __next__(self) -> Any:
-        token = CURRENT_CALL.set(self._self_call)
+        # Runs once per chunk: one proxy attribute read, no helper calls (benchmarks/).
+        call = self._self_call
+        token = CURRENT_CALL.set(call)
         try:
             chunk = next(self.__wrapped__)
         except StopIteration:
-            self._stopped()
+            call.finish(None, A.STREAM_END_EXHAUSTED)
             raise
         except BaseException as error:
-            self._failed(error)
+            call.finish(error, A.STREAM_END_ERROR)
             raise
         finally:
             CURRENT_CALL.reset(token)
-        return self._chunk(chunk)
+        call.on_response(chunk)
+        return chunk
 
     def close(self) -> None:
         try:
@@ -76,18 +70,20 @@ class AsyncStream(_StreamMixin, wrapt.ObjectProxy):  # type: ignore[misc]
         return self
 
     async def __anext__(self) -> Any:
-        token = CURRENT_CALL.set(self._self_call)
+        call = self._self_call
+        token = CURRENT_CALL.set(call)
         try:
             chunk = await self.__wrapped__.__anext__()
         except StopAsyncIteration:
-            self._stopped()
+            call.finish(None, A.STREAM_END_EXHAUSTED)
             raise
         except BaseException as error:
-            self._failed(error)
+            call.finish(error, A.STREAM_END_ERROR)
             raise
         finally:
             CURRENT_CALL.reset(token)
-        return self._chunk(chunk)
+        call.on_response(chunk)
+        return chunk
 
     async def aclose(self) -> None:
         try:

@@ -92,6 +92,11 @@ GEMINI_ATTEMPT_NUMBER: Final = "gcp.gemini.attempt.number"
 # Event names.
 EVENT_QUOTA_EXCEEDED: Final = "gcp.gemini.quota.exceeded"
 EVENT_ATTEMPT: Final = "gcp.gemini.attempt"
+# The semconv exception event, written by hand for errors the server answered (see telemetry).
+EVENT_EXCEPTION: Final = "exception"
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
+EXCEPTION_ESCAPED: Final = "exception.escaped"
 
 # Values.
 TIER_UNKNOWN: Final = "unknown"

@@ -46,7 +46,9 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         global active_recorder
         settings = Settings.resolve(os.environ, kwargs)
         # Data files load first: a bad user file is an error here, before anything is patched.
-        prices = PriceBook.load(settings.prices_file)
+        # genai-prices itself (~25 ms) loads in a thread so instrument() stays quick; the first
+        # calls to finish before it is ready wait for it (benchmarks/README: start-up).
+        prices = PriceBook.load(settings.prices_file, background=True)
         limits = LimitTable.load(settings.limits_file, settings.limits)
         tracer = get_tracer(
             _SCOPE, __version__, kwargs.get("tracer_provider"), schema_url=_SCHEMA_URL

@@ -58,9 +58,11 @@ JSON) raises ``PricesFileError`` naming the file and the offending entry.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -89,6 +91,9 @@ _INF = math.inf
 _MODALITIES = ("text", "audio", "image", "video")
 _CACHE_LIMIT = 4096  # distinct model strings remembered; cleared (not grown) beyond this
 _NO_COUNTS: Mapping[str, int] = MappingProxyType({})
+_FORK_WAIT_SECONDS = 10.0
+
+_logger = logging.getLogger(__name__)
 
 
 class PricesFileError(ValueError):
@@ -113,18 +118,37 @@ class CostBreakdown:
 
 
 # --- resolved prices: plain floats, USD per token ----------------------------------------------
+# The internal records below are plain slotted classes, built once and never changed: a frozen
+# dataclass costs ~0.8 ms of import time each, and import time is the application's start-up.
 
 
-@dataclass(frozen=True, slots=True)
 class _Band:
     """Per-token rates that hold for one prompt-size band of a model."""
 
-    input: float
-    input_by_modality: Mapping[str, float]
-    cached: float | None  # None: the model has no cache-read price; cached tokens bill as input
-    cached_by_modality: Mapping[str, float]
-    output: float
-    output_by_modality: Mapping[str, float]
+    __slots__ = (
+        "cached",
+        "cached_by_modality",
+        "input",
+        "input_by_modality",
+        "output",
+        "output_by_modality",
+    )
+
+    def __init__(
+        self,
+        input: float,
+        input_by_modality: Mapping[str, float],
+        cached: float | None,  # None: no cache-read price; cached tokens bill as input
+        cached_by_modality: Mapping[str, float],
+        output: float,
+        output_by_modality: Mapping[str, float],
+    ) -> None:
+        self.input = input
+        self.input_by_modality = input_by_modality
+        self.cached = cached
+        self.cached_by_modality = cached_by_modality
+        self.output = output
+        self.output_by_modality = output_by_modality
 
     def scaled(self, factor: float, *, cached_too: bool) -> _Band:
         cached_factor = factor if cached_too else 1.0
@@ -138,13 +162,15 @@ class _Band:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class _Table:
     """A model's rates at one traffic class: ``bands[i]`` holds when the prompt count is above
     exactly ``i`` of ``thresholds`` (a cliff: the band prices every token of the request)."""
 
-    thresholds: tuple[int, ...]
-    bands: tuple[_Band, ...]
+    __slots__ = ("bands", "thresholds")
+
+    def __init__(self, thresholds: tuple[int, ...], bands: tuple[_Band, ...]) -> None:
+        self.thresholds = thresholds
+        self.bands = bands
 
     def scaled(self, factor: float, *, cached_too: bool) -> _Table:
         if factor == 1.0:
@@ -154,13 +180,20 @@ class _Table:
         )
 
 
-@dataclass(frozen=True, slots=True)
 class _Entry:
     """Resolution of one model string, valid for request times in [start, end)."""
 
-    start: float
-    end: float
-    tables: Mapping[str, _Table] | None  # traffic class -> table; None: cannot be priced
+    __slots__ = ("end", "start", "tables")
+
+    def __init__(
+        self,
+        start: float,
+        end: float,
+        tables: Mapping[str, _Table] | None,  # traffic class -> table; None: cannot be priced
+    ) -> None:
+        self.start = start
+        self.end = end
+        self.tables = tables
 
 
 _UNPRICED = _Entry(-_INF, _INF, None)
@@ -170,10 +203,12 @@ class _Unpriceable(Exception):
     """A model's price table uses a unit we cannot apply to Gemini usage faithfully."""
 
 
-@dataclass(frozen=True, slots=True)
 class _TrafficClass:
-    table: str  # key into _Entry.tables
-    billed: bool
+    __slots__ = ("billed", "table")
+
+    def __init__(self, table: str, billed: bool) -> None:
+        self.table = table  # key into _Entry.tables
+        self.billed = billed
 
 
 # --- model names -------------------------------------------------------------------------------
@@ -429,14 +464,24 @@ def _variant_active(model: Any, context: Mapping[str, str], at: datetime) -> boo
 _EXTRAS_NAME = "data/gemini_prices.json"
 
 
-@dataclass(frozen=True, slots=True)
 class _Extras:
-    version: str
-    traffic_types: Mapping[str, str]
-    classes: Mapping[str, Mapping[str, Any]]
-    tiers_billed: Mapping[str, bool]
-    models: Mapping[str, Mapping[str, Any]]
-    grounding: Mapping[str, Mapping[str, Any]]
+    __slots__ = ("classes", "grounding", "models", "tiers_billed", "traffic_types", "version")
+
+    def __init__(
+        self,
+        version: str,
+        traffic_types: Mapping[str, str],
+        classes: Mapping[str, Mapping[str, Any]],
+        tiers_billed: Mapping[str, bool],
+        models: Mapping[str, Mapping[str, Any]],
+        grounding: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        self.version = version
+        self.traffic_types = traffic_types
+        self.classes = classes
+        self.tiers_billed = tiers_billed
+        self.models = models
+        self.grounding = grounding
 
     def model(self, name: str) -> Mapping[str, Any]:
         key = _lookup_key(name, self.models, same_variant=True)
@@ -520,17 +565,21 @@ _OVERRIDE_MODEL_KEYS = {*_OVERRIDE_PRICE_KEYS, "long_context", "priority_multipl
 _OVERRIDE_TOP_KEYS = {"version", "models", "notes"}
 
 
-@dataclass(frozen=True, slots=True)
 class _Override:
-    table: _Table
-    priority_multiplier: float | None
+    __slots__ = ("priority_multiplier", "table")
+
+    def __init__(self, table: _Table, priority_multiplier: float | None) -> None:
+        self.table = table
+        self.priority_multiplier = priority_multiplier
 
 
-@dataclass(frozen=True, slots=True)
 class _Overrides:
-    version: str
-    file_name: str
-    models: Mapping[str, _Override]
+    __slots__ = ("file_name", "models", "version")
+
+    def __init__(self, version: str, file_name: str, models: Mapping[str, _Override]) -> None:
+        self.version = version
+        self.file_name = file_name
+        self.models = models
 
 
 def _is_number(value: Any) -> bool:
@@ -667,41 +716,115 @@ def _timestamp(at: datetime) -> float:
     return at.timestamp()
 
 
-class PriceBook:
-    """Resolves and caches per-model prices; ``cost()`` prices one call's Usage."""
+def _version(genai_prices_version: str, extras: _Extras, overrides: _Overrides | None) -> str:
+    version = f"genai-prices {genai_prices_version}; gemini-extras {extras.version}"
+    if overrides is not None:
+        version += f"; overrides {overrides.version} ({overrides.file_name})"
+    return version
 
-    def __init__(self, snapshot: Any, extras: _Extras, overrides: _Overrides | None, version: str):
-        self._google = [
-            m
-            for p in snapshot.providers
-            if p.id == "google"
-            for m in p.models
-            if m.id[:6] != "claude"
-        ]
+
+def _genai_prices() -> tuple[Any, str]:
+    """genai-prices' data (its bundled snapshot, or one the application set) and version.
+
+    The slow part of loading (~25 ms with bytecode cached, far more without): importing the
+    package, and its data module building every provider's price objects. data_snapshot never
+    fetches; genai-prices' auto-update (``UpdatePrices``) is never started.
+    """
+    import genai_prices
+    from genai_prices import data_snapshot
+
+    return data_snapshot.get_snapshot(), genai_prices.__version__
+
+
+class PriceBook:
+    """Resolves and caches per-model prices; ``cost()`` prices one call's Usage.
+
+    A book loaded with ``background=True`` reads genai-prices in a daemon thread; everything
+    that needs it (resolving a model not seen yet, ``prices_version``) waits for that thread,
+    so an early call is priced as any other, only later. The loaded path never waits.
+    """
+
+    def __init__(
+        self, snapshot: Any, extras: _Extras, overrides: _Overrides | None, version: str
+    ) -> None:
         self._extras = extras
+        self._overrides_file = overrides
         self._overrides = overrides.models if overrides is not None else {}
-        self.prices_version = version
         self._entries: dict[str, _Entry] = {}
         self._traffic = {
             name: self._traffic_class(target) for name, target in extras.traffic_types.items()
         }
         self._standard = self._traffic_class("standard")
         self._tier_billed = extras.tiers_billed
+        self._google: list[Any] = []
+        self._version = ""
+        self._loaded = threading.Event()
+        self._loader_lock = threading.Lock()
+        self._loader_pid = os.getpid()
+        if snapshot is not None:
+            self._use(snapshot, version)
 
     @classmethod
-    def load(cls, overrides_file: str | os.PathLike[str] | None = None) -> PriceBook:
-        """Load genai-prices' bundled data (or a snapshot the application installed itself), our
-        extras and, if given, a user prices file. Bad file: PricesFileError. No network."""
+    def load(
+        cls, overrides_file: str | os.PathLike[str] | None = None, *, background: bool = False
+    ) -> PriceBook:
+        """Load genai-prices' data (or a snapshot the application installed itself), our
+        extras and, if given, a user prices file. Bad file: PricesFileError. No network.
+
+        The files are read and checked here either way. With ``background``, genai-prices is
+        read in a daemon thread and this returns at once (see the class docstring).
+        """
         overrides = _load_overrides(overrides_file) if overrides_file is not None else None
         extras = _bundled_extras()
-        # Imported here, not at module import: it costs ~0.4 s. data_snapshot never fetches.
-        import genai_prices
-        from genai_prices import data_snapshot
+        if not background:
+            snapshot, genai_prices_version = _genai_prices()
+            return cls(
+                snapshot, extras, overrides, _version(genai_prices_version, extras, overrides)
+            )
+        book = cls(None, extras, overrides, "")
+        _LOADING.add(book)
+        threading.Thread(target=book._load, name="otel-gemini-prices", daemon=True).start()
+        return book
 
-        version = f"genai-prices {genai_prices.__version__}; gemini-extras {extras.version}"
-        if overrides is not None:
-            version += f"; overrides {overrides.version} ({overrides.file_name})"
-        return cls(data_snapshot.get_snapshot(), extras, overrides, version)
+    def _load(self) -> None:
+        with self._loader_lock:
+            if self._loaded.is_set():
+                return
+            try:
+                snapshot, genai_prices_version = _genai_prices()
+            except Exception:
+                # Not fatal to the user's calls: models in a prices file are still priced.
+                _logger.warning(
+                    "opentelemetry-instrumentation-gemini: cannot load genai-prices; only models "
+                    "in a prices file will be priced",
+                    exc_info=True,
+                )
+                snapshot, genai_prices_version = None, "unavailable"
+            self._use(snapshot, _version(genai_prices_version, self._extras, self._overrides_file))
+        _LOADING.discard(self)
+
+    def _use(self, snapshot: Any, version: str) -> None:
+        providers = snapshot.providers if snapshot is not None else ()
+        self._google = [
+            m for p in providers if p.id == "google" for m in p.models if m.id[:6] != "claude"
+        ]
+        self._version = version
+        self._loaded.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until genai-prices is loaded (at once for a book loaded in the foreground);
+        False if ``timeout`` ran out first."""
+        if not self._loaded.is_set() and self._loader_pid != os.getpid():
+            # Forked while loading (see _before_fork): the thread stayed in the parent.
+            self._loader_pid = os.getpid()
+            self._load()
+        return self._loaded.wait(timeout)
+
+    @property
+    def prices_version(self) -> str:
+        """What the prices come from: genai-prices' version, our extras', the user file's."""
+        self.wait()
+        return self._version
 
     def can_price(self, model: str) -> bool:
         """Whether ``cost()`` would price ``model`` now."""
@@ -848,9 +971,9 @@ class PriceBook:
                 list_components,
                 list_components,
                 by_modality,
-                self.prices_version,
+                self._version,  # set: an entry exists only once prices are loaded (_resolve)
             )
-        return CostBreakdown(0.0, list_total, (), list_components, by_modality, self.prices_version)
+        return CostBreakdown(0.0, list_total, (), list_components, by_modality, self._version)
 
     # --- slow path: resolve once per model and validity window --------------------------------
 
@@ -883,6 +1006,8 @@ class PriceBook:
         return entry
 
     def _resolve(self, model: str, ts: float) -> _Entry:
+        if not self._loaded.is_set():
+            self.wait()
         if not isinstance(model, str):
             return _UNPRICED
         name = _normalize(model)
@@ -938,6 +1063,31 @@ class PriceBook:
         except _Unpriceable:
             return _Entry(start, end, None)
         return _Entry(start, end, tables)
+
+
+# Books whose genai-prices thread is still running. A fork copies the import locks that thread
+# may hold, but not the thread, so a child could hang on its first import of genai-prices: the
+# parent waits for its loaders before forking (bounded: a loader stuck behind an import the
+# forking thread is in the middle of must not hang the fork), and a child forked mid-load gets
+# fresh locks and loads for itself on first use (PriceBook.wait).
+_LOADING: set[PriceBook] = set()
+
+
+def _before_fork() -> None:
+    deadline = time.monotonic() + _FORK_WAIT_SECONDS
+    for book in list(_LOADING):
+        book._loaded.wait(max(0.0, deadline - time.monotonic()))
+
+
+def _after_fork_in_child() -> None:
+    for book in list(_LOADING):
+        if not book._loaded.is_set():
+            book._loaded = threading.Event()
+            book._loader_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def _main() -> None:  # pragma: no cover - a timing print for humans: python -m ...pricing

@@ -33,6 +33,8 @@ _logger = logging.getLogger(__name__)
 
 _QUOTA_DIMENSIONS = ("rpm", "tpm", "rpd")
 _METRIC_ATTR_CACHE_MAX = 1024
+# The histograms' attributes: the operation's, and with the input and the output token type.
+_MetricAttrs = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
 
 
 class Recorder:
@@ -55,7 +57,7 @@ class Recorder:
         self.tier_source = "config" if settings.tier != UNKNOWN_TIER else "default"
         self._lock = threading.Lock()
         self._warned_unpriced: set[str] = set()
-        self._metric_attrs: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._metric_attrs: dict[tuple[Any, ...], _MetricAttrs] = {}
         # model -> (retry delay in s, epoch s it was asked at) of the latest 429 naming one.
         self.last_retry: dict[str, tuple[float, float]] = {}
         self._tier_conflicts: set[str] = set()  # tiers 429s named against the configured one
@@ -257,28 +259,34 @@ class Recorder:
             error_type = _error_type(error)
             attrs[A.ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:500]))
-            span.record_exception(error)
+            if isinstance(getattr(error, "code", None), int):
+                # The server's answer (429, 500...): its stack is always the SDK's HTTP path, and
+                # formatting it (record_exception) costs more than all the rest of the call.
+                span.add_event(A.EVENT_EXCEPTION, _exception_attributes(error))
+            else:
+                span.record_exception(error)
 
         price_model = response_model or call.model
+        cost_usd = 0.0
         if self.prices is not None:
-            self._price(call, attrs, usage, price_model, error)
+            cost_usd = self._price(call, attrs, usage, price_model, error)
         span.set_attributes(attrs)
         span.end()
 
-        metric_attrs = self._metric_attributes(call, response_model, error_type)
+        metric_attrs, input_attrs, output_attrs = self._metric_attributes(
+            call, response_model, error_type
+        )
         self._duration.record(duration, metric_attrs)
         if call.stream and call.first_chunk_at is not None:
             self._ttfc.record(call.first_chunk_at - call.start, metric_attrs)
+        input_tokens = 0
         if usage is not None:
-            self._token_usage.record(
-                usage.input_tokens, {**metric_attrs, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_INPUT}
-            )
-            self._token_usage.record(
-                usage.output_tokens, {**metric_attrs, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_OUTPUT}
-            )
+            input_tokens = usage.input_tokens
+            self._token_usage.record(input_tokens, input_attrs)
+            self._token_usage.record(usage.output_tokens, output_attrs)
             self._count_tokens(call.model, response_model, tier, usage)
-            if self.windows is not None and usage.input_tokens:
-                self.windows.record(call.model, input_tokens=usage.input_tokens)
+        if self.windows is not None and (input_tokens or cost_usd):
+            self.windows.record(call.model, input_tokens=input_tokens, cost_usd=cost_usd)
         self.models_seen.add(call.model)
 
     # --- pieces of record() --------------------------------------------------------------------
@@ -289,27 +297,28 @@ class Recorder:
         usage: Usage | None,
         model: str,
         error: BaseException | None,
-    ) -> None:
+    ) -> float:
+        """Cost attributes and counters; returns the billed USD, for the spend window."""
         assert self.prices is not None
         if error is not None:
             # Google bills no failed request (400, 429, 500...): a known zero, whatever the model.
             attrs[A.GEN_AI_USAGE_COST_AMOUNT] = 0.0
             attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
             attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
-            return
+            return 0.0
         response_model = attrs.get(A.GEN_AI_RESPONSE_MODEL)
         if usage is None:
             attrs[A.GEMINI_COST_UNPRICED_REASON] = A.UNPRICED_NO_USAGE
             if call.chunks:  # a stream that never delivered a chunk had nothing to price
                 self.unpriced.add((call.model, response_model, A.UNPRICED_NO_USAGE), 1)
-            return
+            return 0.0
         cost = self.prices.cost(model, usage, tier=self.tier, traffic_type=usage.traffic_type)
         if cost is None:
             # No cost attribute at all: a made-up 0 would read as "free" on every dashboard.
             attrs[A.GEMINI_COST_UNPRICED_REASON] = A.UNPRICED_UNKNOWN_MODEL
             self.unpriced.add((call.model, response_model, A.UNPRICED_UNKNOWN_MODEL), 1)
             self._warn_unpriced(model)
-            return
+            return 0.0
         attrs[A.GEN_AI_USAGE_COST_AMOUNT] = cost.total
         attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
         attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
@@ -322,8 +331,7 @@ class Recorder:
             # "no data"); what they would have cost goes to the list counter only.
             self.cost.add(key, billed.get(component, 0.0))
             self.cost_list.add(key, list_usd)
-        if self.windows is not None and cost.total:
-            self.windows.record(call.model, cost_usd=cost.total)
+        return cost.total
 
     def _warn_unpriced(self, model: str) -> None:
         with self._lock:
@@ -354,23 +362,30 @@ class Recorder:
 
     def _metric_attributes(
         self, call: Call, response_model: str | None, error_type: str | None
-    ) -> dict[str, Any]:
+    ) -> _MetricAttrs:
+        """The histograms' attribute sets (operation; input tokens; output tokens), built once
+        per distinct call shape: the SDK copies them on every record anyway."""
         provider, host = call.provider, call.host
         key = (call.model, response_model, provider, host, error_type, self.tier)
         cached = self._metric_attrs.get(key)
         if cached is None:
-            cached = {
+            base: dict[str, Any] = {
                 A.GEN_AI_OPERATION_NAME: A.OPERATION_GENERATE_CONTENT,
                 A.GEN_AI_PROVIDER_NAME: provider,
                 A.GEN_AI_REQUEST_MODEL: call.model,
                 A.GEMINI_TIER: self.tier,
             }
             if response_model:
-                cached[A.GEN_AI_RESPONSE_MODEL] = response_model
+                base[A.GEN_AI_RESPONSE_MODEL] = response_model
             if host:
-                cached[A.SERVER_ADDRESS] = host
+                base[A.SERVER_ADDRESS] = host
             if error_type:
-                cached[A.ERROR_TYPE] = error_type
+                base[A.ERROR_TYPE] = error_type
+            cached = (
+                base,
+                {**base, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_INPUT},
+                {**base, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_OUTPUT},
+            )
             if len(self._metric_attrs) >= _METRIC_ATTR_CACHE_MAX:
                 self._metric_attrs.clear()
             self._metric_attrs[key] = cached
@@ -561,6 +576,17 @@ def _usage_attributes(attrs: dict[str, Any], usage: Usage) -> None:
 
 def _unique_lower(values: list[str]) -> list[str]:
     return list(dict.fromkeys(v.lower() for v in values))
+
+
+def _exception_attributes(error: BaseException) -> dict[str, str]:
+    """What ``Span.record_exception`` writes, less the stack trace."""
+    cls = type(error)
+    module, name = cls.__module__, cls.__qualname__
+    return {
+        A.EXCEPTION_TYPE: name if module == "builtins" else f"{module}.{name}",
+        A.EXCEPTION_MESSAGE: str(error),
+        A.EXCEPTION_ESCAPED: "False",
+    }
 
 
 def _error_type(error: BaseException) -> str:

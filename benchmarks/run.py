@@ -1,0 +1,581 @@
+"""What the instrumentation costs a generate_content call: ``python benchmarks/run.py [--quick]``.
+
+One run measures, as differences against the same client uninstrumented ("bare"):
+
+* per-call overhead of generate_content, sync and async, and of a 429 answer;
+* per-chunk overhead of streaming: the slope between a 1-chunk and an N-chunk stream, over HTTP
+  (SSE through the SDK) and over chunks parsed once (no per-chunk SDK work to hide it);
+* the time ``import`` + ``instrument()`` adds to start-up, in fresh subprocesses;
+* memory (RSS and live Python objects) over 100k calls.
+
+Each variant (bare; "floor", the least a semconv instrumentation must do, see floor.py; ours;
+peers in other virtualenvs via ``--peer``) runs in its own worker process (worker.py) with the
+same OpenTelemetry SDK set-up: a TracerProvider with a BatchSpanProcessor to an exporter that
+keeps nothing, a MeterProvider with an InMemoryMetricReader. Calls go to an in-process httpx
+MockTransport (no network noise) and to the loopback fake server (testing/fake_gemini.py).
+Timed blocks run one at a time, interleaved (bare, floor, ours... rotating), and each overhead
+is the median and IQR over rounds of the paired difference with the same round's bare block.
+
+Peers: ``--peer otel-contrib=/tmp/venv-otel/bin/python`` (or GEMINI_BENCH_PEERS, comma
+separated); the venv needs google-genai, the OpenTelemetry SDK and the peer. Known names:
+otel-contrib, traceloop, openinference, openlit; any other as ``name=python=module:Class``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bodies  # noqa: E402
+
+from opentelemetry.instrumentation.gemini.testing.fake_gemini import (  # noqa: E402
+    FakeGemini,
+    Reply,
+)
+
+PEERS = {
+    "otel-contrib": "opentelemetry.instrumentation.google_genai:GoogleGenAiSdkInstrumentor",
+    "traceloop": "opentelemetry.instrumentation.google_generativeai:GoogleGenerativeAiInstrumentor",
+    "openinference": "openinference.instrumentation.google_genai:GoogleGenAIInstrumentor",
+    "openlit": "openlit.instrumentation.google_ai_studio:GoogleAIStudioInstrumentor",
+}
+SCENARIOS = {  # name -> (row label, transports it runs on)
+    "sync": ("generate_content, sync", ("inproc", "loopback")),
+    "async": ("generate_content, async", ("inproc", "loopback")),
+    "sync_429": ("generate_content -> 429", ("inproc", "loopback")),
+    "stream_1": ("stream, 1 chunk", ("inproc", "loopback")),
+    "stream_n": ("stream, {chunks} chunks", ("inproc", "loopback")),
+    "parsed_1": ("parsed stream, 1 chunk", ("inproc",)),
+    "parsed_n": ("parsed stream, {parsed_chunks} chunks", ("inproc",)),
+}
+# Targets, checked in the same run.
+MAX_SYNC_RATIO = 1.3  # our sync overhead / the floor's
+MAX_US_PER_CHUNK = 1.0
+MAX_STARTUP_MS = 30.0
+MEMORY_NOISE_MIB = 1.0  # RSS growth beyond bare's that still counts as flat
+MEMORY_NOISE_OBJECTS = 100  # live objects beyond bare's
+# Timed workers share one CPU (only one runs at a time) and run.py, with the loopback server,
+# keeps to another: no migrations between blocks, and the server never competes with a worker.
+_CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+WORKER_CPU = _CPUS[-1] if len(_CPUS) >= 2 else None
+
+
+@dataclass(frozen=True)
+class Config:
+    rounds: int
+    block_seconds: float
+    startup_runs: int
+    memory_calls: int
+    memory_every: int
+    chunks: int = 20
+    parsed_chunks: int = 100
+    transports: tuple[str, ...] = ("inproc", "loopback")
+    scenarios: tuple[str, ...] = tuple(SCENARIOS)
+
+
+# ~4 minutes and ~1 minute on a 2-CPU machine, most of it the 100k-call memory run.
+FULL = Config(
+    rounds=201, block_seconds=0.006, startup_runs=9, memory_calls=100_000, memory_every=10_000
+)
+QUICK = Config(
+    rounds=61, block_seconds=0.004, startup_runs=5, memory_calls=20_000, memory_every=4_000
+)
+
+
+@dataclass
+class Variant:
+    name: str
+    python: str
+    kind: str  # bare, floor, ours, peer
+    peer: str | None = None
+    proc: subprocess.Popen[str] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def start(self, loopback_url: str, cfg: Config) -> None:
+        cmd = [self.python, str(HERE / "worker.py"), "--variant", self.kind]
+        cmd += ["--loopback-url", loopback_url, "--chunks", str(cfg.chunks)]
+        cmd += ["--parsed-chunks", str(cfg.parsed_chunks)]
+        if WORKER_CPU is not None:
+            cmd += ["--cpu", str(WORKER_CPU)]
+        if self.peer:
+            cmd += ["--peer", self.peer]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+
+    def send(self, **cmd: Any) -> None:
+        assert self.proc is not None and self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+
+    def receive(self) -> dict[str, Any]:
+        assert self.proc is not None and self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker {self.name} exited (code {self.proc.wait()})")
+        reply: dict[str, Any] = json.loads(line)
+        if "error" in reply:
+            raise RuntimeError(f"worker {self.name}: {reply['error']}")
+        return reply
+
+    def ask(self, **cmd: Any) -> dict[str, Any]:
+        self.send(**cmd)
+        return self.receive()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.send(op="exit")
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def fmt(values: list[float], digits: int = 1) -> str:
+    q1, med, q3 = quartiles(values)
+    return f"{med:.{digits}f} [{q1:.{digits}f}, {q3:.{digits}f}]"
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+# --- timing -------------------------------------------------------------------------------------
+
+# clock ("cpu" or "wall") -> transport -> scenario -> variant -> us per call, one per round
+Timings = dict[str, dict[str, dict[str, dict[str, list[float]]]]]
+
+
+def script_fake(fake: FakeGemini, scenario: str, n: int, cfg: Config) -> None:
+    """Queue the loopback server's answers for one block (the in-process transport reads the
+    client's headers instead)."""
+    fake.reset()
+    reply = {
+        "stream_1": Reply(chunks=1, text=bodies.TEXT),
+        "stream_n": Reply(chunks=cfg.chunks, text=bodies.TEXT),
+        "sync_429": Reply(status=429),
+    }.get(scenario, Reply(text=bodies.TEXT, usage=bodies.USAGE))
+    fake.enqueue(None, *[reply] * n)
+
+
+def run_block(
+    variant: Variant, fake: FakeGemini, transport: str, scenario: str, n: int, cfg: Config
+) -> dict[str, float]:
+    """One timed block; microseconds per call by clock: process CPU time and wall clock."""
+    if transport == "loopback":
+        script_fake(fake, scenario, n, cfg)
+    reply = variant.ask(op="block", scenario=scenario, transport=transport, n=n)
+    return {"cpu": reply["cpu"] / n * 1e6, "wall": reply["seconds"] / n * 1e6}
+
+
+def time_scenarios(
+    variants: list[Variant], fake: FakeGemini, cfg: Config, log: Callable[[str], None]
+) -> Timings:
+    out: Timings = {"cpu": {}, "wall": {}}
+    for transport in cfg.transports:
+        for scenario in cfg.scenarios:
+            if transport not in SCENARIOS[scenario][1]:
+                continue
+            t0 = time.perf_counter()
+            # Warm every variant up; size blocks so the slowest variant's last ~block_seconds.
+            for v in variants:
+                run_block(v, fake, transport, scenario, 30, cfg)
+            slowest = max(
+                run_block(v, fake, transport, scenario, 30, cfg)["wall"] for v in variants
+            )
+            n = max(3, int(cfg.block_seconds * 1e6 / slowest))
+            per: dict[str, dict[str, list[float]]] = {
+                c: {v.name: [] for v in variants} for c in out
+            }
+            for r in range(cfg.rounds):
+                k = r % len(variants)
+                for v in variants[k:] + variants[:k]:
+                    for clock, value in run_block(v, fake, transport, scenario, n, cfg).items():
+                        per[clock][v.name].append(value)
+            for clock in out:
+                out[clock].setdefault(transport, {})[scenario] = per[clock]
+            spent = time.perf_counter() - t0
+            log(f"{transport:8s} {scenario:9s} {n:4d} calls/block  {spent:5.1f} s")
+    return out
+
+
+def overheads(per: dict[str, list[float]], name: str) -> list[float]:
+    return [v - b for v, b in zip(per[name], per["bare"], strict=True)]
+
+
+def per_chunk(
+    by_scenario: dict[str, dict[str, list[float]]], name: str, one: str, many: str, chunks: int
+) -> list[float] | None:
+    """Per-round slope of the overhead between a 1-chunk and a ``chunks``-chunk stream."""
+    if one not in by_scenario or many not in by_scenario:
+        return None
+    ones, manys = overheads(by_scenario[one], name), overheads(by_scenario[many], name)
+    return [(m - o) / (chunks - 1) for m, o in zip(manys, ones, strict=True)]
+
+
+# --- start-up -----------------------------------------------------------------------------------
+
+STARTUP_PROBE = r"""
+import sys, time
+import google.genai
+from google.genai import types
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+if sys.argv[2] == "preloaded":
+    import opentelemetry.instrumentation.instrumentor  # opentelemetry-instrument loads it
+tp = TracerProvider()
+mp = MeterProvider(metric_readers=[InMemoryMetricReader()])
+spec = sys.argv[1]
+t0 = time.perf_counter()
+if spec == "ours":
+    from opentelemetry.instrumentation.gemini import GeminiInstrumentor
+    GeminiInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+else:
+    import importlib
+    module, _, attr = spec.partition(":")
+    instrumentor = getattr(importlib.import_module(module), attr)()
+    instrumentor.instrument(tracer_provider=tp, meter_provider=mp, skip_dep_check=True)
+t1 = ready = time.perf_counter()
+if spec == "ours":  # prices load in the background: when could the first call be priced?
+    from opentelemetry.instrumentation.gemini import instrumentor
+    instrumentor.active_recorder.prices.wait()
+    ready = time.perf_counter()
+print((t1 - t0) * 1e3, (ready - t0) * 1e3)
+"""
+
+
+def measure_startup(
+    variants: list[Variant], cfg: Config, log: Callable[[str], None]
+) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """variant -> baseline -> {"instrument": ms, "ready": ms}, one value per fresh process.
+
+    The timed part is import + instrument() in a process that has already imported google-genai
+    and the OpenTelemetry SDK ("app"), or those plus opentelemetry-instrumentation's base class
+    ("preloaded": what ``opentelemetry-instrument`` has loaded before it instruments). Bytecode
+    is cached, as for an installed package, in a private PYTHONPYCACHEPREFIX warmed by one
+    discarded run (this repository's environment sets PYTHONDONTWRITEBYTECODE).
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    targets = [v for v in variants if v.kind in ("ours", "peer")]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="gemini-bench-pyc-") as pyc:
+        env["PYTHONPYCACHEPREFIX"] = pyc
+        for baseline in ("app", "preloaded"):
+            for v in targets:
+                out.setdefault(v.name, {})[baseline] = {"instrument": [], "ready": []}
+            for r in range(cfg.startup_runs + 1):
+                for v in targets:
+                    spec = "ours" if v.kind == "ours" else (v.peer or "")
+                    result = subprocess.run(
+                        [v.python, "-c", STARTUP_PROBE, spec, baseline],
+                        capture_output=True,
+                        text=True,
+                        env=env,
+                        timeout=120,
+                    )
+                    if result.returncode != 0:
+                        raise RuntimeError(f"start-up probe {v.name}: {result.stderr[-2000:]}")
+                    instrument_ms, ready_ms = map(float, result.stdout.split()[-2:])
+                    if r:  # the first run compiles bytecode
+                        out[v.name][baseline]["instrument"].append(instrument_ms)
+                        out[v.name][baseline]["ready"].append(ready_ms)
+    log(
+        f"start-up  {cfg.startup_runs} fresh processes per variant and baseline  "
+        f"{time.perf_counter() - t0:5.1f} s"
+    )
+    return out
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+
+def measure_memory(
+    variants: list[Variant], cfg: Config, log: Callable[[str], None]
+) -> dict[str, dict[str, Any]]:
+    """Bare and ours, in parallel (time does not matter here): RSS and live Python objects."""
+    chosen = [v for v in variants if v.kind in ("bare", "ours")]
+    t0 = time.perf_counter()
+    warmup = min(5_000, cfg.memory_calls // 10)
+    for v in chosen:
+        v.send(op="memory", n=cfg.memory_calls, warmup=warmup, every=cfg.memory_every)
+    out = {v.name: v.receive() for v in chosen}
+    spent = time.perf_counter() - t0
+    log(f"memory    {cfg.memory_calls} calls after {warmup} warm-up  {spent:5.1f} s")
+    return out
+
+
+def growth(m: dict[str, Any]) -> tuple[float, int]:
+    """RSS (MiB) and live objects gained between the first and the last sample."""
+    return (m["rss"][-1] - m["rss"][0]) / 2**20, m["objects"][-1] - m["objects"][0]
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def pkg_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "-"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> str:
+    packages = ", ".join(
+        f"{p} {pkg_version(p)}"
+        for p in ("google-genai", "opentelemetry-sdk", "opentelemetry-instrumentation-gemini")
+    )
+    return (
+        f"{time.strftime('%Y-%m-%d')}; {os.cpu_count()} CPUs ({cpu_model()}); "
+        f"Python {platform.python_version()}; {packages}"
+    )
+
+
+def report(
+    variants: list[Variant],
+    timings: Timings,
+    startup: dict[str, dict[str, dict[str, list[float]]]],
+    memory: dict[str, dict[str, Any]],
+    cfg: Config,
+    clock: str,
+) -> tuple[str, bool]:
+    names = [v.name for v in variants]
+    others = names[1:]
+    what = "process CPU time" if clock == "cpu" else "wall-clock time"
+    lines = [
+        machine(),
+        f"us per call ({what}); overhead = median [Q1, Q3] over {cfg.rounds} interleaved rounds "
+        "of (variant - bare) in the same round",
+        "",
+    ]
+    fill = {"chunks": cfg.chunks, "parsed_chunks": cfg.parsed_chunks}
+    for transport, by_scenario in timings[clock].items():
+        title = {"inproc": "in-process transport", "loopback": "loopback fake server"}[transport]
+        header = f"{title:34s}{'bare':>9s}" + "".join(f"{n + ' overhead':>27s}" for n in others)
+        lines += [header, "-" * len(header)]
+        for scenario, per in by_scenario.items():
+            row = f"{SCENARIOS[scenario][0].format(**fill):34s}{median(per['bare']):9.1f}"
+            row += "".join(f"{fmt(overheads(per, n)):>27s}" for n in others)
+            lines.append(row)
+        for label, one, many, chunks in (
+            ("per chunk, SSE", "stream_1", "stream_n", cfg.chunks),
+            ("per chunk, parsed", "parsed_1", "parsed_n", cfg.parsed_chunks),
+        ):
+            slopes = {n: per_chunk(by_scenario, n, one, many, chunks) for n in others}
+            if all(s is not None for s in slopes.values()):
+                row = f"{label:34s}{'':9s}"
+                row += "".join(f"{fmt(s, 2):>27s}" for s in slopes.values() if s is not None)
+                lines.append(row)
+        lines.append("")
+
+    if startup:
+        lines.append("start-up: import + instrument(), ms, median [Q1, Q3] over fresh processes")
+        for name, by_baseline in startup.items():
+            for baseline, values in by_baseline.items():
+                after = (
+                    "after google-genai + OTel SDK imports"
+                    if baseline == "app"
+                    else "... and opentelemetry.instrumentation (as opentelemetry-instrument)"
+                )
+                line = f"  {name:14s}{fmt(values['instrument']):>20s}  {after}"
+                if values["ready"] != values["instrument"]:
+                    line += f"; prices ready at {fmt(values['ready'])}"
+                lines.append(line)
+        lines.append("")
+
+    if memory:
+        lines.append(f"memory: growth over {cfg.memory_calls} sync calls after warm-up")
+        for name, m in memory.items():
+            rss, objects = growth(m)
+            lines.append(f"  {name:14s}RSS {rss:+6.2f} MiB   live objects {objects:+d}")
+        lines.append("")
+
+    checks: list[tuple[str, bool]] = []
+    for transport, by_scenario in timings[clock].items():
+        if {"floor", "ours"} <= set(names) and "sync" in by_scenario:
+            ours = median(overheads(by_scenario["sync"], "ours"))
+            floor = median(overheads(by_scenario["sync"], "floor"))
+            ratio = ours / floor if floor > 0 else float("inf")
+            checks.append(
+                (
+                    f"{transport}: sync overhead {ours:.1f} us = {ratio:.2f} x the floor's "
+                    f"{floor:.1f} us (<= {MAX_SYNC_RATIO})",
+                    ratio <= MAX_SYNC_RATIO,
+                )
+            )
+        slope = per_chunk(by_scenario, "ours", "parsed_1", "parsed_n", cfg.parsed_chunks)
+        if slope is not None:
+            chunk = median(slope)
+            checks.append(
+                (
+                    f"{transport}: {chunk:.2f} us per streamed chunk (<= {MAX_US_PER_CHUNK})",
+                    chunk <= MAX_US_PER_CHUNK,
+                )
+            )
+    if "ours" in startup:
+        preloaded = median(startup["ours"]["preloaded"]["instrument"])
+        app = median(startup["ours"]["app"]["instrument"])
+        checks.append(
+            (
+                f"start-up: {preloaded:.1f} ms under opentelemetry-instrument, {app:.1f} ms in "
+                f"an app that has not loaded opentelemetry.instrumentation (<= {MAX_STARTUP_MS})",
+                preloaded <= MAX_STARTUP_MS,
+            )
+        )
+    if "ours" in memory and "bare" in memory:
+        (ours_rss, ours_objects), (bare_rss, bare_objects) = (
+            growth(memory["ours"]),
+            growth(memory["bare"]),
+        )
+        extra_rss, extra_objects = ours_rss - bare_rss, ours_objects - bare_objects
+        checks.append(
+            (
+                f"memory: {extra_rss:+.2f} MiB RSS, {extra_objects:+d} live objects beyond bare "
+                f"over {cfg.memory_calls} calls (flat: <= {MEMORY_NOISE_MIB} MiB, "
+                f"<= {MEMORY_NOISE_OBJECTS} objects)",
+                extra_rss <= MEMORY_NOISE_MIB and extra_objects <= MEMORY_NOISE_OBJECTS,
+            )
+        )
+    lines.append("targets")
+    lines += [f"  [{'PASS' if passed else 'FAIL'}] {text}" for text, passed in checks]
+    return "\n".join(lines), all(passed for _, passed in checks)
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def parse_peers(specs: list[str]) -> list[Variant]:
+    out = []
+    for spec in specs:
+        name, _, rest = spec.partition("=")
+        python, _, target = rest.partition("=")
+        target = target or PEERS.get(name, "")
+        if not python or not target:
+            raise SystemExit(f"--peer {spec!r}: expected NAME=PYTHON (NAME one of {list(PEERS)})")
+        out.append(Variant(name, python, "peer", target))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and calls (~1.5 min)")
+    parser.add_argument(
+        "--peer",
+        action="append",
+        default=[p for p in os.environ.get("GEMINI_BENCH_PEERS", "").split(",") if p],
+        help="NAME=PYTHON[=module:Class]: a peer instrumentation's venv (repeatable)",
+    )
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor variant")
+    parser.add_argument("--no-loopback", action="store_true", help="in-process transport only")
+    parser.add_argument("--scenarios", help=f"comma separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per scenario")
+    parser.add_argument("--block-seconds", type=float, help="length of one timed block")
+    parser.add_argument("--no-startup", action="store_true")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="what the tables show: process CPU time (default; on a shared machine it leaves "
+        "out time spent waiting for a core) or wall-clock time; the JSON has both",
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw numbers here")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    args = parser.parse_args(argv)
+
+    cfg = QUICK if args.quick else FULL
+    if args.no_loopback:
+        cfg = dataclasses.replace(cfg, transports=("inproc",))
+    if args.rounds:
+        cfg = dataclasses.replace(cfg, rounds=args.rounds)
+    if args.block_seconds:
+        cfg = dataclasses.replace(cfg, block_seconds=args.block_seconds)
+    if args.scenarios:
+        chosen = tuple(args.scenarios.split(","))
+        unknown = set(chosen) - set(SCENARIOS)
+        if unknown:
+            parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+        cfg = dataclasses.replace(cfg, scenarios=chosen)
+    started = time.perf_counter()
+    if WORKER_CPU is not None:
+        os.sched_setaffinity(0, set(_CPUS) - {WORKER_CPU})
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - started:5.0f} s] {msg}", file=sys.stderr, flush=True)
+
+    me = sys.executable
+    variants = [Variant("bare", me, "bare")]
+    if not args.no_floor:
+        variants.append(Variant("floor", me, "floor"))
+    variants.append(Variant("ours", me, "ours"))
+    variants += parse_peers(args.peer)
+
+    with FakeGemini(max_lifetime=1800) as fake:
+        try:
+            for v in variants:
+                v.start(fake.url, cfg)
+            for v in variants:
+                v.info = v.receive()
+            log(f"workers ready: {', '.join(v.name for v in variants)}")
+            timings = time_scenarios(variants, fake, cfg, log)
+            for v in variants[1:]:  # each instrumented variant recorded what it was timed on
+                stats = v.ask(op="stats")
+                if not stats.get("spans"):
+                    raise RuntimeError(f"{v.name} recorded no spans: {stats}")
+            memory = {} if args.no_memory else measure_memory(variants, cfg, log)
+        finally:
+            for v in variants:
+                v.stop()
+    startup = {} if args.no_startup else measure_startup(variants, cfg, log)
+
+    text, ok = report(variants, timings, startup, memory, cfg, args.clock)
+    log(f"done in {time.perf_counter() - started:.0f} s")
+    print(text)
+    if args.json:
+        raw = {"machine": machine(), "config": dataclasses.asdict(cfg), "timings": timings}
+        raw.update(startup=startup, memory=memory)
+        args.json.write_text(json.dumps(raw, indent=1))
+    return 1 if args.check and not ok else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
