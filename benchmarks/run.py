@@ -84,7 +84,7 @@ class Config:
     memory_calls: int
     memory_every: int
     chunks: int = 20
-    parsed_chunks: int = 100
+    parsed_chunks: int = 1000
     transports: tuple[str, ...] = ("inproc", "loopback")
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
 

@@ -35,6 +35,9 @@ class Attempt:
         self.rate_limit = rate_limit
 
 
+OK_ATTEMPT = Attempt(200, None, None)  # shared: most attempts succeed and carry nothing else
+
+
 class Call:
     __slots__ = (
         "attempts",
@@ -43,7 +46,9 @@ class Call:
         "finish_reasons",
         "first_chunk_at",
         "host",
+        "last",
         "model",
+        "pending_requests",
         "provider",
         "recorder",
         "response_id",
@@ -52,6 +57,7 @@ class Call:
         "start",
         "stream",
         "texts",
+        "usage_chunk",
         "usage_metadata",
     )
 
@@ -71,6 +77,8 @@ class Call:
         self.start = time.perf_counter()
         self.provider = provider
         self.host = host
+        self.last: Any = None
+        self.usage_chunk: Any = None
         self.usage_metadata: Any = None
         self.response_model: str | None = None
         self.response_id: str | None = None
@@ -78,34 +86,53 @@ class Call:
         self.first_chunk_at: float | None = None
         self.chunks = 0
         self.attempts: list[Attempt] = []
+        self.pending_requests = 0  # successful attempts not yet in the quota windows
         self.texts: list[str] | None = [] if recorder.settings.capture_content else None
         self.ended = False
 
     def on_response(self, response: Any) -> None:
-        """Take a whole response or one stream chunk. Usage is cumulative: the latest wins."""
+        """Take a whole response or one stream chunk.
+
+        Runs once per chunk, so it only keeps references: the latest chunk and the latest that
+        carries usage (usage is cumulative: the latest wins, never a sum). ``settle`` reads them
+        once when the call ends.
+        """
         try:
             if self.chunks == 0:
                 self.first_chunk_at = time.perf_counter()
             self.chunks += 1
-            meta = getattr(response, "usage_metadata", None)
-            if meta is not None:
-                self.usage_metadata = meta
-            version = getattr(response, "model_version", None)
-            if version:
-                self.response_model = version
-            rid = getattr(response, "response_id", None)
-            if rid:
-                self.response_id = rid
-            for candidate in getattr(response, "candidates", None) or ():
-                reason = candidate.finish_reason
-                if reason is not None:
-                    self.finish_reasons.append(getattr(reason, "value", str(reason)))
+            self.last = response
+            if response.usage_metadata is not None:
+                self.usage_chunk = response
             if self.texts is not None:
                 text = _text_of(response)
                 if text:
                     self.texts.append(text)
         except Exception:  # never let telemetry break the user's call
             _logger.debug("gemini instrumentation: could not read a response", exc_info=True)
+
+    def settle(self) -> None:
+        """Read the response fields from the kept chunks (the last one wins; the SDK clears
+        intermediate finish reasons itself). Safe on any look-alike object."""
+        last, with_usage = self.last, self.usage_chunk
+        if with_usage is not None:
+            self.usage_metadata = with_usage.usage_metadata
+        for source in (last, with_usage):
+            if source is None:
+                continue
+            if self.response_model is None:
+                version = getattr(source, "model_version", None)
+                self.response_model = version if isinstance(version, str) and version else None
+            if self.response_id is None:
+                rid = getattr(source, "response_id", None)
+                self.response_id = rid if isinstance(rid, str) and rid else None
+        try:
+            for candidate in getattr(last, "candidates", None) or ():
+                reason = getattr(candidate, "finish_reason", None)
+                if reason is not None:
+                    self.finish_reasons.append(str(getattr(reason, "value", reason)))
+        except Exception:
+            _logger.debug("gemini instrumentation: could not read finish reasons", exc_info=True)
 
     def on_attempt(self, status: int | None, error: BaseException | None) -> None:
         try:

@@ -21,7 +21,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from ._call import CURRENT_CALL
-from ._stream import AsyncStream, SyncStream
+from ._stream import wrap_async, wrap_sync
 from .telemetry import Recorder
 
 _logger = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _sync_stream(recorder: Recorder) -> Wrapper:
         except BaseException as error:
             call.finish(error)
             raise
-        return SyncStream(stream, call)
+        return wrap_sync(stream, call)
 
     return wrapper
 
@@ -101,7 +101,7 @@ def _async_stream(recorder: Recorder) -> Wrapper:
             raise
         finally:
             CURRENT_CALL.reset(call_token)
-        return AsyncStream(stream, call)
+        return wrap_async(stream, call)
 
     return wrapper
 

@@ -1,92 +1,103 @@
-"""Stream proxies: callers still hold the SDK's generator; the span ends however the stream ends.
+"""Stream wrappers: the caller gets a generator of the SDK's chunks; the span ends however the
+stream ends.
 
-Exhausted, failed, closed, broken out of and dropped (garbage-collected) streams all finish
-their call exactly once. The span is never made current across a yield: it was started with an
-explicit parent and is ended explicitly.
+Exhausted, failed, closed, broken out of and dropped (garbage-collected, even in a reference
+cycle, even never read) streams all finish their call exactly once. The span is never made
+current across a yield: it was started with an explicit parent and is ended explicitly.
+
+Why generators rather than a proxy object: resuming a generator costs about half of a
+Python-level ``__next__`` on a proxy, and this runs once per chunk (benchmarks/).
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
-
-import wrapt
 
 from . import attributes as A
 from ._call import CURRENT_CALL, Call
 
-
-class _StreamMixin:
-    """Closing and dropping, shared by the sync and async proxies; the per-chunk paths are
-    written out in each (they run once per chunk, so they call no helpers)."""
-
-    _self_call: Call
-
-    def _closed(self) -> None:
-        self._self_call.finish(None, A.STREAM_END_CLOSED)
-
-    def __del__(self) -> None:
-        # Dropped without being exhausted or closed (a `break`, or never read): end the span.
-        self._self_call.finish(None, A.STREAM_END_ABANDONED)
+# Drop watchers live here, not on the stream or the call: a weakref's callback only runs if the
+# weakref outlives what it watches, and a stream in a reference cycle takes its call with it.
+_WATCHERS: set[weakref.ref[Any]] = set()
 
 
-class SyncStream(_StreamMixin, wrapt.ObjectProxy):  # type: ignore[misc]
-    def __init__(self, wrapped: Any, call: Call) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
+def _watch(stream: Any, call: Call) -> None:
+    """End the call as abandoned when the caller drops ``stream`` unfinished. The callback runs
+    before the generator's own close on collection, so a drop reads as abandoned, not closed."""
 
-    def __iter__(self) -> SyncStream:
-        return self
+    def dropped(ref: weakref.ref[Any]) -> None:
+        _WATCHERS.discard(ref)
+        call.finish(None, A.STREAM_END_ABANDONED)
 
-    def __next__(self) -> Any:
-        # Runs once per chunk: one proxy attribute read, no helper calls (benchmarks/).
-        call = self._self_call
-        token = CURRENT_CALL.set(call)
-        try:
-            chunk = next(self.__wrapped__)
-        except StopIteration:
-            call.finish(None, A.STREAM_END_EXHAUSTED)
-            raise
-        except BaseException as error:
-            call.finish(error, A.STREAM_END_ERROR)
-            raise
-        finally:
-            CURRENT_CALL.reset(token)
-        call.on_response(chunk)
-        return chunk
-
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            self._closed()
+    _WATCHERS.add(weakref.ref(stream, dropped))
 
 
-class AsyncStream(_StreamMixin, wrapt.ObjectProxy):  # type: ignore[misc]
-    def __init__(self, wrapped: Any, call: Call) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
+def wrap_sync(stream: Iterator[Any], call: Call) -> Iterator[Any]:
+    chunks = _sync_chunks(stream, call)
+    _watch(chunks, call)
+    return chunks
 
-    def __aiter__(self) -> AsyncStream:
-        return self
 
-    async def __anext__(self) -> Any:
-        call = self._self_call
-        token = CURRENT_CALL.set(call)
-        try:
-            chunk = await self.__wrapped__.__anext__()
-        except StopAsyncIteration:
-            call.finish(None, A.STREAM_END_EXHAUSTED)
-            raise
-        except BaseException as error:
-            call.finish(error, A.STREAM_END_ERROR)
-            raise
-        finally:
-            CURRENT_CALL.reset(token)
-        call.on_response(chunk)
-        return chunk
+def wrap_async(stream: AsyncIterator[Any], call: Call) -> AsyncIterator[Any]:
+    chunks = _async_chunks(stream, call)
+    _watch(chunks, call)
+    return chunks
 
-    async def aclose(self) -> None:
-        try:
-            await self.__wrapped__.aclose()
-        finally:
-            self._closed()
+
+def _sync_chunks(stream: Iterator[Any], call: Call) -> Iterator[Any]:
+    end = A.STREAM_END_CLOSED  # what a GeneratorExit at a yield means: close() was called
+    try:
+        while True:
+            # The SDK makes its HTTP attempts inside next(): they must see this call.
+            token = CURRENT_CALL.set(call)
+            try:
+                chunk = next(stream)
+            except StopIteration:
+                end = A.STREAM_END_EXHAUSTED
+                return
+            finally:
+                CURRENT_CALL.reset(token)
+            call.on_response(chunk)
+            yield chunk
+    except GeneratorExit:
+        # close(): close the SDK's stream too (its HTTP response). A drop already ended the
+        # call, and the SDK's stream is being dropped with ours.
+        if not call.ended:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        raise
+    except BaseException as error:
+        call.finish(error, A.STREAM_END_ERROR)
+        raise
+    finally:
+        call.finish(None, end)
+
+
+async def _async_chunks(stream: AsyncIterator[Any], call: Call) -> AsyncIterator[Any]:
+    end = A.STREAM_END_CLOSED
+    try:
+        while True:
+            token = CURRENT_CALL.set(call)
+            try:
+                chunk = await stream.__anext__()
+            except StopAsyncIteration:
+                end = A.STREAM_END_EXHAUSTED
+                return
+            finally:
+                CURRENT_CALL.reset(token)
+            call.on_response(chunk)
+            yield chunk
+    except GeneratorExit:
+        if not call.ended:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        raise
+    except BaseException as error:
+        call.finish(error, A.STREAM_END_ERROR)
+        raise
+    finally:
+        call.finish(None, end)

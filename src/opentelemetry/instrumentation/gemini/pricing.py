@@ -100,7 +100,7 @@ class PricesFileError(ValueError):
     """A prices file (user overrides or our bundled extras) cannot be used."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built on every call: not frozen (see usage.Usage); never mutated
 class CostBreakdown:
     """Cost of one call in USD.
 

@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from . import attributes as A
 from . import content
-from ._call import Attempt, Call
+from ._call import OK_ATTEMPT, Attempt, Call
 from .config import UNKNOWN_TIER, Settings
 from .counters import MonotonicSums
 from .quota_errors import RateLimitInfo, parse_rate_limit
@@ -201,21 +201,25 @@ class Recorder:
 
     def attempt(self, call: Call, status: int | None, error: BaseException | None) -> None:
         """One HTTP attempt: counts against RPM/RPD whatever its outcome."""
+        if status == 200:
+            # The common case, kept cheap: its window update rides on the call's own (record).
+            call.attempts.append(OK_ATTEMPT)
+            call.pending_requests += 1
+            self.requests.add((call.model, self.tier, 200, None), 1)
+            return
         # Read the 429 first: the tier it reveals must already be on this attempt's count.
         rate_limit = self._read_429(error) if status == 429 else None
         error_type = None if status is not None else type(error).__qualname__
-        attempt = Attempt(status, error_type, rate_limit)
-        call.attempts.append(attempt)
+        call.attempts.append(Attempt(status, error_type, rate_limit))
         self.requests.add((call.model, self.tier, status, error_type), 1)
         if self.windows is not None:
             self.windows.record(call.model, requests=1)
-        if status != 200:
-            event: dict[str, Any] = {A.GEMINI_ATTEMPT_NUMBER: len(call.attempts)}
-            if status is not None:
-                event[A.HTTP_RESPONSE_STATUS_CODE] = status
-            else:
-                event[A.ERROR_TYPE] = error_type
-            call.span.add_event(A.EVENT_ATTEMPT, event)
+        event: dict[str, Any] = {A.GEMINI_ATTEMPT_NUMBER: len(call.attempts)}
+        if status is not None:
+            event[A.HTTP_RESPONSE_STATUS_CODE] = status
+        else:
+            event[A.ERROR_TYPE] = error_type
+        call.span.add_event(A.EVENT_ATTEMPT, event)
         if status == 429:
             self._quota_hit(call, rate_limit)
 
@@ -223,6 +227,7 @@ class Recorder:
         """The single recording path: span attributes, metrics, cost and windows, once."""
         span = call.span
         duration = time.perf_counter() - call.start
+        call.settle()
         if not self.per_attempt and not call.attempts:
             # Without the attempt seam each call is one attempt, judged by its outcome.
             status = 200 if error is None else getattr(error, "code", None)
@@ -285,8 +290,14 @@ class Recorder:
             self._token_usage.record(input_tokens, input_attrs)
             self._token_usage.record(usage.output_tokens, output_attrs)
             self._count_tokens(call.model, response_model, tier, usage)
-        if self.windows is not None and (input_tokens or cost_usd):
-            self.windows.record(call.model, input_tokens=input_tokens, cost_usd=cost_usd)
+        if self.windows is not None and (call.pending_requests or input_tokens or cost_usd):
+            self.windows.record(
+                call.model,
+                requests=call.pending_requests,
+                input_tokens=input_tokens,
+                cost_usd=cost_usd,
+            )
+            call.pending_requests = 0
         self.models_seen.add(call.model)
 
     # --- pieces of record() --------------------------------------------------------------------
