@@ -134,6 +134,11 @@ class Call:
         except Exception:
             _logger.debug("gemini instrumentation: could not read finish reasons", exc_info=True)
 
+    def complete(self, response: Any) -> None:
+        """A whole (non-stream) response arrived: take it and finish."""
+        self.on_response(response)
+        self.finish()
+
     def on_attempt(self, status: int | None, error: BaseException | None) -> None:
         try:
             self.recorder.attempt(self, status, error)

@@ -3,7 +3,8 @@
 Public seams: ``Models``/``AsyncModels`` ``generate_content`` and ``generate_content_stream``
 (chats go through them). Private seam: the SDK retries 408/429/5xx below the public methods, in
 ``BaseApiClient._request_once`` / ``_async_request_once``; wrapping those is the only way to see
-every HTTP attempt. Each adapter is control flow only; the recording lives in ``Call``.
+every HTTP attempt. Reads of the SDK's objects live here too (``_start``); each adapter is
+control flow only, and the recording lives in ``Call`` and ``Recorder``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from wrapt import wrap_function_wrapper
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from ._call import CURRENT_CALL
+from ._call import CURRENT_CALL, Call
 from ._stream import wrap_async, wrap_sync
 from .telemetry import Recorder
 
@@ -29,23 +30,61 @@ _logger = logging.getLogger(__name__)
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
+def _start(recorder: Recorder, instance: Any, kwargs: dict[str, Any], stream: bool) -> Call | None:
+    """Read what the span needs from the SDK's objects (its private client: host, Vertex mode)
+    and open the call; None lets the SDK call run untouched."""
+    try:
+        api = getattr(instance, "_api_client", None)
+        vertex = bool(getattr(api, "vertexai", False))
+        base_url = getattr(getattr(api, "_http_options", None), "base_url", None)
+    except Exception:
+        _logger.debug("gemini instrumentation: unexpected SDK client", exc_info=True)
+        return None
+    return recorder.start(
+        kwargs.get("model"),
+        kwargs.get("config"),
+        kwargs.get("contents"),
+        vertex=vertex,
+        base_url=base_url,
+        stream=stream,
+    )
+
+
+class _InFlight:
+    """While the SDK runs: the call's span is current (HTTP spans below parent to it) unless
+    ``current_span`` is off, the call is visible to the per-attempt hook, and an exception
+    finishes the call before it propagates unchanged. One helper for sync and async adapters."""
+
+    __slots__ = ("_call", "_call_token", "_ctx_token", "_current_span")
+
+    def __init__(self, call: Call, current_span: bool = True) -> None:
+        self._call = call
+        self._current_span = current_span
+
+    def __enter__(self) -> None:
+        self._ctx_token = (
+            otel_context.attach(trace.set_span_in_context(self._call.span))
+            if self._current_span
+            else None
+        )
+        self._call_token = CURRENT_CALL.set(self._call)
+
+    def __exit__(self, _type: Any, error: BaseException | None, _tb: Any) -> None:
+        CURRENT_CALL.reset(self._call_token)
+        if self._ctx_token is not None:
+            otel_context.detach(self._ctx_token)
+        if error is not None:
+            self._call.finish(error)
+
+
 def _sync_call(recorder: Recorder) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = recorder.start(instance, kwargs, stream=False)
+        call = _start(recorder, instance, kwargs, stream=False)
         if call is None:
             return wrapped(*args, **kwargs)
-        ctx_token = otel_context.attach(trace.set_span_in_context(call.span))
-        call_token = CURRENT_CALL.set(call)
-        try:
+        with _InFlight(call):
             response = wrapped(*args, **kwargs)
-        except BaseException as error:
-            call.finish(error)
-            raise
-        finally:
-            CURRENT_CALL.reset(call_token)
-            otel_context.detach(ctx_token)
-        call.on_response(response)
-        call.finish()
+        call.complete(response)
         return response
 
     return wrapper
@@ -53,21 +92,12 @@ def _sync_call(recorder: Recorder) -> Wrapper:
 
 def _async_call(recorder: Recorder) -> Wrapper:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = recorder.start(instance, kwargs, stream=False)
+        call = _start(recorder, instance, kwargs, stream=False)
         if call is None:
             return await wrapped(*args, **kwargs)
-        ctx_token = otel_context.attach(trace.set_span_in_context(call.span))
-        call_token = CURRENT_CALL.set(call)
-        try:
+        with _InFlight(call):
             response = await wrapped(*args, **kwargs)
-        except BaseException as error:
-            call.finish(error)
-            raise
-        finally:
-            CURRENT_CALL.reset(call_token)
-            otel_context.detach(ctx_token)
-        call.on_response(response)
-        call.finish()
+        call.complete(response)
         return response
 
     return wrapper
@@ -75,14 +105,12 @@ def _async_call(recorder: Recorder) -> Wrapper:
 
 def _sync_stream(recorder: Recorder) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = recorder.start(instance, kwargs, stream=True)
+        call = _start(recorder, instance, kwargs, stream=True)
         if call is None:
             return wrapped(*args, **kwargs)
-        try:
+        # The span is not made current across the caller's loop: see _stream.
+        with _InFlight(call, current_span=False):
             stream = wrapped(*args, **kwargs)
-        except BaseException as error:
-            call.finish(error)
-            raise
         return wrap_sync(stream, call)
 
     return wrapper
@@ -90,25 +118,34 @@ def _sync_stream(recorder: Recorder) -> Wrapper:
 
 def _async_stream(recorder: Recorder) -> Wrapper:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = recorder.start(instance, kwargs, stream=True)
+        call = _start(recorder, instance, kwargs, stream=True)
         if call is None:
             return await wrapped(*args, **kwargs)
-        call_token = CURRENT_CALL.set(call)
-        try:
+        with _InFlight(call, current_span=False):
             stream = await wrapped(*args, **kwargs)
-        except BaseException as error:
-            call.finish(error)
-            raise
-        finally:
-            CURRENT_CALL.reset(call_token)
         return wrap_async(stream, call)
 
     return wrapper
 
 
-def _status_of(error: BaseException) -> int | None:
-    code = getattr(error, "code", None)
-    return code if isinstance(code, int) else None
+class _Attempt:
+    """One HTTP attempt of the call in flight: its outcome is counted, the SDK's result or
+    exception passes through untouched."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    def __enter__(self) -> None:
+        pass
+
+    def __exit__(self, _type: Any, error: BaseException | None, _tb: Any) -> None:
+        if error is None:
+            self._call.on_attempt(200, None)
+        else:
+            code = getattr(error, "code", None)
+            self._call.on_attempt(code if isinstance(code, int) else None, error)
 
 
 def _sync_attempt(_recorder: Recorder) -> Wrapper:
@@ -116,13 +153,8 @@ def _sync_attempt(_recorder: Recorder) -> Wrapper:
         call = CURRENT_CALL.get()
         if call is None:
             return wrapped(*args, **kwargs)
-        try:
-            response = wrapped(*args, **kwargs)
-        except BaseException as error:
-            call.on_attempt(_status_of(error), error)
-            raise
-        call.on_attempt(200, None)
-        return response
+        with _Attempt(call):
+            return wrapped(*args, **kwargs)
 
     return wrapper
 
@@ -132,13 +164,8 @@ def _async_attempt(_recorder: Recorder) -> Wrapper:
         call = CURRENT_CALL.get()
         if call is None:
             return await wrapped(*args, **kwargs)
-        try:
-            response = await wrapped(*args, **kwargs)
-        except BaseException as error:
-            call.on_attempt(_status_of(error), error)
-            raise
-        call.on_attempt(200, None)
-        return response
+        with _Attempt(call):
+            return await wrapped(*args, **kwargs)
 
     return wrapper
 

@@ -175,18 +175,22 @@ class Recorder:
             )
 
     # --- per call ---------------------------------------------------------------------------
-    def start(self, instance: Any, kwargs: dict[str, Any], *, stream: bool) -> Call | None:
+    def start(
+        self,
+        model: Any,
+        config: Any,
+        contents: Any,
+        *,
+        vertex: bool,
+        base_url: str | None,
+        stream: bool,
+    ) -> Call | None:
         """Open the call's span; None (and the SDK call runs untouched) if anything is off."""
         try:
-            api = getattr(instance, "_api_client", None)
-            vertex = bool(getattr(api, "vertexai", False))
-            base_url = getattr(getattr(api, "_http_options", None), "base_url", None)
-            model = normalize_model(kwargs.get("model"))
-            config = kwargs.get("config")
+            model = normalize_model(model)
             attrs = request_attributes(
                 model, config, vertex=vertex, base_url=base_url, stream=stream
             )
-            contents = kwargs.get("contents")
             if self.settings.capture_content:
                 self._capture_input(attrs, contents, config)
             span = self.tracer.start_span(
