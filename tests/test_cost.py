@@ -468,3 +468,69 @@ def test_prometheus_name_of_the_spend_counter(fake: FakeGemini, client: Any) -> 
     assert 'gen_ai_request_model="gemini-2.5-flash"' in billed
     assert 'gcp_gemini_tier="unknown"' in billed
     assert float(billed.rsplit(" ", 1)[1]) == pytest.approx(1_000 * 0.30 / M, abs=EPS)
+
+
+# --- automatic function calling: several billed requests behind one response ---------------------
+
+
+def get_weather(city: str) -> str:
+    """Returns the weather in a city."""
+    return f"Sunny in {city}"
+
+
+AFC_ROUND_1 = {"promptTokenCount": 1_000, "candidatesTokenCount": 20, "thoughtsTokenCount": 80}
+AFC_ROUND_2 = {
+    "promptTokenCount": 1_200,
+    "cachedContentTokenCount": 1_000,
+    "candidatesTokenCount": 50,
+}
+FUNCTION_CALL = {
+    "candidates": [
+        {
+            "content": {
+                "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}],
+                "role": "model",
+            },
+            "finishReason": "STOP",
+            "index": 0,
+        }
+    ]
+}
+
+
+def test_automatic_function_calling_prices_every_round(
+    fake: FakeGemini, client: Any, telemetry: Telemetry, entrypoint: str
+) -> None:
+    # Round 1 asks for get_weather; the SDK calls it and sends round 2, whose response (or
+    # stream) is the only usage the caller sees. Google bills both requests. Streams: round 2's
+    # chunks carry cumulative usage of round 2 only.
+    fake.enqueue(
+        "gemini-2.5-flash",
+        Reply(usage=AFC_ROUND_1, model_version="gemini-2.5-flash", extra=FUNCTION_CALL),
+        Reply(usage=AFC_ROUND_2, model_version="gemini-2.5-flash", text="Sunny in Paris."),
+    )
+    response = call_gemini(
+        client,
+        entrypoint,
+        "gemini-2.5-flash",
+        config={"tools": [get_weather]},
+    )
+    text = "".join(c.text or "" for c in response) if isinstance(response, list) else response.text
+    assert text.strip() == "Sunny in Paris."
+    assert len(fake.requests) == 2  # the SDK really ran two rounds
+
+    # 2.5 Flash: input 0.30, cache read 0.03, output (thinking included) 2.50.
+    expected = {
+        "input": usd(1_000 + 1_200 - 1_000, 0.30),
+        "cached_input": usd(1_000, 0.03),
+        "output": usd(20 + 80 + 50, 2.50),
+    }
+    assert_cost(telemetry, sum(expected.values()))
+    assert by_component(telemetry) == pytest.approx(expected, abs=EPS)
+    a = telemetry.span().attributes
+    assert a["gen_ai.usage.input_tokens"] == 2_200
+    assert a["gen_ai.usage.output_tokens"] == 150
+    assert a["gen_ai.usage.cache_read.input_tokens"] == 1_000
+    assert a["gen_ai.usage.reasoning.output_tokens"] == 80
+    assert a["gcp.gemini.attempts"] == 2
+    assert a["gen_ai.response.finish_reasons"] == ("stop",)

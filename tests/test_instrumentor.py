@@ -31,6 +31,14 @@ ORIGINALS = {
     (_api_client.BaseApiClient, "_async_request_once"): (
         _api_client.BaseApiClient._async_request_once
     ),
+    (models.Models, "_generate_content"): models.Models._generate_content,
+    (models.AsyncModels, "_generate_content"): models.AsyncModels._generate_content,
+    (models.Models, "_generate_content_stream_with_continuation"): (
+        models.Models._generate_content_stream_with_continuation
+    ),
+    (models.AsyncModels, "_generate_content_stream_with_continuation"): (
+        models.AsyncModels._generate_content_stream_with_continuation
+    ),
 }
 
 

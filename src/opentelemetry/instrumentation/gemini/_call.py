@@ -51,6 +51,7 @@ class Call:
         "pending_requests",
         "provider",
         "recorder",
+        "request_usages",
         "response_id",
         "response_model",
         "span",
@@ -80,6 +81,10 @@ class Call:
         self.last: Any = None
         self.usage_chunk: Any = None
         self.usage_metadata: Any = None
+        # Automatic function calling runs several billed requests inside one call, and the
+        # caller only sees the last one's usage. Non-stream: every request's usage; streams:
+        # the usage of each round already finished (the current one is usage_chunk's).
+        self.request_usages: list[Any] = []
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.finish_reasons: list[str] = []
@@ -138,6 +143,18 @@ class Call:
         """A whole (non-stream) response arrived: take it and finish."""
         self.on_response(response)
         self.finish()
+
+    def on_request_response(self, response: Any) -> None:
+        """One of the SDK's requests inside this call answered (see request_usages)."""
+        meta = getattr(response, "usage_metadata", None)
+        if meta is not None:
+            self.request_usages.append(meta)
+
+    def on_stream_round(self) -> None:
+        """A stream's next round starts: its chunks' usage starts again from zero."""
+        if self.usage_chunk is not None:
+            self.request_usages.append(self.usage_chunk.usage_metadata)
+            self.usage_chunk = None
 
     def on_attempt(self, status: int | None, error: BaseException | None) -> None:
         try:

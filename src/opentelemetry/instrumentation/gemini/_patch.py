@@ -170,7 +170,40 @@ def _async_attempt(_recorder: Recorder) -> Wrapper:
     return wrapper
 
 
-# (module, "Class.method", adapter factory)
+def _sync_request(_recorder: Recorder) -> Wrapper:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        response = wrapped(*args, **kwargs)
+        call = CURRENT_CALL.get()
+        if call is not None:
+            call.on_request_response(response)
+        return response
+
+    return wrapper
+
+
+def _async_request(_recorder: Recorder) -> Wrapper:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        response = await wrapped(*args, **kwargs)
+        call = CURRENT_CALL.get()
+        if call is not None:
+            call.on_request_response(response)
+        return response
+
+    return wrapper
+
+
+def _stream_round(_recorder: Recorder) -> Wrapper:
+    # Sync and async alike: the round starts when the SDK calls this (it returns a generator).
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        call = CURRENT_CALL.get()
+        if call is not None:
+            call.on_stream_round()
+        return wrapped(*args, **kwargs)
+
+    return wrapper
+
+
+# (module, "Class.method", adapter factory); "A|B": the first of A, B the SDK has.
 CALL_TARGETS: tuple[tuple[str, str, Callable[[Recorder], Wrapper]], ...] = (
     ("google.genai.models", "Models.generate_content", _sync_call),
     ("google.genai.models", "Models.generate_content_stream", _sync_stream),
@@ -181,6 +214,25 @@ ATTEMPT_TARGETS: tuple[tuple[str, str, Callable[[Recorder], Wrapper]], ...] = (
     ("google.genai._api_client", "BaseApiClient._request_once", _sync_attempt),
     ("google.genai._api_client", "BaseApiClient._async_request_once", _async_attempt),
 )
+# One billed request of a non-stream call: automatic function calling runs several of them
+# inside one generate_content, whose response only carries the last one's usage.
+# A stream's rounds: one per request before google-genai 3.6; from 3.6 a round can span
+# continuation hops, whose usage the SDK already adds up in its chunks.
+REQUEST_TARGETS: tuple[tuple[str, str, Callable[[Recorder], Wrapper]], ...] = (
+    ("google.genai.models", "Models._generate_content", _sync_request),
+    ("google.genai.models", "AsyncModels._generate_content", _async_request),
+    (
+        "google.genai.models",
+        "Models._generate_content_stream_with_continuation|Models._generate_content_stream",
+        _stream_round,
+    ),
+    (
+        "google.genai.models",
+        "AsyncModels._generate_content_stream_with_continuation"
+        "|AsyncModels._generate_content_stream",
+        _stream_round,
+    ),
+)
 
 
 def sdk_version() -> str:
@@ -190,17 +242,19 @@ def sdk_version() -> str:
         return "unknown"
 
 
-def _resolve(module_name: str, dotted: str) -> tuple[Any, str] | None:
-    """The class that owns ``dotted``'s method, or None when the SDK no longer has it."""
+def _resolve(module_name: str, dotted: str) -> tuple[Any, str, str] | None:
+    """(owning class, method, its dotted name) for the first of ``dotted``'s alternatives the
+    SDK has, or None."""
     try:
-        owner: Any = import_module(module_name)
+        module: Any = import_module(module_name)
     except ImportError:
         return None
-    cls_name, method = dotted.split(".")
-    owner = getattr(owner, cls_name, None)
-    if owner is None or not callable(getattr(owner, method, None)):
-        return None
-    return owner, method
+    for alternative in dotted.split("|"):
+        cls_name, method = alternative.split(".")
+        owner = getattr(module, cls_name, None)
+        if owner is not None and callable(getattr(owner, method, None)):
+            return owner, method, alternative
+    return None
 
 
 def patch(recorder: Recorder) -> list[tuple[Any, str]]:
@@ -211,14 +265,15 @@ def patch(recorder: Recorder) -> list[tuple[Any, str]]:
     """
     patched: list[tuple[Any, str]] = []
     missing: list[str] = []
-    for targets in (CALL_TARGETS, ATTEMPT_TARGETS):
+    for targets in (CALL_TARGETS, ATTEMPT_TARGETS, REQUEST_TARGETS):
         for module_name, dotted, factory in targets:
             found = _resolve(module_name, dotted)
             if found is None:
                 missing.append(f"{module_name}.{dotted}")
                 continue
-            wrap_function_wrapper(module_name, dotted, factory(recorder))
-            patched.append(found)
+            owner, method, name = found
+            wrap_function_wrapper(module_name, name, factory(recorder))
+            patched.append((owner, method))
     attempt_names = {f"{m}.{d}" for m, d, _ in ATTEMPT_TARGETS}
     recorder.per_attempt = not attempt_names.intersection(missing)
     if missing:

@@ -22,7 +22,7 @@ from .config import UNKNOWN_TIER, Settings
 from .counters import MonotonicSums
 from .quota_errors import RateLimitInfo, parse_rate_limit
 from .request import normalize_model, request_attributes
-from .usage import Usage, usage_from_metadata
+from .usage import Usage, sum_usages, usage_from_metadata
 
 if TYPE_CHECKING:
     from .limits import LimitTable
@@ -239,7 +239,7 @@ class Recorder:
         elif _in_stream_429(call, error):
             # The HTTP answer was 200 and already counted; the quota details still matter.
             self._quota_hit(call, self._read_429(error))
-        usage = usage_from_metadata(call.usage_metadata)
+        usage = _call_usage(call)
         tier = self.tier
         response_model = normalize_model(call.response_model) if call.response_model else None
         attrs: dict[str, Any] = {A.GEMINI_TIER: tier, A.GEMINI_TIER_SOURCE: self.tier_source}
@@ -551,6 +551,18 @@ class Recorder:
 def utilization(usage: Mapping[str, float], limits: Mapping[str, int]) -> dict[str, float]:
     """usage / limit per dimension with a known limit; a 0 limit (no access) has no ratio."""
     return {dim: usage.get(dim, 0) / limit for dim, limit in limits.items() if limit}
+
+
+def _call_usage(call: Call) -> Usage | None:
+    """The call's usage: the response's, or the sum over the requests the SDK made for it
+    (automatic function calling); usage is cumulative within a request, never summed there."""
+    metas = call.request_usages
+    if call.stream and metas and call.usage_metadata is not None:
+        metas = [*metas, call.usage_metadata]
+    if len(metas) <= 1 and not (call.stream and metas):
+        return usage_from_metadata(call.usage_metadata)
+    usages = [u for u in map(usage_from_metadata, metas) if u is not None]
+    return sum_usages(usages)
 
 
 def _in_stream_429(call: Call, error: BaseException | None) -> bool:

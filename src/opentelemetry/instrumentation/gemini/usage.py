@@ -89,3 +89,29 @@ def usage_from_metadata(meta: Any) -> Usage | None:
         candidates_by_modality=_by_modality(getattr(meta, "candidates_tokens_details", None)),
         tool_use_by_modality=_by_modality(getattr(meta, "tool_use_prompt_tokens_details", None)),
     )
+
+
+def _merge(maps: list[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for counts in maps:
+        for key, count in counts.items():
+            out[key] = out.get(key, 0) + count
+    return out
+
+
+def sum_usages(usages: list[Usage]) -> Usage:
+    """One call's usage when it made several billed requests (automatic function calling
+    rounds, continuation hops): each request is billed on its own, so counts add up."""
+    return Usage(
+        prompt_tokens=sum(u.prompt_tokens for u in usages),
+        cached_tokens=sum(u.cached_tokens for u in usages),
+        candidates_tokens=sum(u.candidates_tokens for u in usages),
+        thoughts_tokens=sum(u.thoughts_tokens for u in usages),
+        tool_use_prompt_tokens=sum(u.tool_use_prompt_tokens for u in usages),
+        total_tokens=sum(u.total_tokens for u in usages),
+        traffic_type=usages[-1].traffic_type if usages else None,
+        prompt_by_modality=_merge([u.prompt_by_modality for u in usages]),
+        cached_by_modality=_merge([u.cached_by_modality for u in usages]),
+        candidates_by_modality=_merge([u.candidates_by_modality for u in usages]),
+        tool_use_by_modality=_merge([u.tool_use_by_modality for u in usages]),
+    )

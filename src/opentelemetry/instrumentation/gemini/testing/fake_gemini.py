@@ -284,6 +284,16 @@ class FakeGemini:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 usage = _usage(reply)
+                if "candidates" in reply.extra:  # e.g. a function call: one event, as scripted
+                    event = {
+                        "usageMetadata": usage,
+                        "modelVersion": version,
+                        "responseId": response_id,
+                        **reply.extra,
+                    }
+                    self.wfile.write(f"data: {json.dumps(event)}\r\n\r\n".encode())
+                    self.close_connection = True
+                    return
                 n = max(reply.chunks, 1)
                 words = reply.text.split(" ")
                 per = max(len(words) // n, 1)
