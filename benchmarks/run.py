@@ -89,9 +89,9 @@ class Config:
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
 
 
-# ~4 minutes and ~1 minute on a 2-CPU machine, most of it the 100k-call memory run.
+# ~4-5 minutes and ~1 minute on a 2-CPU machine, most of it the 100k-call memory run.
 FULL = Config(
-    rounds=201, block_seconds=0.006, startup_runs=9, memory_calls=100_000, memory_every=10_000
+    rounds=151, block_seconds=0.006, startup_runs=9, memory_calls=100_000, memory_every=10_000
 )
 QUICK = Config(
     rounds=61, block_seconds=0.004, startup_runs=5, memory_calls=20_000, memory_every=4_000
