@@ -146,15 +146,21 @@ class Call:
 
     def on_request_response(self, response: Any) -> None:
         """One of the SDK's requests inside this call answered (see request_usages)."""
-        meta = getattr(response, "usage_metadata", None)
-        if meta is not None:
-            self.request_usages.append(meta)
+        try:
+            meta = getattr(response, "usage_metadata", None)
+            if meta is not None:
+                self.request_usages.append(meta)
+        except Exception:
+            _logger.debug("gemini instrumentation: could not read a request", exc_info=True)
 
     def on_stream_round(self) -> None:
         """A stream's next round starts: its chunks' usage starts again from zero."""
-        if self.usage_chunk is not None:
-            self.request_usages.append(self.usage_chunk.usage_metadata)
-            self.usage_chunk = None
+        try:
+            if self.usage_chunk is not None:
+                self.request_usages.append(self.usage_chunk.usage_metadata)
+                self.usage_chunk = None
+        except Exception:
+            _logger.debug("gemini instrumentation: could not start a round", exc_info=True)
 
     def on_attempt(self, status: int | None, error: BaseException | None) -> None:
         try:
