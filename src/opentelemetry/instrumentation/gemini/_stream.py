@@ -49,6 +49,7 @@ def wrap_async(stream: AsyncIterator[Any], call: Call) -> AsyncIterator[Any]:
 def _sync_chunks(stream: Iterator[Any], call: Call) -> Iterator[Any]:
     end = A.STREAM_END_CLOSED  # what a GeneratorExit at a yield means: close() was called
     try:
+        stream = iter(stream)  # as the caller's own loop would: a non-iterable fails there
         while True:
             # The SDK makes its HTTP attempts inside next(): they must see this call.
             token = CURRENT_CALL.set(call)
@@ -79,6 +80,7 @@ def _sync_chunks(stream: Iterator[Any], call: Call) -> Iterator[Any]:
 async def _async_chunks(stream: AsyncIterator[Any], call: Call) -> AsyncIterator[Any]:
     end = A.STREAM_END_CLOSED
     try:
+        stream = stream.__aiter__()
         while True:
             token = CURRENT_CALL.set(call)
             try:
