@@ -48,7 +48,6 @@ class Call:
         "host",
         "last",
         "model",
-        "pending_requests",
         "provider",
         "recorder",
         "request_usages",
@@ -82,8 +81,8 @@ class Call:
         self.usage_chunk: Any = None
         self.usage_metadata: Any = None
         # Automatic function calling runs several billed requests inside one call, and the
-        # caller only sees the last one's usage. Non-stream: every request's usage; streams:
-        # the usage of each round already finished (the current one is usage_chunk's).
+        # caller only sees the last one's usage: each request's (a stream's: each round's),
+        # filled by the SDK hooks; empty when the SDK has none of them.
         self.request_usages: list[Any] = []
         self.response_model: str | None = None
         self.response_id: str | None = None
@@ -91,7 +90,6 @@ class Call:
         self.first_chunk_at: float | None = None
         self.chunks = 0
         self.attempts: list[Attempt] = []
-        self.pending_requests = 0  # successful attempts not yet in the quota windows
         self.texts: list[str] | None = [] if recorder.settings.capture_content else None
         self.ended = False
 
@@ -122,6 +120,8 @@ class Call:
         last, with_usage = self.last, self.usage_chunk
         if with_usage is not None:
             self.usage_metadata = with_usage.usage_metadata
+        if self.stream and self.request_usages:
+            self.on_stream_round()  # the last round ends with the stream
         for source in (last, with_usage):
             if source is None:
                 continue
@@ -154,7 +154,8 @@ class Call:
             _logger.debug("gemini instrumentation: could not read a request", exc_info=True)
 
     def on_stream_round(self) -> None:
-        """A stream's next round starts: its chunks' usage starts again from zero."""
+        """A stream's round ends (the next starts, or the stream ends): bank its usage, as
+        the next round's chunks count from zero."""
         try:
             if self.usage_chunk is not None:
                 self.request_usages.append(self.usage_chunk.usage_metadata)

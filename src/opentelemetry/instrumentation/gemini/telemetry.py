@@ -208,7 +208,6 @@ class Recorder:
         if status == 200:
             # The common case, kept cheap: its window update rides on the call's own (record).
             call.attempts.append(OK_ATTEMPT)
-            call.pending_requests += 1
             self.requests.add((call.model, self.tier, 200, None), 1)
             return
         # Read the 429 first: the tier it reveals must already be on this attempt's count.
@@ -294,14 +293,13 @@ class Recorder:
             self._token_usage.record(input_tokens, input_attrs)
             self._token_usage.record(usage.output_tokens, output_attrs)
             self._count_tokens(call.model, response_model, tier, usage)
-        if self.windows is not None and (call.pending_requests or input_tokens or cost_usd):
-            self.windows.record(
-                call.model,
-                requests=call.pending_requests,
-                input_tokens=input_tokens,
-                cost_usd=cost_usd,
-            )
-            call.pending_requests = 0
+        if self.windows is not None:
+            # Failed attempts went into the windows at once (attempt); successful ones here.
+            ok = call.attempts.count(OK_ATTEMPT)
+            if ok or input_tokens or cost_usd:
+                self.windows.record(
+                    call.model, requests=ok, input_tokens=input_tokens, cost_usd=cost_usd
+                )
         self.models_seen.add(call.model)
 
     # --- pieces of record() --------------------------------------------------------------------
@@ -554,15 +552,12 @@ def utilization(usage: Mapping[str, float], limits: Mapping[str, int]) -> dict[s
 
 
 def _call_usage(call: Call) -> Usage | None:
-    """The call's usage: the response's, or the sum over the requests the SDK made for it
-    (automatic function calling); usage is cumulative within a request, never summed there."""
+    """The call's usage: the sum over the requests the SDK made for it (automatic function
+    calling), else the response's; usage is cumulative within a request, never summed there."""
     metas = call.request_usages
-    if call.stream and metas and call.usage_metadata is not None:
-        metas = [*metas, call.usage_metadata]
-    if len(metas) <= 1 and not (call.stream and metas):
-        return usage_from_metadata(call.usage_metadata)
-    usages = [u for u in map(usage_from_metadata, metas) if u is not None]
-    return sum_usages(usages)
+    if len(metas) <= 1:
+        return usage_from_metadata(metas[0] if metas else call.usage_metadata)
+    return sum_usages([u for u in map(usage_from_metadata, metas) if u is not None])
 
 
 def _in_stream_429(call: Call, error: BaseException | None) -> bool:
