@@ -1,26 +1,56 @@
-"""In-process monotonic sums, exported through observable counters.
+"""The dashboard counters: summed in process, exported through observable counters.
 
-A synchronous counter costs several microseconds per ``add`` in the OTel SDK; the dashboard
-counters are summed here under one short lock and read by the SDK only at collection time.
-Exported values are cumulative totals, exactly what a monotonic counter reports.
+A synchronous counter costs several microseconds per ``add`` in the OTel SDK, and one call feeds
+up to a dozen series (tokens by type, USD by component, its attempts). Here a finished call's
+whole contribution is one row added under one short lock (``CallLedger``); the SDK reads the
+totals only at collection time. Exported values are cumulative totals, exactly what a monotonic
+counter reports.
 """
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from . import attributes as A
+
+if TYPE_CHECKING:
+    from .pricing import CostBreakdown
+    from .usage import Usage
+
+# gcp.gemini.tokens' disjoint types, and the cost components, in the ledger's column order.
+TOKEN_TYPES = (
+    A.TOKEN_KIND_INPUT,
+    A.TOKEN_KIND_CACHED_INPUT,
+    A.TOKEN_KIND_TOOL_USE_INPUT,
+    A.TOKEN_KIND_OUTPUT,
+    A.TOKEN_KIND_REASONING,
+)
+COST_COMPONENTS = ("input", "cached_input", "output", "tool_use_input")
+# A ledger row: successful attempts, tokens by type, billed USD, list USD by component.
+_TOKENS_AT = 1
+_BILLED_AT = _TOKENS_AT + len(TOKEN_TYPES)
+_LIST_AT = _BILLED_AT + len(COST_COMPONENTS)
+_NO_TOKENS = (0,) * len(TOKEN_TYPES)
+_NO_USD = (0.0,) * len(COST_COMPONENTS)
+_CALL_KEYS = (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_TIER)
+
+
+def _attrs(keys: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
+    return {k: v for k, v in zip(keys, values, strict=False) if v is not None}
 
 
 class MonotonicSums:
     """Running totals keyed by a tuple of attribute values (names fixed per instance)."""
 
-    __slots__ = ("_keys", "_lock", "_totals")
+    __slots__ = ("_lock", "_totals", "keys")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
-        self._keys = keys
+        self.keys = keys
         self._lock = threading.Lock()
         self._totals: dict[tuple[Any, ...], float] = {}
 
@@ -33,8 +63,159 @@ class MonotonicSums:
             return dict(self._totals)
 
     def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
-        keys = self._keys
         return [
-            Observation(total, {k: v for k, v in zip(keys, values, strict=False) if v is not None})
+            Observation(total, _attrs(self.keys, values))
             for values, total in self.snapshot().items()
         ]
+
+
+class CallLedger:
+    """Running totals of finished calls: one row of numbers per key, summed element-wise."""
+
+    __slots__ = ("_lock", "_rows")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: dict[tuple[Any, ...], tuple[float, ...]] = {}
+
+    def add(self, key: tuple[Any, ...], values: tuple[float, ...]) -> None:
+        with self._lock:
+            row = self._rows.get(key)
+            self._rows[key] = values if row is None else tuple(map(operator.add, row, values))
+
+    def snapshot(self) -> dict[tuple[Any, ...], tuple[float, ...]]:
+        with self._lock:
+            return dict(self._rows)
+
+
+class DashboardCounters:
+    """gcp.gemini.requests, .tokens, .cost, .cost.list, .cost.unpriced_calls and
+    .quota.exceeded: what the dashboards sum over time."""
+
+    def __init__(self, meter: Meter) -> None:
+        self._calls = CallLedger()  # per (model, response model, tier)
+        # Attempts that did not succeed count at once (a 429 storm shows while it lasts);
+        # successful ones ride on their call's row.
+        self._failed_attempts = MonotonicSums(
+            (A.GEN_AI_REQUEST_MODEL, A.GEMINI_TIER, A.HTTP_RESPONSE_STATUS_CODE, A.ERROR_TYPE)
+        )
+        self.unpriced = MonotonicSums(
+            (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_COST_UNPRICED_REASON)
+        )
+        self.quota_exceeded = MonotonicSums(
+            (
+                A.GEN_AI_REQUEST_MODEL,
+                A.GEMINI_TIER,
+                A.GEMINI_QUOTA_ID,
+                A.GEMINI_QUOTA_WINDOW,
+                A.GEMINI_QUOTA_DIMENSION,
+                A.GEMINI_QUOTA_LOCATION,
+            )
+        )
+        meter.create_observable_counter(
+            A.METRIC_REQUESTS,
+            [self._observe_requests],
+            unit="{request}",
+            description="HTTP attempts to Gemini, retries included, by response status.",
+        )
+        meter.create_observable_counter(
+            A.METRIC_TOKENS,
+            [self._observe_tokens],
+            unit="{token}",
+            description="Tokens by disjoint type: input, cached_input, tool_use_input, output, "
+            "reasoning.",
+        )
+        meter.create_observable_counter(
+            A.METRIC_COST,
+            [self._observe_cost],
+            unit="USD",
+            description="Billed cost of Gemini calls in USD, by component (input, cached_input, "
+            "output, tool_use_input); unbilled calls (free tier) add 0.",
+        )
+        meter.create_observable_counter(
+            A.METRIC_COST_LIST,
+            [self._observe_cost_list],
+            unit="USD",
+            description="Pay-as-you-go price of the same calls, billed or not, by component.",
+        )
+        meter.create_observable_counter(
+            A.METRIC_UNPRICED_CALLS,
+            [self.unpriced.observe],
+            unit="{call}",
+            description="Successful calls that carry no cost: unknown model or no usage.",
+        )
+        meter.create_observable_counter(
+            A.METRIC_QUOTA_EXCEEDED,
+            [self.quota_exceeded.observe],
+            unit="{violation}",
+            description="Quota violations reported in 429 answers.",
+        )
+
+    def failed_attempt(
+        self, model: str, tier: str, status: int | None, error_type: str | None
+    ) -> None:
+        self._failed_attempts.add((model, tier, status, error_type), 1)
+
+    def call(
+        self,
+        model: str,
+        response_model: str | None,
+        tier: str,
+        ok_attempts: int,
+        usage: Usage | None,
+        cost: CostBreakdown | None,
+    ) -> None:
+        """A finished call: its successful attempts, tokens by type and (priced) USD."""
+        if usage is None:
+            if not ok_attempts:
+                return
+            tokens: tuple[int, ...] = _NO_TOKENS
+        else:
+            cached = usage.cached_tokens
+            tokens = (
+                max(usage.prompt_tokens - cached, 0),
+                cached,
+                usage.tool_use_prompt_tokens,
+                usage.candidates_tokens,
+                usage.thoughts_tokens,
+            )
+        if cost is None:
+            billed = listed = _NO_USD
+        else:
+            listed = (cost.input, cost.cached_input, cost.output, cost.tool_use_input)
+            billed = listed if cost.billed else _NO_USD
+        self._calls.add((model, response_model, tier), (ok_attempts, *tokens, *billed, *listed))
+
+    # --- collection time ------------------------------------------------------------------
+    def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
+        totals = self._failed_attempts.snapshot()
+        for (model, _response_model, tier), row in self._calls.snapshot().items():
+            if row[0]:
+                key = (model, tier, 200, None)
+                totals[key] = totals.get(key, 0) + row[0]
+        return [
+            Observation(n, _attrs(self._failed_attempts.keys, key)) for key, n in totals.items()
+        ]
+
+    def _observe_tokens(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return self._columns(A.GEMINI_TOKEN_TYPE, TOKEN_TYPES, _TOKENS_AT, _TOKENS_AT)
+
+    def _observe_cost(self, _options: CallbackOptions) -> Iterable[Observation]:
+        # A component shows as soon as it has a list price: unbilled calls (free tier) give
+        # the model's series a $0, not "no data".
+        return self._columns(A.GEMINI_COST_COMPONENT, COST_COMPONENTS, _BILLED_AT, _LIST_AT)
+
+    def _observe_cost_list(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return self._columns(A.GEMINI_COST_COMPONENT, COST_COMPONENTS, _LIST_AT, _LIST_AT)
+
+    def _columns(
+        self, name: str, labels: tuple[str, ...], value_at: int, shown_if_at: int
+    ) -> list[Observation]:
+        """One observation per row and label whose ``shown_if`` column is non-zero."""
+        out = []
+        for key, row in self._calls.snapshot().items():
+            base = _attrs(_CALL_KEYS, key)
+            for i, label in enumerate(labels):
+                if row[shown_if_at + i]:
+                    out.append(Observation(row[value_at + i], {**base, name: label}))
+        return out

@@ -65,7 +65,6 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from datetime import time as dtime
 from functools import cache
@@ -100,21 +99,106 @@ class PricesFileError(ValueError):
     """A prices file (user overrides or our bundled extras) cannot be used."""
 
 
-@dataclass(slots=True)  # built on every call: not frozen (see usage.Usage); never mutated
 class CostBreakdown:
     """Cost of one call in USD.
 
-    ``total`` is what the call is billed (0.0 on the free tier and for provisioned throughput);
-    ``list_total`` the pay-as-you-go figure at the same traffic type. Components are named
-    ``input``, ``cached_input``, ``output`` and ``tool_use_input``; zero ones are left out.
+    ``input``, ``cached_input``, ``output`` and ``tool_use_input`` are the pay-as-you-go price of
+    each component at the call's traffic type; ``billed`` says whether the call is billed at all
+    (not on the free tier, not for provisioned throughput). ``total`` is the bill, ``list_total``
+    the pay-as-you-go figure; ``components`` and ``list_components`` name the non-zero parts.
+    Built on every call, so the views below are computed only when read.
     """
 
-    total: float
-    list_total: float
-    components: tuple[tuple[str, float], ...]
-    list_components: tuple[tuple[str, float], ...]
-    by_modality: tuple[tuple[str, float], ...]
-    prices_version: str
+    __slots__ = (
+        "_modality_inputs",
+        "billed",
+        "cached_input",
+        "input",
+        "output",
+        "prices_version",
+        "tool_use_input",
+    )
+
+    def __init__(
+        self,
+        input: float,
+        cached_input: float,
+        output: float,
+        tool_use_input: float,
+        billed: bool,
+        prices_version: str,
+        modality_inputs: tuple[_Band, Mapping[str, int], Mapping[str, int]] | None = None,
+    ) -> None:
+        self.input = input
+        self.cached_input = cached_input
+        self.output = output
+        self.tool_use_input = tool_use_input
+        self.billed = billed
+        self.prices_version = prices_version
+        self._modality_inputs = modality_inputs
+
+    @property
+    def list_total(self) -> float:
+        return self.input + self.cached_input + self.output + self.tool_use_input
+
+    @property
+    def total(self) -> float:
+        return self.list_total if self.billed else 0.0
+
+    @property
+    def list_components(self) -> tuple[tuple[str, float], ...]:
+        parts = (
+            ("input", self.input),
+            ("cached_input", self.cached_input),
+            ("output", self.output),
+            ("tool_use_input", self.tool_use_input),
+        )
+        return tuple((name, usd) for name, usd in parts if usd)
+
+    @property
+    def components(self) -> tuple[tuple[str, float], ...]:
+        return self.list_components if self.billed else ()
+
+    @property
+    def by_modality(self) -> tuple[tuple[str, float], ...]:
+        """Input plus cached-input USD per modality, when the usage reported modalities."""
+        if self._modality_inputs is None:
+            return ()
+        band, prompt_mod, cached_mod = self._modality_inputs
+        out = []
+        for modality in sorted(prompt_mod.keys() | cached_mod.keys()):
+            cached = cached_mod.get(modality, 0)
+            fresh = max(0, prompt_mod.get(modality, 0) - cached)
+            usd = fresh * band.input_by_modality.get(modality, band.input)
+            if band.cached is not None:
+                usd += cached * band.cached_by_modality.get(modality, band.cached)
+            out.append((modality, usd))
+        return tuple(out)
+
+    def _values(self) -> tuple[Any, ...]:
+        return (
+            self.input,
+            self.cached_input,
+            self.output,
+            self.tool_use_input,
+            self.billed,
+            self.prices_version,
+            self.by_modality,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CostBreakdown):
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, and not immutable
+
+    def __repr__(self) -> str:
+        return (
+            f"CostBreakdown(total={self.total!r}, list_total={self.list_total!r}, "
+            f"components={self.list_components!r}, billed={self.billed!r}, "
+            f"prices_version={self.prices_version!r})"
+        )
 
 
 # --- resolved prices: plain floats, USD per token ----------------------------------------------
@@ -948,48 +1032,17 @@ class PriceBook:
         else:
             output_usd = output * band.output
 
-        components = []
-        if input_usd:
-            components.append(("input", input_usd))
-        if cached_usd:
-            components.append(("cached_input", cached_usd))
-        if output_usd:
-            components.append(("output", output_usd))
-        if tool_usd:
-            components.append(("tool_use_input", tool_usd))
-        list_components = tuple(components)
-        list_total = input_usd + cached_usd + output_usd + tool_usd
-
-        by_modality: tuple[tuple[str, float], ...] = ()
-        if prompt_mod or cached_mod:
-            by_modality = self._by_modality(band, prompt_mod, cached_mod)
-
-        if traffic.billed and self._tier_billed.get(tier, True):
-            return CostBreakdown(
-                list_total,
-                list_total,
-                list_components,
-                list_components,
-                by_modality,
-                self._version,  # set: an entry exists only once prices are loaded (_resolve)
-            )
-        return CostBreakdown(0.0, list_total, (), list_components, by_modality, self._version)
+        return CostBreakdown(
+            input_usd,
+            cached_usd,
+            output_usd,
+            tool_usd,
+            traffic.billed and self._tier_billed.get(tier, True),
+            self._version,  # set: an entry exists only once prices are loaded (_resolve)
+            (band, prompt_mod, cached_mod) if prompt_mod or cached_mod else None,
+        )
 
     # --- slow path: resolve once per model and validity window --------------------------------
-
-    @staticmethod
-    def _by_modality(
-        band: _Band, prompt_mod: Mapping[str, int], cached_mod: Mapping[str, int]
-    ) -> tuple[tuple[str, float], ...]:
-        out = []
-        for modality in sorted(prompt_mod.keys() | cached_mod.keys()):
-            cached = cached_mod.get(modality, 0)
-            fresh = max(0, prompt_mod.get(modality, 0) - cached)
-            usd = fresh * band.input_by_modality.get(modality, band.input)
-            if band.cached is not None:
-                usd += cached * band.cached_by_modality.get(modality, band.cached)
-            out.append((modality, usd))
-        return tuple(out)
 
     def _traffic_class(self, name: str) -> _TrafficClass:
         spec = self._extras.classes[name]

@@ -19,14 +19,14 @@ from . import attributes as A
 from . import content
 from ._call import OK_ATTEMPT, Attempt, Call
 from .config import UNKNOWN_TIER, Settings
-from .counters import MonotonicSums
+from .counters import DashboardCounters
 from .quota_errors import RateLimitInfo, parse_rate_limit
 from .request import normalize_model, request_attributes
 from .usage import Usage, sum_usages, usage_from_metadata
 
 if TYPE_CHECKING:
     from .limits import LimitTable
-    from .pricing import PriceBook
+    from .pricing import CostBreakdown, PriceBook
     from .quota_windows import QuotaWindows
 
 _logger = logging.getLogger(__name__)
@@ -87,71 +87,7 @@ class Recorder:
             description="Retry delay the server asked for in a 429 answer.",
             explicit_bucket_boundaries_advisory=[1, 2, 5, 10, 20, 30, 60, 120, 300, 3600, 86400],
         )
-        self.requests = MonotonicSums(
-            (A.GEN_AI_REQUEST_MODEL, A.GEMINI_TIER, A.HTTP_RESPONSE_STATUS_CODE, A.ERROR_TYPE)
-        )
-        self.tokens = MonotonicSums(
-            (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_TIER, A.GEMINI_TOKEN_TYPE)
-        )
-        cost_keys = (
-            A.GEN_AI_REQUEST_MODEL,
-            A.GEN_AI_RESPONSE_MODEL,
-            A.GEMINI_TIER,
-            A.GEMINI_COST_COMPONENT,
-        )
-        self.cost = MonotonicSums(cost_keys)
-        self.cost_list = MonotonicSums(cost_keys)
-        self.unpriced = MonotonicSums(
-            (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_COST_UNPRICED_REASON)
-        )
-        self.quota_exceeded = MonotonicSums(
-            (
-                A.GEN_AI_REQUEST_MODEL,
-                A.GEMINI_TIER,
-                A.GEMINI_QUOTA_ID,
-                A.GEMINI_QUOTA_WINDOW,
-                A.GEMINI_QUOTA_DIMENSION,
-                A.GEMINI_QUOTA_LOCATION,
-            )
-        )
-        meter.create_observable_counter(
-            A.METRIC_REQUESTS,
-            [self.requests.observe],
-            unit="{request}",
-            description="HTTP attempts to Gemini, retries included, by response status.",
-        )
-        meter.create_observable_counter(
-            A.METRIC_TOKENS,
-            [self.tokens.observe],
-            unit="{token}",
-            description="Tokens by disjoint type: input, cached_input, tool_use_input, output, "
-            "reasoning.",
-        )
-        meter.create_observable_counter(
-            A.METRIC_COST,
-            [self.cost.observe],
-            unit="USD",
-            description="Billed cost of Gemini calls in USD, by component (input, cached_input, "
-            "output, tool_use_input); unbilled calls (free tier) add 0.",
-        )
-        meter.create_observable_counter(
-            A.METRIC_COST_LIST,
-            [self.cost_list.observe],
-            unit="USD",
-            description="Pay-as-you-go price of the same calls, billed or not, by component.",
-        )
-        meter.create_observable_counter(
-            A.METRIC_UNPRICED_CALLS,
-            [self.unpriced.observe],
-            unit="{call}",
-            description="Successful calls that carry no cost: unknown model or no usage.",
-        )
-        meter.create_observable_counter(
-            A.METRIC_QUOTA_EXCEEDED,
-            [self.quota_exceeded.observe],
-            unit="{violation}",
-            description="Quota violations reported in 429 answers.",
-        )
+        self.counters = DashboardCounters(meter)
         if limits is not None:
             meter.create_observable_gauge(
                 A.METRIC_QUOTA_LIMIT,
@@ -208,13 +144,12 @@ class Recorder:
         if status == 200:
             # The common case, kept cheap: its window update rides on the call's own (record).
             call.attempts.append(OK_ATTEMPT)
-            self.requests.add((call.model, self.tier, 200, None), 1)
             return
         # Read the 429 first: the tier it reveals must already be on this attempt's count.
         rate_limit = self._read_429(error) if status == 429 else None
         error_type = None if status is not None else type(error).__qualname__
         call.attempts.append(Attempt(status, error_type, rate_limit))
-        self.requests.add((call.model, self.tier, status, error_type), 1)
+        self.counters.failed_attempt(call.model, self.tier, status, error_type)
         if self.windows is not None:
             self.windows.record(call.model, requests=1)
         event: dict[str, Any] = {A.GEMINI_ATTEMPT_NUMBER: len(call.attempts)}
@@ -274,10 +209,9 @@ class Recorder:
             else:
                 span.record_exception(error)
 
-        price_model = response_model or call.model
-        cost_usd = 0.0
+        cost = None
         if self.prices is not None:
-            cost_usd = self._price(call, attrs, usage, price_model, error)
+            cost = self._price(call, attrs, usage, response_model or call.model, error)
         span.set_attributes(attrs)
         span.end()
 
@@ -292,10 +226,11 @@ class Recorder:
             input_tokens = usage.input_tokens
             self._token_usage.record(input_tokens, input_attrs)
             self._token_usage.record(usage.output_tokens, output_attrs)
-            self._count_tokens(call.model, response_model, tier, usage)
+        # Failed attempts were counted at once (attempt); successful ones ride on the call.
+        ok = call.attempts.count(OK_ATTEMPT)
+        self.counters.call(call.model, response_model, tier, ok, usage, cost)
         if self.windows is not None:
-            # Failed attempts went into the windows at once (attempt); successful ones here.
-            ok = call.attempts.count(OK_ATTEMPT)
+            cost_usd = cost.total if cost is not None else 0.0
             if ok or input_tokens or cost_usd:
                 self.windows.record(
                     call.model, requests=ok, input_tokens=input_tokens, cost_usd=cost_usd
@@ -310,41 +245,34 @@ class Recorder:
         usage: Usage | None,
         model: str,
         error: BaseException | None,
-    ) -> float:
-        """Cost attributes and counters; returns the billed USD, for the spend window."""
+    ) -> CostBreakdown | None:
+        """The call's cost attributes; its cost, for the counters and the spend window."""
         assert self.prices is not None
         if error is not None:
             # Google bills no failed request (400, 429, 500...): a known zero, whatever the model.
             attrs[A.GEN_AI_USAGE_COST_AMOUNT] = 0.0
             attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
             attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
-            return 0.0
+            return None
         response_model = attrs.get(A.GEN_AI_RESPONSE_MODEL)
         if usage is None:
             attrs[A.GEMINI_COST_UNPRICED_REASON] = A.UNPRICED_NO_USAGE
             if call.chunks:  # a stream that never delivered a chunk had nothing to price
-                self.unpriced.add((call.model, response_model, A.UNPRICED_NO_USAGE), 1)
-            return 0.0
+                self.counters.unpriced.add((call.model, response_model, A.UNPRICED_NO_USAGE), 1)
+            return None
         cost = self.prices.cost(model, usage, tier=self.tier, traffic_type=usage.traffic_type)
         if cost is None:
             # No cost attribute at all: a made-up 0 would read as "free" on every dashboard.
             attrs[A.GEMINI_COST_UNPRICED_REASON] = A.UNPRICED_UNKNOWN_MODEL
-            self.unpriced.add((call.model, response_model, A.UNPRICED_UNKNOWN_MODEL), 1)
+            self.counters.unpriced.add((call.model, response_model, A.UNPRICED_UNKNOWN_MODEL), 1)
             self._warn_unpriced(model)
-            return 0.0
+            return None
         attrs[A.GEN_AI_USAGE_COST_AMOUNT] = cost.total
         attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
         attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
         attrs[A.GEMINI_COST_LIST_AMOUNT] = cost.list_total
         attrs[A.GEMINI_COST_PRICES_VERSION] = cost.prices_version
-        billed = dict(cost.components)
-        for component, list_usd in cost.list_components:
-            key = (call.model, response_model, self.tier, component)
-            # Unbilled calls add 0 so the model's series exist (a dashboard shows $0, not
-            # "no data"); what they would have cost goes to the list counter only.
-            self.cost.add(key, billed.get(component, 0.0))
-            self.cost_list.add(key, list_usd)
-        return cost.total
+        return cost
 
     def _warn_unpriced(self, model: str) -> None:
         with self._lock:
@@ -358,20 +286,6 @@ class Recorder:
             model,
             A.METRIC_UNPRICED_CALLS,
         )
-
-    def _count_tokens(
-        self, model: str, response_model: str | None, tier: str, usage: Usage
-    ) -> None:
-        uncached = max(usage.prompt_tokens - usage.cached_tokens, 0)
-        for kind, count in (
-            (A.TOKEN_KIND_INPUT, uncached),
-            (A.TOKEN_KIND_CACHED_INPUT, usage.cached_tokens),
-            (A.TOKEN_KIND_TOOL_USE_INPUT, usage.tool_use_prompt_tokens),
-            (A.TOKEN_KIND_OUTPUT, usage.candidates_tokens),
-            (A.TOKEN_KIND_REASONING, usage.thoughts_tokens),
-        ):
-            if count:
-                self.tokens.add((model, response_model, tier, kind), count)
 
     def _metric_attributes(
         self, call: Call, response_model: str | None, error_type: str | None
@@ -442,7 +356,7 @@ class Recorder:
             if delay is not None:
                 event[A.GEMINI_RETRY_DELAY] = delay
             span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
-            self.quota_exceeded.add((call.model, self.tier, None, None, None, None), 1)
+            self.counters.quota_exceeded.add((call.model, self.tier, None, None, None, None), 1)
             return
         for v in violations:
             event = {
@@ -460,7 +374,7 @@ class Recorder:
                 if val is not None
             }
             span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
-            self.quota_exceeded.add(
+            self.counters.quota_exceeded.add(
                 (call.model, self.tier, v.quota_id, v.window, v.dimension, v.location), 1
             )
 
