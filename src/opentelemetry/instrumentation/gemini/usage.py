@@ -44,10 +44,6 @@ class Usage:
         return self.candidates_tokens + self.thoughts_tokens
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and value > 0 else 0
-
-
 def _enum_text(value: Any) -> str | None:
     if value is None:
         return None
@@ -56,38 +52,48 @@ def _enum_text(value: Any) -> str | None:
 
 
 def _by_modality(details: Any) -> dict[str, int]:
-    if not details:
-        return _EMPTY
     out: dict[str, int] = {}
     for item in details:
         modality = _enum_text(getattr(item, "modality", None))
-        count = _int(getattr(item, "token_count", None))
-        if modality and count:
+        count = getattr(item, "token_count", None)
+        if modality and isinstance(count, int) and count > 0:
             key = modality.lower()
             out[key] = out.get(key, 0) + count
     return out
+
+
+# usageMetadata's counts, in Usage's field order; anything but a positive int reads as 0.
+_COUNT_FIELDS = (
+    "prompt_token_count",
+    "cached_content_token_count",
+    "candidates_token_count",
+    "thoughts_token_count",
+    "tool_use_prompt_token_count",
+    "total_token_count",
+)
+# Its per-modality lists, in Usage's field order.
+_DETAIL_FIELDS = (
+    "prompt_tokens_details",
+    "cache_tokens_details",
+    "candidates_tokens_details",
+    "tool_use_prompt_tokens_details",
+)
 
 
 def usage_from_metadata(meta: Any) -> Usage | None:
     """Turn ``GenerateContentResponseUsageMetadata`` (or any look-alike) into a Usage.
 
     Returns None when there is no metadata at all, so callers can tell "no usage reported"
-    from "zero tokens".
+    from "zero tokens". Runs once per call: written as comprehensions, not helper calls.
     """
     if meta is None:
         return None
+    counts = [getattr(meta, name, None) for name in _COUNT_FIELDS]
+    details = [getattr(meta, name, None) for name in _DETAIL_FIELDS]
     return Usage(
-        prompt_tokens=_int(getattr(meta, "prompt_token_count", None)),
-        cached_tokens=_int(getattr(meta, "cached_content_token_count", None)),
-        candidates_tokens=_int(getattr(meta, "candidates_token_count", None)),
-        thoughts_tokens=_int(getattr(meta, "thoughts_token_count", None)),
-        tool_use_prompt_tokens=_int(getattr(meta, "tool_use_prompt_token_count", None)),
-        total_tokens=_int(getattr(meta, "total_token_count", None)),
-        traffic_type=_enum_text(getattr(meta, "traffic_type", None)),
-        prompt_by_modality=_by_modality(getattr(meta, "prompt_tokens_details", None)),
-        cached_by_modality=_by_modality(getattr(meta, "cache_tokens_details", None)),
-        candidates_by_modality=_by_modality(getattr(meta, "candidates_tokens_details", None)),
-        tool_use_by_modality=_by_modality(getattr(meta, "tool_use_prompt_tokens_details", None)),
+        *[c if isinstance(c, int) and c > 0 else 0 for c in counts],
+        _enum_text(getattr(meta, "traffic_type", None)),
+        *[_by_modality(d) if d else _EMPTY for d in details],
     )
 
 
