@@ -290,22 +290,24 @@ class Recorder:
     def _metric_attributes(
         self, call: Call, response_model: str | None, error_type: str | None
     ) -> _MetricAttrs:
-        """The histograms' attribute sets (operation; input tokens; output tokens), built once
-        per distinct call shape: the SDK copies them on every record anyway."""
-        provider, host = call.provider, call.host
-        key = (call.model, response_model, provider, host, error_type, self.tier)
+        """The semconv histograms' attribute sets (operation; input tokens; output tokens),
+        built once per distinct call shape: the SDK copies them on every record anyway.
+
+        Semconv attributes only: the SDK charges every histogram record per attribute, and
+        the process-wide tier is on the span and on every gcp.gemini.* metric already.
+        """
+        key = (call.model, response_model, call.provider, call.host, error_type)
         cached = self._metric_attrs.get(key)
         if cached is None:
             base: dict[str, Any] = {
                 A.GEN_AI_OPERATION_NAME: A.OPERATION_GENERATE_CONTENT,
-                A.GEN_AI_PROVIDER_NAME: provider,
+                A.GEN_AI_PROVIDER_NAME: call.provider,
                 A.GEN_AI_REQUEST_MODEL: call.model,
-                A.GEMINI_TIER: self.tier,
             }
             if response_model:
                 base[A.GEN_AI_RESPONSE_MODEL] = response_model
-            if host:
-                base[A.SERVER_ADDRESS] = host
+            if call.host:
+                base[A.SERVER_ADDRESS] = call.host
             if error_type:
                 base[A.ERROR_TYPE] = error_type
             cached = (
