@@ -1,7 +1,8 @@
 """Per-call state: what one generate_content call saw, turned into telemetry exactly once.
 
 Sync, async and both stream flavours feed the same object: ``on_response`` for the response or
-each chunk, ``on_attempt`` for each HTTP attempt (from the SDK's retry loop), and ``finish``.
+each chunk, ``on_attempt_ok`` / ``on_attempt_error`` for each HTTP attempt (from the SDK's retry
+loop), and ``finish``.
 """
 
 from __future__ import annotations
@@ -163,9 +164,15 @@ class Call:
         except Exception:
             _logger.debug("gemini instrumentation: could not start a round", exc_info=True)
 
-    def on_attempt(self, status: int | None, error: BaseException | None) -> None:
+    def on_attempt_ok(self) -> None:
+        """An HTTP attempt succeeded: the common case, counted when the call ends."""
+        self.attempts.append(OK_ATTEMPT)
+
+    def on_attempt_error(self, error: BaseException) -> None:
+        """An HTTP attempt raised: a status (429, 500...) or a transport error."""
         try:
-            self.recorder.attempt(self, status, error)
+            code = getattr(error, "code", None)
+            self.recorder.attempt(self, code if isinstance(code, int) else None, error)
         except Exception:
             _logger.debug("gemini instrumentation: could not record an attempt", exc_info=True)
 

@@ -128,33 +128,20 @@ def _async_stream(recorder: Recorder) -> Wrapper:
     return wrapper
 
 
-class _Attempt:
-    """One HTTP attempt of the call in flight: its outcome is counted, the SDK's result or
-    exception passes through untouched."""
-
-    __slots__ = ("_call",)
-
-    def __init__(self, call: Call) -> None:
-        self._call = call
-
-    def __enter__(self) -> None:
-        pass
-
-    def __exit__(self, _type: Any, error: BaseException | None, _tb: Any) -> None:
-        if error is None:
-            self._call.on_attempt(200, None)
-        else:
-            code = getattr(error, "code", None)
-            self._call.on_attempt(code if isinstance(code, int) else None, error)
-
-
 def _sync_attempt(_recorder: Recorder) -> Wrapper:
+    # One HTTP attempt of the call in flight: its outcome is counted, the SDK's result or
+    # exception passes through untouched. No context manager: this runs per attempt.
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         call = CURRENT_CALL.get()
         if call is None:
             return wrapped(*args, **kwargs)
-        with _Attempt(call):
-            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as error:
+            call.on_attempt_error(error)
+            raise
+        call.on_attempt_ok()
+        return result
 
     return wrapper
 
@@ -164,8 +151,13 @@ def _async_attempt(_recorder: Recorder) -> Wrapper:
         call = CURRENT_CALL.get()
         if call is None:
             return await wrapped(*args, **kwargs)
-        with _Attempt(call):
-            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as error:
+            call.on_attempt_error(error)
+            raise
+        call.on_attempt_ok()
+        return result
 
     return wrapper
 

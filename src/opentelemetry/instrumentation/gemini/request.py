@@ -55,15 +55,10 @@ def _get(config: Any, name: str) -> Any:
     return getattr(config, name, None)
 
 
-def request_attributes(
-    model: str,
-    config: Any,
-    *,
-    vertex: bool,
-    base_url: str | None,
-    stream: bool,
+def base_attributes(
+    model: str, *, vertex: bool, base_url: str | None, stream: bool
 ) -> dict[str, Any]:
-    """Semconv request attributes for one call; reads the caller's config without mutating it."""
+    """The attributes every call to ``model`` on this client shares (cacheable per client)."""
     host, port = server_address(base_url, vertex)
     attrs: dict[str, Any] = {
         A.GEN_AI_OPERATION_NAME: A.OPERATION_GENERATE_CONTENT,
@@ -74,8 +69,12 @@ def request_attributes(
     }
     if stream:
         attrs[A.GEN_AI_REQUEST_STREAM] = True
-    if config is None:
-        return attrs
+    return attrs
+
+
+def config_attributes(config: Any) -> dict[str, Any]:
+    """Semconv request parameters from the caller's config, read without mutating it."""
+    attrs: dict[str, Any] = {}
     for field, key, types in _REQUEST_PARAMS:
         value = _get(config, field)
         if isinstance(value, types) and not isinstance(value, bool):

@@ -21,7 +21,7 @@ from ._call import OK_ATTEMPT, Attempt, Call
 from .config import UNKNOWN_TIER, Settings
 from .counters import DashboardCounters
 from .quota_errors import RateLimitInfo, parse_rate_limit
-from .request import normalize_model, request_attributes
+from .request import base_attributes, config_attributes, normalize_model
 from .usage import Usage, sum_usages, usage_from_metadata
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 _QUOTA_DIMENSIONS = ("rpm", "tpm", "rpd")
-_METRIC_ATTR_CACHE_MAX = 1024
+_ATTR_CACHE_MAX = 1024  # distinct call shapes whose attribute dicts are kept, then cleared
 # The histograms' attributes: the operation's, and with the input and the output token type.
 _MetricAttrs = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
 
@@ -58,6 +58,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._warned_unpriced: set[str] = set()
         self._metric_attrs: dict[tuple[Any, ...], _MetricAttrs] = {}
+        self._request_attrs: dict[tuple[Any, ...], dict[str, Any]] = {}
         # model -> (retry delay in s, epoch s it was asked at) of the latest 429 naming one.
         self.last_retry: dict[str, tuple[float, float]] = {}
         self._tier_conflicts: set[str] = set()  # tiers 429s named against the configured one
@@ -124,10 +125,18 @@ class Recorder:
         """Open the call's span; None (and the SDK call runs untouched) if anything is off."""
         try:
             model = normalize_model(model)
-            attrs = request_attributes(
-                model, config, vertex=vertex, base_url=base_url, stream=stream
-            )
+            key = (model, vertex, base_url, stream)
+            base = self._request_attrs.get(key)
+            if base is None:
+                if len(self._request_attrs) >= _ATTR_CACHE_MAX:
+                    self._request_attrs.clear()
+                base = self._request_attrs[key] = base_attributes(
+                    model, vertex=vertex, base_url=base_url, stream=stream
+                )
+            # The SDK copies what it is given; the cached dict is only copied to be extended.
+            attrs = base if config is None else {**base, **config_attributes(config)}
             if self.settings.capture_content:
+                attrs = dict(attrs)
                 self._capture_input(attrs, contents, config)
             span = self.tracer.start_span(
                 f"generate_content {model}", kind=SpanKind.CLIENT, attributes=attrs
@@ -170,7 +179,7 @@ class Recorder:
             # Without the attempt seam each call is one attempt, judged by its outcome.
             status = 200 if error is None else getattr(error, "code", None)
             self.attempt(call, status if isinstance(status, int) else None, error)
-        elif _in_stream_429(call, error):
+        elif error is not None and _in_stream_429(call, error):
             # The HTTP answer was 200 and already counted; the quota details still matter.
             self._quota_hit(call, self._read_429(error))
         usage = _call_usage(call)
@@ -315,7 +324,7 @@ class Recorder:
                 {**base, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_INPUT},
                 {**base, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_OUTPUT},
             )
-            if len(self._metric_attrs) >= _METRIC_ATTR_CACHE_MAX:
+            if len(self._metric_attrs) >= _ATTR_CACHE_MAX:
                 self._metric_attrs.clear()
             self._metric_attrs[key] = cached
         return cached
