@@ -123,7 +123,7 @@ class Call:
             self.usage_metadata = with_usage.usage_metadata
         if self.stream and self.request_usages:
             self.on_stream_round()  # the last round ends with the stream
-        for source in (last, with_usage):
+        for source in (last,) if with_usage is last else (last, with_usage):
             if source is None:
                 continue
             if self.response_model is None:

@@ -114,9 +114,11 @@ class CostBreakdown:
         "billed",
         "cached_input",
         "input",
+        "list_total",
         "output",
         "prices_version",
         "tool_use_input",
+        "total",
     )
 
     def __init__(
@@ -136,14 +138,8 @@ class CostBreakdown:
         self.billed = billed
         self.prices_version = prices_version
         self._modality_inputs = modality_inputs
-
-    @property
-    def list_total(self) -> float:
-        return self.input + self.cached_input + self.output + self.tool_use_input
-
-    @property
-    def total(self) -> float:
-        return self.list_total if self.billed else 0.0
+        self.list_total = input + cached_input + output + tool_use_input
+        self.total = self.list_total if billed else 0.0
 
     @property
     def list_components(self) -> tuple[tuple[str, float], ...]:

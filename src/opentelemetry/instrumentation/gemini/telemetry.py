@@ -190,8 +190,11 @@ class Recorder:
             attrs[A.GEN_AI_RESPONSE_MODEL] = response_model
         if call.response_id:
             attrs[A.GEN_AI_RESPONSE_ID] = call.response_id
-        if call.finish_reasons:
-            attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = _unique_lower(call.finish_reasons)
+        reasons = call.finish_reasons
+        if reasons:
+            attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = (
+                [reasons[0].lower()] if len(reasons) == 1 else _unique_lower(reasons)
+            )
         if len(call.attempts) != 1:
             attrs[A.GEMINI_ATTEMPTS] = len(call.attempts)
         if call.stream:
@@ -199,7 +202,11 @@ class Recorder:
             attrs[A.GEMINI_STREAM_END] = stream_end or A.STREAM_END_ERROR
             if call.first_chunk_at is not None:
                 attrs[A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = call.first_chunk_at - call.start
+        input_tokens = output_tokens = 0
         if usage is not None:
+            input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
+            attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+            attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
             _usage_attributes(attrs, usage)
         if call.texts is not None and call.chunks:
             attrs[A.GEN_AI_OUTPUT_MESSAGES] = content.output_messages(
@@ -230,11 +237,9 @@ class Recorder:
         self._duration.record(duration, metric_attrs)
         if call.stream and call.first_chunk_at is not None:
             self._ttfc.record(call.first_chunk_at - call.start, metric_attrs)
-        input_tokens = 0
         if usage is not None:
-            input_tokens = usage.input_tokens
             self._token_usage.record(input_tokens, input_attrs)
-            self._token_usage.record(usage.output_tokens, output_attrs)
+            self._token_usage.record(output_tokens, output_attrs)
         # Failed attempts were counted at once (attempt); successful ones ride on the call.
         ok = call.attempts.count(OK_ATTEMPT)
         self.counters.call(call.model, response_model, tier, ok, usage, cost)
@@ -500,8 +505,7 @@ def _gauge_attrs(model: str, tier: str, dimension: str) -> dict[str, str]:
 
 
 def _usage_attributes(attrs: dict[str, Any], usage: Usage) -> None:
-    attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
-    attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+    """The usage attributes beyond semconv's input and output tokens (set by the caller)."""
     if usage.cached_tokens:
         attrs[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_tokens
     if usage.thoughts_tokens:
