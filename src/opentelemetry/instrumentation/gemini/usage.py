@@ -54,10 +54,15 @@ def _enum_text(value: Any) -> str | None:
 def _by_modality(details: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in details:
-        modality = _enum_text(getattr(item, "modality", None))
+        modality = getattr(item, "modality", None)
         count = getattr(item, "token_count", None)
-        if modality and isinstance(count, int) and count > 0:
-            key = modality.lower()
+        if not isinstance(count, int) or count <= 0:
+            continue
+        # The SDK's modalities are str enums: lower() reads the string without the (slow)
+        # Enum.value property, and returns a plain str.
+        text = modality if isinstance(modality, str) else _enum_text(modality)
+        if text:
+            key = text.lower()
             out[key] = out.get(key, 0) + count
     return out
 
