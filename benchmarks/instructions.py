@@ -72,9 +72,7 @@ def main() -> None:
     scenario = sys.argv[1] if len(sys.argv) > 1 else "sync"
     variants = ("bare", "floor", "ours")
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        runs = {
-            (v, n): pool.submit(_instructions, v, scenario, n) for v in variants for n in CALLS
-        }
+        runs = {(v, n): pool.submit(_instructions, v, scenario, n) for v in variants for n in CALLS}
         per_call = {
             v: (runs[v, CALLS[1]].result() - runs[v, CALLS[0]].result()) / (CALLS[1] - CALLS[0])
             for v in variants
