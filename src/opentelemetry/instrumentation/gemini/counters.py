@@ -112,44 +112,47 @@ class DashboardCounters:
                 A.GEMINI_QUOTA_LOCATION,
             )
         )
-        meter.create_observable_counter(
-            A.METRIC_REQUESTS,
-            [self._observe_requests],
-            unit="{request}",
-            description="HTTP attempts to Gemini, retries included, by response status.",
+        counters = (  # (name, callback, unit, description)
+            (
+                A.METRIC_REQUESTS,
+                self._observe_requests,
+                "{request}",
+                "HTTP attempts to Gemini, retries included, by response status.",
+            ),
+            (
+                A.METRIC_TOKENS,
+                self._observe_tokens,
+                "{token}",
+                "Tokens by disjoint type: input, cached_input, tool_use_input, output, reasoning.",
+            ),
+            (
+                A.METRIC_COST,
+                self._observe_cost,
+                "USD",
+                "Billed cost of Gemini calls in USD, by component (input, cached_input, output, "
+                "tool_use_input); unbilled calls (free tier) add 0.",
+            ),
+            (
+                A.METRIC_COST_LIST,
+                self._observe_cost_list,
+                "USD",
+                "Pay-as-you-go price of the same calls, billed or not, by component.",
+            ),
+            (
+                A.METRIC_UNPRICED_CALLS,
+                self.unpriced.observe,
+                "{call}",
+                "Successful calls that carry no cost: unknown model or no usage.",
+            ),
+            (
+                A.METRIC_QUOTA_EXCEEDED,
+                self.quota_exceeded.observe,
+                "{violation}",
+                "Quota violations reported in 429 answers.",
+            ),
         )
-        meter.create_observable_counter(
-            A.METRIC_TOKENS,
-            [self._observe_tokens],
-            unit="{token}",
-            description="Tokens by disjoint type: input, cached_input, tool_use_input, output, "
-            "reasoning.",
-        )
-        meter.create_observable_counter(
-            A.METRIC_COST,
-            [self._observe_cost],
-            unit="USD",
-            description="Billed cost of Gemini calls in USD, by component (input, cached_input, "
-            "output, tool_use_input); unbilled calls (free tier) add 0.",
-        )
-        meter.create_observable_counter(
-            A.METRIC_COST_LIST,
-            [self._observe_cost_list],
-            unit="USD",
-            description="Pay-as-you-go price of the same calls, billed or not, by component.",
-        )
-        meter.create_observable_counter(
-            A.METRIC_UNPRICED_CALLS,
-            [self.unpriced.observe],
-            unit="{call}",
-            description="Successful calls that carry no cost: unknown model or no usage.",
-        )
-        meter.create_observable_counter(
-            A.METRIC_QUOTA_EXCEEDED,
-            [self.quota_exceeded.observe],
-            unit="{violation}",
-            description="Quota violations reported in 429 answers.",
-        )
+        for name, callback, unit, description in counters:
+            meter.create_observable_counter(name, [callback], unit=unit, description=description)
 
     def failed_attempt(
         self, model: str, tier: str, status: int | None, error_type: str | None
