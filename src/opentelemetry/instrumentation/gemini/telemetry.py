@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
-_QUOTA_DIMENSIONS = ("rpm", "tpm", "rpd")
 _ATTR_CACHE_MAX = 1024  # distinct call shapes whose attribute dicts are kept, then cleared
 # The histograms' attributes: the operation's, and with the input and the output token type.
 _MetricAttrs = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
@@ -151,7 +150,7 @@ class Recorder:
     def attempt(self, call: Call, status: int | None, error: BaseException | None) -> None:
         """One HTTP attempt: counts against RPM/RPD whatever its outcome."""
         if status == 200:
-            # The common case, kept cheap: its window update rides on the call's own (record).
+            # The common case, kept cheap: it is counted with its call (record), in one update.
             call.attempts.append(OK_ATTEMPT)
             return
         # Read the 429 first: the tier it reveals must already be on this attempt's count.
