@@ -165,7 +165,8 @@ class Call:
             _logger.debug("gemini instrumentation: could not start a round", exc_info=True)
 
     def on_attempt_ok(self) -> None:
-        """An HTTP attempt succeeded: the common case, counted when the call ends."""
+        """An HTTP attempt succeeded: the common case, kept cheap; it is counted with its call
+        when the call ends (``Recorder.record``), in one update."""
         self.attempts.append(OK_ATTEMPT)
 
     def on_attempt_error(self, error: BaseException) -> None:

@@ -150,8 +150,7 @@ class Recorder:
     def attempt(self, call: Call, status: int | None, error: BaseException | None) -> None:
         """One HTTP attempt: counts against RPM/RPD whatever its outcome."""
         if status == 200:
-            # The common case, kept cheap: it is counted with its call (record), in one update.
-            call.attempts.append(OK_ATTEMPT)
+            call.on_attempt_ok()
             return
         # Read the 429 first: the tier it reveals must already be on this attempt's count.
         rate_limit = self._read_429(error) if status == 429 else None
@@ -176,8 +175,10 @@ class Recorder:
         call.settle()
         if not self.per_attempt and not call.attempts:
             # Without the attempt seam each call is one attempt, judged by its outcome.
-            status = 200 if error is None else getattr(error, "code", None)
-            self.attempt(call, status if isinstance(status, int) else None, error)
+            if error is None:
+                call.on_attempt_ok()
+            else:
+                call.on_attempt_error(error)
         elif error is not None and _in_stream_429(call, error):
             # The HTTP answer was 200 and already counted; the quota details still matter.
             self._quota_hit(call, self._read_429(error))
