@@ -22,6 +22,7 @@ from opentelemetry.instrumentation.gemini import GeminiInstrumentor, _patch
 from opentelemetry.instrumentation.gemini.config import ENV_TIER, Settings
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini
 
+# Wrapped by instrument().
 ORIGINALS = {
     (models.Models, "generate_content"): models.Models.generate_content,
     (models.Models, "generate_content_stream"): models.Models.generate_content_stream,
@@ -31,6 +32,9 @@ ORIGINALS = {
     (_api_client.BaseApiClient, "_async_request_once"): (
         _api_client.BaseApiClient._async_request_once
     ),
+}
+# Wrapped by the first call that carries tools (automatic function calling's requests).
+REQUEST_ORIGINALS = {
     (models.Models, "_generate_content"): models.Models._generate_content,
     (models.AsyncModels, "_generate_content"): models.AsyncModels._generate_content,
     (models.Models, "_generate_content_stream_with_continuation"): (
@@ -42,16 +46,37 @@ ORIGINALS = {
 }
 
 
-def test_uninstrument_restores_every_original(client: Any, instrument: Any) -> None:
+def _wrapped(originals: dict[tuple[Any, str], Any]) -> list[str]:
+    return [name for (owner, name), f in originals.items() if owner.__dict__[name] is not f]
+
+
+def say_hi() -> str:
+    """A tool: its presence is what can start automatic function calling."""
+    return "hi"
+
+
+@pytest.mark.parametrize("tools_call", [False, True])
+def test_uninstrument_restores_every_original(
+    fake: FakeGemini, client: Any, instrument: Any, tools_call: bool
+) -> None:
     telemetry = instrument()
     for (owner, name), original in ORIGINALS.items():
         assert getattr(owner, name) is not original, name
         assert hasattr(getattr(owner, name), "__wrapped__"), name
-    GeminiInstrumentor().uninstrument()
-    for (owner, name), original in ORIGINALS.items():
-        assert owner.__dict__[name] is original, name
+    assert _wrapped(REQUEST_ORIGINALS) == []
     call_gemini(client, "sync")
-    assert telemetry.spans() == ()
+    call_gemini(client, "sync", config={"temperature": 0.5})
+    assert _wrapped(REQUEST_ORIGINALS) == []  # calls without tools never pay for those hooks
+    if tools_call:
+        call_gemini(client, "sync", config={"tools": [say_hi]})
+        assert len(_wrapped(REQUEST_ORIGINALS)) == len(REQUEST_ORIGINALS)
+    GeminiInstrumentor().uninstrument()
+    for (owner, name), original in {**ORIGINALS, **REQUEST_ORIGINALS}.items():
+        assert owner.__dict__[name] is original, name
+    spans_before = len(telemetry.spans())
+    call_gemini(client, "sync", config={"tools": [say_hi]})
+    assert len(telemetry.spans()) == spans_before
+    assert _wrapped(REQUEST_ORIGINALS) == []  # nothing wraps itself again once uninstrumented
 
 
 def test_instrument_twice_is_a_no_op(client: Any, instrument: Any) -> None:

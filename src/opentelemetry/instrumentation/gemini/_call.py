@@ -1,8 +1,8 @@
 """Per-call state: what one generate_content call saw, turned into telemetry exactly once.
 
-Sync, async and both stream flavours feed the same object: ``on_response`` for the response or
-each chunk, ``on_attempt_ok`` / ``on_attempt_error`` for each HTTP attempt (from the SDK's retry
-loop), and ``finish``.
+Sync, async and both stream flavours feed the same object: ``with call:`` around the SDK's
+own call, ``on_response`` for the response or each chunk, ``on_attempt_ok`` /
+``on_attempt_error`` for each HTTP attempt (from the SDK's retry loop), and ``finish``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ import logging
 import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -41,6 +44,8 @@ OK_ATTEMPT = Attempt(200, None, None)  # shared: most attempts succeed and carry
 
 class Call:
     __slots__ = (
+        "_call_token",
+        "_context_token",
         "attempts",
         "chunks",
         "ended",
@@ -87,12 +92,31 @@ class Call:
         self.request_usages: list[Any] = []
         self.response_model: str | None = None
         self.response_id: str | None = None
-        self.finish_reasons: list[str] = []
+        self.finish_reasons: list[str] = []  # lower case, as semconv has them
         self.first_chunk_at: float | None = None
         self.chunks = 0
         self.attempts: list[Attempt] = []
         self.texts: list[str] | None = [] if recorder.settings.capture_content else None
         self.ended = False
+
+    def __enter__(self) -> None:
+        """While the SDK's own call runs: the span is current, so HTTP spans below parent to
+        it (not for a stream: that call only builds the stream, and the span is never current
+        across the caller's loop, see _stream), and the call is visible to the per-attempt hook.
+        """
+        self._context_token = (
+            None if self.stream else otel_context.attach(trace.set_span_in_context(self.span))
+        )
+        self._call_token = CURRENT_CALL.set(self)
+
+    def __exit__(self, _type: Any, error: BaseException | None, _tb: Any) -> None:
+        """Restore the caller's context; an exception finishes the call, then propagates
+        unchanged."""
+        CURRENT_CALL.reset(self._call_token)
+        if self._context_token is not None:
+            otel_context.detach(self._context_token)
+        if error is not None:
+            self.finish(error)
 
     def on_response(self, response: Any) -> None:
         """Take a whole response or one stream chunk.
@@ -136,7 +160,12 @@ class Call:
             for candidate in getattr(last, "candidates", None) or ():
                 reason = getattr(candidate, "finish_reason", None)
                 if reason is not None:
-                    self.finish_reasons.append(str(getattr(reason, "value", reason)))
+                    # The SDK's reasons are str enums: lower() reads their text without the
+                    # (slow) Enum.value property.
+                    text = (
+                        reason if isinstance(reason, str) else str(getattr(reason, "value", reason))
+                    )
+                    self.finish_reasons.append(text.lower())
         except Exception:
             _logger.debug("gemini instrumentation: could not read finish reasons", exc_info=True)
 

@@ -1,15 +1,18 @@
 """The only module that touches google-genai: what we wrap, and the adapters that wrap it.
 
 Public seams: ``Models``/``AsyncModels`` ``generate_content`` and ``generate_content_stream``
-(chats go through them). Private seam: the SDK retries 408/429/5xx below the public methods, in
+(chats go through them). Private seams: the SDK retries 408/429/5xx below the public methods, in
 ``BaseApiClient._request_once`` / ``_async_request_once``; wrapping those is the only way to see
-every HTTP attempt. Reads of the SDK's objects live here too (``_start``); each adapter is
-control flow only, and the recording lives in ``Call`` and ``Recorder``.
+every HTTP attempt. Automatic function calling runs several billed requests inside one call;
+their hooks (``REQUEST_TARGETS``) are wrapped the first time a call carries tools, so calls
+without tools never pay for them. Reads of the SDK's objects live here too (``_start``); each
+adapter is control flow only, and the recording lives in ``Call`` and ``Recorder``.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
@@ -18,9 +21,6 @@ from typing import Any
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-
 from ._call import CURRENT_CALL, Call
 from ._stream import wrap_async, wrap_sync
 from .telemetry import Recorder
@@ -28,11 +28,16 @@ from .telemetry import Recorder
 _logger = logging.getLogger(__name__)
 
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+# (module, "Class.method", adapter factory); "A|B": the first of A, B the SDK has.
+Targets = tuple[tuple[str, str, Callable[["Patches"], Wrapper]], ...]
 
 
-def _start(recorder: Recorder, instance: Any, kwargs: dict[str, Any], stream: bool) -> Call | None:
+def _start(patches: Patches, instance: Any, kwargs: dict[str, Any], stream: bool) -> Call | None:
     """Read what the span needs from the SDK's objects (its private client: host, Vertex mode)
     and open the call; None lets the SDK call run untouched."""
+    config = kwargs.get("config")
+    if config is not None and not patches.request_hooks:
+        patches.add_request_hooks_for(config)  # before the SDK runs: this call's rounds count
     try:
         api = getattr(instance, "_api_client", None)
         vertex = bool(getattr(api, "vertexai", False))
@@ -40,9 +45,9 @@ def _start(recorder: Recorder, instance: Any, kwargs: dict[str, Any], stream: bo
     except Exception:
         _logger.debug("gemini instrumentation: unexpected SDK client", exc_info=True)
         return None
-    return recorder.start(
+    return patches.recorder.start(
         kwargs.get("model"),
-        kwargs.get("config"),
+        config,
         kwargs.get("contents"),
         vertex=vertex,
         base_url=base_url,
@@ -50,39 +55,12 @@ def _start(recorder: Recorder, instance: Any, kwargs: dict[str, Any], stream: bo
     )
 
 
-class _InFlight:
-    """While the SDK runs: the call's span is current (HTTP spans below parent to it) unless
-    ``current_span`` is off, the call is visible to the per-attempt hook, and an exception
-    finishes the call before it propagates unchanged. One helper for sync and async adapters."""
-
-    __slots__ = ("_call", "_call_token", "_ctx_token", "_current_span")
-
-    def __init__(self, call: Call, current_span: bool = True) -> None:
-        self._call = call
-        self._current_span = current_span
-
-    def __enter__(self) -> None:
-        self._ctx_token = (
-            otel_context.attach(trace.set_span_in_context(self._call.span))
-            if self._current_span
-            else None
-        )
-        self._call_token = CURRENT_CALL.set(self._call)
-
-    def __exit__(self, _type: Any, error: BaseException | None, _tb: Any) -> None:
-        CURRENT_CALL.reset(self._call_token)
-        if self._ctx_token is not None:
-            otel_context.detach(self._ctx_token)
-        if error is not None:
-            self._call.finish(error)
-
-
-def _sync_call(recorder: Recorder) -> Wrapper:
+def _sync_call(patches: Patches) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(recorder, instance, kwargs, stream=False)
+        call = _start(patches, instance, kwargs, stream=False)
         if call is None:
             return wrapped(*args, **kwargs)
-        with _InFlight(call):
+        with call:
             response = wrapped(*args, **kwargs)
         call.complete(response)
         return response
@@ -90,12 +68,12 @@ def _sync_call(recorder: Recorder) -> Wrapper:
     return wrapper
 
 
-def _async_call(recorder: Recorder) -> Wrapper:
+def _async_call(patches: Patches) -> Wrapper:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(recorder, instance, kwargs, stream=False)
+        call = _start(patches, instance, kwargs, stream=False)
         if call is None:
             return await wrapped(*args, **kwargs)
-        with _InFlight(call):
+        with call:
             response = await wrapped(*args, **kwargs)
         call.complete(response)
         return response
@@ -103,32 +81,31 @@ def _async_call(recorder: Recorder) -> Wrapper:
     return wrapper
 
 
-def _sync_stream(recorder: Recorder) -> Wrapper:
+def _sync_stream(patches: Patches) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(recorder, instance, kwargs, stream=True)
+        call = _start(patches, instance, kwargs, stream=True)
         if call is None:
             return wrapped(*args, **kwargs)
-        # The span is not made current across the caller's loop: see _stream.
-        with _InFlight(call, current_span=False):
+        with call:
             stream = wrapped(*args, **kwargs)
         return wrap_sync(stream, call)
 
     return wrapper
 
 
-def _async_stream(recorder: Recorder) -> Wrapper:
+def _async_stream(patches: Patches) -> Wrapper:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(recorder, instance, kwargs, stream=True)
+        call = _start(patches, instance, kwargs, stream=True)
         if call is None:
             return await wrapped(*args, **kwargs)
-        with _InFlight(call, current_span=False):
+        with call:
             stream = await wrapped(*args, **kwargs)
         return wrap_async(stream, call)
 
     return wrapper
 
 
-def _sync_attempt(_recorder: Recorder) -> Wrapper:
+def _sync_attempt(_patches: Patches) -> Wrapper:
     # One HTTP attempt of the call in flight: its outcome is counted, the SDK's result or
     # exception passes through untouched. No context manager: this runs per attempt.
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
@@ -146,7 +123,7 @@ def _sync_attempt(_recorder: Recorder) -> Wrapper:
     return wrapper
 
 
-def _async_attempt(_recorder: Recorder) -> Wrapper:
+def _async_attempt(_patches: Patches) -> Wrapper:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         call = CURRENT_CALL.get()
         if call is None:
@@ -162,7 +139,7 @@ def _async_attempt(_recorder: Recorder) -> Wrapper:
     return wrapper
 
 
-def _sync_request(_recorder: Recorder) -> Wrapper:
+def _sync_request(_patches: Patches) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         response = wrapped(*args, **kwargs)
         call = CURRENT_CALL.get()
@@ -173,7 +150,7 @@ def _sync_request(_recorder: Recorder) -> Wrapper:
     return wrapper
 
 
-def _async_request(_recorder: Recorder) -> Wrapper:
+def _async_request(_patches: Patches) -> Wrapper:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         response = await wrapped(*args, **kwargs)
         call = CURRENT_CALL.get()
@@ -184,7 +161,7 @@ def _async_request(_recorder: Recorder) -> Wrapper:
     return wrapper
 
 
-def _stream_round(_recorder: Recorder) -> Wrapper:
+def _stream_round(_patches: Patches) -> Wrapper:
     # Sync and async alike: the round starts when the SDK calls this (it returns a generator).
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         call = CURRENT_CALL.get()
@@ -195,14 +172,13 @@ def _stream_round(_recorder: Recorder) -> Wrapper:
     return wrapper
 
 
-# (module, "Class.method", adapter factory); "A|B": the first of A, B the SDK has.
-CALL_TARGETS: tuple[tuple[str, str, Callable[[Recorder], Wrapper]], ...] = (
+CALL_TARGETS: Targets = (
     ("google.genai.models", "Models.generate_content", _sync_call),
     ("google.genai.models", "Models.generate_content_stream", _sync_stream),
     ("google.genai.models", "AsyncModels.generate_content", _async_call),
     ("google.genai.models", "AsyncModels.generate_content_stream", _async_stream),
 )
-ATTEMPT_TARGETS: tuple[tuple[str, str, Callable[[Recorder], Wrapper]], ...] = (
+ATTEMPT_TARGETS: Targets = (
     ("google.genai._api_client", "BaseApiClient._request_once", _sync_attempt),
     ("google.genai._api_client", "BaseApiClient._async_request_once", _async_attempt),
 )
@@ -210,7 +186,7 @@ ATTEMPT_TARGETS: tuple[tuple[str, str, Callable[[Recorder], Wrapper]], ...] = (
 # inside one generate_content, whose response only carries the last one's usage.
 # A stream's rounds: one per request before google-genai 3.6; from 3.6 a round can span
 # continuation hops, whose usage the SDK already adds up in its chunks.
-REQUEST_TARGETS: tuple[tuple[str, str, Callable[[Recorder], Wrapper]], ...] = (
+REQUEST_TARGETS: Targets = (
     ("google.genai.models", "Models._generate_content", _sync_request),
     ("google.genai.models", "AsyncModels._generate_content", _async_request),
     (
@@ -249,23 +225,65 @@ def _resolve(module_name: str, dotted: str) -> tuple[Any, str, str] | None:
     return None
 
 
-def patch(recorder: Recorder) -> list[tuple[Any, str]]:
-    """Wrap every target that exists; warn, naming the SDK version, about any that does not.
+class Patches:
+    """What this instrumentation wrapped in the SDK: the call and attempt hooks from
+    ``instrument()``, the request hooks from the first call that carries tools."""
 
-    Returns what was wrapped, for ``unpatch``. Sets ``recorder.per_attempt`` to whether the
-    per-attempt seam is in place (without it each call counts as one attempt).
-    """
-    patched: list[tuple[Any, str]] = []
-    missing: list[str] = []
-    for targets in (CALL_TARGETS, ATTEMPT_TARGETS, REQUEST_TARGETS):
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.request_hooks = False  # read without the lock on every call: set once, never reset
+        self._wrapped: list[tuple[Any, str]] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def wrap(self, targets: Targets) -> list[str]:
+        """Wrap every target the SDK has; the names of those it does not have."""
+        missing: list[str] = []
         for module_name, dotted, factory in targets:
             found = _resolve(module_name, dotted)
             if found is None:
                 missing.append(f"{module_name}.{dotted}")
                 continue
             owner, method, name = found
-            wrap_function_wrapper(module_name, name, factory(recorder))
-            patched.append((owner, method))
+            wrap_function_wrapper(module_name, name, factory(self))
+            self._wrapped.append((owner, method))
+        return missing
+
+    def add_request_hooks_for(self, config: Any) -> None:
+        """Wrap the request hooks if ``config`` may run automatic function calling (it has
+        tools). Never raises: the call goes on, instrumented, whatever happens here."""
+        try:
+            tools = (
+                config.get("tools") if isinstance(config, dict) else getattr(config, "tools", None)
+            )
+            if not tools:
+                return
+            with self._lock:
+                if self.request_hooks or self._closed:
+                    return
+                self.request_hooks = True  # once: a target that failed to wrap is not retried
+                self.wrap(REQUEST_TARGETS)
+        except Exception:
+            _logger.debug("gemini instrumentation: could not add the request hooks", exc_info=True)
+
+    def unpatch(self) -> None:
+        with self._lock:
+            self._closed = True  # an adapter still running must not wrap anything again
+            for owner, method in self._wrapped:
+                unwrap(owner, method)
+            self._wrapped.clear()
+
+
+def patch(recorder: Recorder) -> Patches:
+    """Wrap the call and attempt targets that exist; warn, naming the SDK version, about any
+    target that does not (request targets included, though they are wrapped later).
+
+    Sets ``recorder.per_attempt`` to whether the per-attempt seam is in place (without it each
+    call counts as one attempt).
+    """
+    patches = Patches(recorder)
+    missing = patches.wrap(CALL_TARGETS + ATTEMPT_TARGETS)
+    missing += [f"{m}.{d}" for m, d, _ in REQUEST_TARGETS if _resolve(m, d) is None]
     attempt_names = {f"{m}.{d}" for m, d, _ in ATTEMPT_TARGETS}
     recorder.per_attempt = not attempt_names.intersection(missing)
     if missing:
@@ -276,9 +294,4 @@ def patch(recorder: Recorder) -> list[tuple[Any, str]]:
             ", ".join(missing),
             "" if recorder.per_attempt else " (and SDK retries are not counted per attempt)",
         )
-    return patched
-
-
-def unpatch(patched: list[tuple[Any, str]]) -> None:
-    for owner, method in patched:
-        unwrap(owner, method)
+    return patches

@@ -37,7 +37,7 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     ({model: {tier: {"rpm": n, "tpm": n, "rpd": n}}}).
     """
 
-    _patched: list[tuple[Any, str]]
+    _patches: _patch.Patches | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -55,11 +55,12 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         )
         meter = get_meter(_SCOPE, __version__, kwargs.get("meter_provider"), schema_url=_SCHEMA_URL)
         recorder = Recorder(tracer, meter, settings, prices, limits, QuotaWindows())
-        self._patched = _patch.patch(recorder)
+        self._patches = _patch.patch(recorder)
         active_recorder = recorder
 
     def _uninstrument(self, **kwargs: Any) -> None:
         global active_recorder
-        _patch.unpatch(getattr(self, "_patched", []))
-        self._patched = []
+        if self._patches is not None:
+            self._patches.unpatch()
+        self._patches = None
         active_recorder = None

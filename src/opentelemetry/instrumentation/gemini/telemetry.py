@@ -193,7 +193,7 @@ class Recorder:
         reasons = call.finish_reasons
         if reasons:
             attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = (
-                [reasons[0].lower()] if len(reasons) == 1 else _unique_lower(reasons)
+                reasons if len(reasons) == 1 else list(dict.fromkeys(reasons))
             )
         if len(call.attempts) != 1:
             attrs[A.GEMINI_ATTEMPTS] = len(call.attempts)
@@ -523,10 +523,6 @@ def _usage_attributes(attrs: dict[str, Any], usage: Usage) -> None:
     ):
         for modality, count in counts.items():
             attrs[prefix + modality] = count
-
-
-def _unique_lower(values: list[str]) -> list[str]:
-    return list(dict.fromkeys(v.lower() for v in values))
 
 
 def _exception_attributes(error: BaseException) -> dict[str, str]:
