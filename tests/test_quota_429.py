@@ -377,6 +377,74 @@ def test_retries_that_run_out_raise_the_last_429_with_every_attempt_counted(
     assert telemetry.total("gcp.gemini.quota.exceeded", gcp__gemini__quota__window="day") == 3
 
 
+# --- each attempt belongs to the call that made it ----------------------------------------------
+LITE = "gemini-2.5-flash-lite"
+
+
+def attempts_by_model(telemetry: Telemetry) -> dict[str, int]:
+    return {
+        str(s.attributes["gen_ai.request.model"]): int(s.attributes.get("gcp.gemini.attempts", 1))
+        for s in telemetry.spans()
+    }
+
+
+def test_interleaved_streams_and_a_call_in_a_loop_body_keep_their_own_attempts(
+    fake: FakeGemini, telemetry: Telemetry
+) -> None:
+    # A sync stream marks itself only while it pulls a chunk: another stream pulled in between,
+    # or a call made in the caller's loop body, has its attempts counted on its own span.
+    fake.enqueue(FLASH, too_many(), Reply(chunks=2))
+    fake.enqueue(LITE, too_many(), too_many(), Reply(chunks=2))
+    fake.enqueue("gemini-2.5-pro", too_many(), Reply())
+    client = make_client(fake, retry=RETRY)
+    first = client.models.generate_content_stream(model=FLASH, contents="x")
+    second = client.models.generate_content_stream(model=LITE, contents="x")
+    next(first)
+    next(second)
+    for _ in first:
+        client.models.generate_content(model="gemini-2.5-pro", contents="x")
+    list(second)
+    assert attempts_by_model(telemetry) == {FLASH: 2, LITE: 3, "gemini-2.5-pro": 2}
+    assert requests_by_status(telemetry) == {429: 4, 200: 3}
+
+
+def test_a_call_made_by_a_tool_counts_its_own_attempts_and_usage(
+    fake: FakeGemini, telemetry: Telemetry, entrypoint: str
+) -> None:
+    # Automatic function calling runs the tool inside the outer call; the tool's own
+    # generate_content call (retried once) is a call of its own, nested in the outer one.
+    client = make_client(fake, retry=RETRY)
+
+    def lookup(city: str) -> str:
+        """Looks a city up."""
+        return client.models.generate_content(model=LITE, contents=city).text or ""
+
+    call = {
+        "functionCall": {"name": "lookup", "args": {"city": "Paris"}},
+    }
+    fake.enqueue(
+        FLASH,
+        Reply(
+            usage={"promptTokenCount": 100, "candidatesTokenCount": 10},
+            extra={
+                "candidates": [
+                    {"content": {"parts": [call], "role": "model"}, "finishReason": "STOP"}
+                ]
+            },
+        ),
+        Reply(usage={"promptTokenCount": 200, "candidatesTokenCount": 20}, text="Done."),
+    )
+    fake.enqueue(LITE, too_many(), Reply(usage={"promptTokenCount": 7, "candidatesTokenCount": 3}))
+    call_gemini(client, entrypoint, FLASH, config={"tools": [lookup]})
+    spans = {s.attributes["gen_ai.request.model"]: s.attributes for s in telemetry.spans()}
+    assert spans[LITE]["gcp.gemini.attempts"] == 2
+    assert spans[LITE]["gen_ai.usage.input_tokens"] == 7
+    assert spans[FLASH]["gcp.gemini.attempts"] == 2  # its two rounds, no retry
+    assert spans[FLASH]["gen_ai.usage.input_tokens"] == 300
+    assert spans[FLASH]["gen_ai.usage.output_tokens"] == 30
+    assert requests_by_status(telemetry) == {429: 1, 200: 3}
+
+
 # --- tier -------------------------------------------------------------------------------------
 def test_tier_learned_from_a_429_is_kept_by_later_calls(
     fake: FakeGemini, client: Any, telemetry: Telemetry

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -24,8 +25,18 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
-# The call whose HTTP attempts are in flight in this context; read by the per-attempt hook.
-CURRENT_CALL: ContextVar[Call | None] = ContextVar("gemini_current_call", default=None)
+
+class _SyncInFlight(threading.local):
+    call: Call | None = None
+
+
+# The call whose HTTP attempts are in flight, read by the per-attempt and request hooks. Sync
+# SDK paths: per thread, since a sync stream marks itself around every chunk it pulls and a
+# thread-local costs a third of a context variable there. Async paths: per context, as tasks
+# interleave on one thread. Each marker is saved and restored, so nested calls (a call made
+# by a tool inside another call's automatic function calling) are attributed to the innermost.
+SYNC_CALL = _SyncInFlight()
+ASYNC_CALL: ContextVar[Call | None] = ContextVar("gemini_current_call", default=None)
 
 
 class Attempt:
@@ -44,14 +55,15 @@ OK_ATTEMPT = Attempt(200, None, None)  # shared: most attempts succeed and carry
 
 class Call:
     __slots__ = (
-        "_call_token",
         "_context_token",
+        "_outer",
         "attempts",
         "chunks",
         "ended",
         "finish_reasons",
         "first_chunk_at",
         "host",
+        "is_async",
         "last",
         "model",
         "provider",
@@ -75,11 +87,13 @@ class Call:
         stream: bool,
         provider: str,
         host: str | None,
+        is_async: bool = False,
     ) -> None:
         self.recorder = recorder
         self.span = span
         self.model = model
         self.stream = stream
+        self.is_async = is_async
         self.start = time.perf_counter()
         self.provider = provider
         self.host = host
@@ -107,12 +121,19 @@ class Call:
         self._context_token = (
             None if self.stream else otel_context.attach(trace.set_span_in_context(self.span))
         )
-        self._call_token = CURRENT_CALL.set(self)
+        if self.is_async:
+            self._outer = ASYNC_CALL.set(self)
+        else:
+            self._outer = SYNC_CALL.call
+            SYNC_CALL.call = self
 
     def __exit__(self, _type: Any, error: BaseException | None, _tb: Any) -> None:
         """Restore the caller's context; an exception finishes the call, then propagates
         unchanged."""
-        CURRENT_CALL.reset(self._call_token)
+        if self.is_async:
+            ASYNC_CALL.reset(self._outer)
+        else:
+            SYNC_CALL.call = self._outer
         if self._context_token is not None:
             otel_context.detach(self._context_token)
         if error is not None:

@@ -21,7 +21,7 @@ from typing import Any
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
-from ._call import CURRENT_CALL, Call
+from ._call import ASYNC_CALL, SYNC_CALL, Call
 from ._stream import wrap_async, wrap_sync
 from .telemetry import Recorder
 
@@ -32,7 +32,9 @@ Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], A
 Targets = tuple[tuple[str, str, Callable[["Patches"], Wrapper]], ...]
 
 
-def _start(patches: Patches, instance: Any, kwargs: dict[str, Any], stream: bool) -> Call | None:
+def _start(
+    patches: Patches, instance: Any, kwargs: dict[str, Any], *, stream: bool, is_async: bool
+) -> Call | None:
     """Read what the span needs from the SDK's objects (its private client: host, Vertex mode)
     and open the call; None lets the SDK call run untouched."""
     config = kwargs.get("config")
@@ -52,12 +54,13 @@ def _start(patches: Patches, instance: Any, kwargs: dict[str, Any], stream: bool
         vertex=vertex,
         base_url=base_url,
         stream=stream,
+        is_async=is_async,
     )
 
 
 def _sync_call(patches: Patches) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(patches, instance, kwargs, stream=False)
+        call = _start(patches, instance, kwargs, stream=False, is_async=False)
         if call is None:
             return wrapped(*args, **kwargs)
         with call:
@@ -70,7 +73,7 @@ def _sync_call(patches: Patches) -> Wrapper:
 
 def _async_call(patches: Patches) -> Wrapper:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(patches, instance, kwargs, stream=False)
+        call = _start(patches, instance, kwargs, stream=False, is_async=True)
         if call is None:
             return await wrapped(*args, **kwargs)
         with call:
@@ -83,7 +86,7 @@ def _async_call(patches: Patches) -> Wrapper:
 
 def _sync_stream(patches: Patches) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(patches, instance, kwargs, stream=True)
+        call = _start(patches, instance, kwargs, stream=True, is_async=False)
         if call is None:
             return wrapped(*args, **kwargs)
         with call:
@@ -95,7 +98,7 @@ def _sync_stream(patches: Patches) -> Wrapper:
 
 def _async_stream(patches: Patches) -> Wrapper:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(patches, instance, kwargs, stream=True)
+        call = _start(patches, instance, kwargs, stream=True, is_async=True)
         if call is None:
             return await wrapped(*args, **kwargs)
         with call:
@@ -109,7 +112,7 @@ def _sync_attempt(_patches: Patches) -> Wrapper:
     # One HTTP attempt of the call in flight: its outcome is counted, the SDK's result or
     # exception passes through untouched. No context manager: this runs per attempt.
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = CURRENT_CALL.get()
+        call = SYNC_CALL.call
         if call is None:
             return wrapped(*args, **kwargs)
         try:
@@ -125,7 +128,7 @@ def _sync_attempt(_patches: Patches) -> Wrapper:
 
 def _async_attempt(_patches: Patches) -> Wrapper:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = CURRENT_CALL.get()
+        call = ASYNC_CALL.get()
         if call is None:
             return await wrapped(*args, **kwargs)
         try:
@@ -142,7 +145,7 @@ def _async_attempt(_patches: Patches) -> Wrapper:
 def _sync_request(_patches: Patches) -> Wrapper:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         response = wrapped(*args, **kwargs)
-        call = CURRENT_CALL.get()
+        call = SYNC_CALL.call
         if call is not None:
             call.on_request_response(response)
         return response
@@ -153,7 +156,7 @@ def _sync_request(_patches: Patches) -> Wrapper:
 def _async_request(_patches: Patches) -> Wrapper:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         response = await wrapped(*args, **kwargs)
-        call = CURRENT_CALL.get()
+        call = ASYNC_CALL.get()
         if call is not None:
             call.on_request_response(response)
         return response
@@ -161,15 +164,18 @@ def _async_request(_patches: Patches) -> Wrapper:
     return wrapper
 
 
-def _stream_round(_patches: Patches) -> Wrapper:
-    # Sync and async alike: the round starts when the SDK calls this (it returns a generator).
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = CURRENT_CALL.get()
-        if call is not None:
-            call.on_stream_round()
-        return wrapped(*args, **kwargs)
+def _stream_round(is_async: bool) -> Callable[[Patches], Wrapper]:
+    # A stream round starts when the SDK calls this (sync or async: it returns a generator).
+    def factory(_patches: Patches) -> Wrapper:
+        def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+            call = ASYNC_CALL.get() if is_async else SYNC_CALL.call
+            if call is not None:
+                call.on_stream_round()
+            return wrapped(*args, **kwargs)
 
-    return wrapper
+        return wrapper
+
+    return factory
 
 
 CALL_TARGETS: Targets = (
@@ -192,13 +198,13 @@ REQUEST_TARGETS: Targets = (
     (
         "google.genai.models",
         "Models._generate_content_stream_with_continuation|Models._generate_content_stream",
-        _stream_round,
+        _stream_round(is_async=False),
     ),
     (
         "google.genai.models",
         "AsyncModels._generate_content_stream_with_continuation"
         "|AsyncModels._generate_content_stream",
-        _stream_round,
+        _stream_round(is_async=True),
     ),
 )
 

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from . import attributes as A
-from ._call import CURRENT_CALL, Call
+from ._call import ASYNC_CALL, SYNC_CALL, Call
 
 # Drop watchers live here, not on the stream or the call: a weakref's callback only runs if the
 # weakref outlives what it watches, and a stream in a reference cycle takes its call with it.
@@ -50,16 +50,18 @@ def _sync_chunks(stream: Iterator[Any], call: Call) -> Iterator[Any]:
     end = A.STREAM_END_CLOSED  # what a GeneratorExit at a yield means: close() was called
     try:
         stream = iter(stream)  # as the caller's own loop would: a non-iterable fails there
+        marker = SYNC_CALL
         while True:
             # The SDK makes its HTTP attempts inside next(): they must see this call.
-            token = CURRENT_CALL.set(call)
+            outer = marker.call
+            marker.call = call
             try:
                 chunk = next(stream)
             except StopIteration:
                 end = A.STREAM_END_EXHAUSTED
                 return
             finally:
-                CURRENT_CALL.reset(token)
+                marker.call = outer
             call.on_response(chunk)
             yield chunk
     except GeneratorExit:
@@ -82,14 +84,14 @@ async def _async_chunks(stream: AsyncIterator[Any], call: Call) -> AsyncIterator
     try:
         stream = stream.__aiter__()
         while True:
-            token = CURRENT_CALL.set(call)
+            token = ASYNC_CALL.set(call)
             try:
                 chunk = await stream.__anext__()
             except StopAsyncIteration:
                 end = A.STREAM_END_EXHAUSTED
                 return
             finally:
-                CURRENT_CALL.reset(token)
+                ASYNC_CALL.reset(token)
             call.on_response(chunk)
             yield chunk
     except GeneratorExit:

@@ -120,6 +120,7 @@ class Recorder:
         vertex: bool,
         base_url: str | None,
         stream: bool,
+        is_async: bool = False,
     ) -> Call | None:
         """Open the call's span; None (and the SDK call runs untouched) if anything is off."""
         try:
@@ -141,7 +142,13 @@ class Recorder:
                 f"generate_content {model}", kind=SpanKind.CLIENT, attributes=attrs
             )
             return Call(
-                self, span, model, stream, attrs[A.GEN_AI_PROVIDER_NAME], attrs[A.SERVER_ADDRESS]
+                self,
+                span,
+                model,
+                stream,
+                attrs[A.GEN_AI_PROVIDER_NAME],
+                attrs[A.SERVER_ADDRESS],
+                is_async,
             )
         except Exception:
             _logger.debug("gemini instrumentation: could not start a span", exc_info=True)
