@@ -4,9 +4,9 @@ Timings on a shared VM move by tens of percent from run to run; instruction coun
 (within about 1%). Each variant (bare, floor, ours) runs the worker's calls with the in-process
 transport under ``valgrind --tool=cachegrind`` twice, with two call counts; the difference
 divided by the difference in calls is the cost of one call, start-up and warm-up cancelled out.
-Spans go through a SimpleSpanProcessor here (a batch processor's thread makes counts depend on
-timing). Instructions are not time (memory stalls and branch misses differ), so run.py stays
-the judge; this tells whether a change to the hot path helped, in one run.
+Spans are queued as a batch processor queues them (see LikeBatch). Instructions are not time
+(memory stalls and branch misses differ), so run.py stays the judge; this tells whether a
+change to the hot path helped, in one run.
 
 Needs valgrind (``apt-get install -y valgrind``); ~3-4 minutes on 2 CPUs.
 """
@@ -20,6 +20,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CALLS = (100, 700)  # measured calls in the two runs of each variant, after the same warm-up
@@ -27,10 +28,24 @@ WARM_UP = 200
 
 
 def _worker(variant: str, scenario: str, calls: int) -> None:
-    import opentelemetry.sdk.trace.export as export
+    import collections
 
-    # Before worker builds its providers: export each span as it ends, in this thread.
-    export.BatchSpanProcessor = export.SimpleSpanProcessor  # type: ignore[misc]
+    import opentelemetry.sdk.trace.export as export
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    class LikeBatch(SpanProcessor):
+        """What a BatchSpanProcessor does in the caller's thread (queue the ended span; it
+        lives until a batch of 512 is exported), without the export thread, whose timing would
+        make counts vary. A SimpleSpanProcessor's inline export would add the same cost to
+        every variant and flatten the ratios."""
+
+        def __init__(self, _exporter: Any) -> None:
+            self.queue: collections.deque[Any] = collections.deque(maxlen=512)
+
+        def on_end(self, span: Any) -> None:
+            self.queue.appendleft(span)
+
+    export.BatchSpanProcessor = LikeBatch  # type: ignore[misc]  # before worker builds providers
     from worker import Bench
 
     run = Bench(variant, None, None, chunks=20).runner(scenario, "inproc")
