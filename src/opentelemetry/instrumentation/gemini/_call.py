@@ -154,18 +154,25 @@ class Call:
             if response.usage_metadata is not None:
                 self.usage_chunk = response
             if self.texts is not None:
-                text = _text_of(response)
-                if text:
-                    self.texts.append(text)
+                self.on_text(response)
         except Exception:  # never let telemetry break the user's call
             _logger.debug("gemini instrumentation: could not read a response", exc_info=True)
+
+    def on_text(self, response: Any) -> None:
+        """Keep the response's text (content capture is on)."""
+        try:
+            text = _text_of(response)
+            if text and self.texts is not None:
+                self.texts.append(text)
+        except Exception:
+            _logger.debug("gemini instrumentation: could not read a text", exc_info=True)
 
     def settle(self) -> None:
         """Read the response fields from the kept chunks (the last one wins; the SDK clears
         intermediate finish reasons itself). Safe on any look-alike object."""
         last, with_usage = self.last, self.usage_chunk
         if with_usage is not None:
-            self.usage_metadata = with_usage.usage_metadata
+            self.usage_metadata = getattr(with_usage, "usage_metadata", None)
         if self.stream and self.request_usages:
             self.on_stream_round()  # the last round ends with the stream
         for source in (last,) if with_usage is last else (last, with_usage):
@@ -192,7 +199,10 @@ class Call:
 
     def complete(self, response: Any) -> None:
         """A whole (non-stream) response arrived: take it and finish."""
-        self.on_response(response)
+        self.chunks = 1
+        self.last = self.usage_chunk = response
+        if self.texts is not None:
+            self.on_text(response)
         self.finish()
 
     def on_request_response(self, response: Any) -> None:

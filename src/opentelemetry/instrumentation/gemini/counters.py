@@ -9,7 +9,6 @@ counter reports.
 
 from __future__ import annotations
 
-import operator
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -35,8 +34,7 @@ COST_COMPONENTS = ("input", "cached_input", "output", "tool_use_input")
 _TOKENS_AT = 1
 _BILLED_AT = _TOKENS_AT + len(TOKEN_TYPES)
 _LIST_AT = _BILLED_AT + len(COST_COMPONENTS)
-_NO_TOKENS = (0,) * len(TOKEN_TYPES)
-_NO_USD = (0.0,) * len(COST_COMPONENTS)
+_ROW_LENGTH = _LIST_AT + len(COST_COMPONENTS)
 _CALL_KEYS = (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_TIER)
 
 
@@ -70,22 +68,43 @@ class MonotonicSums:
 
 
 class CallLedger:
-    """Running totals of finished calls: one row of numbers per key, summed element-wise."""
+    """Running totals of finished calls: one row of numbers per key, summed in place."""
 
     __slots__ = ("_lock", "_rows")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rows: dict[tuple[Any, ...], tuple[float, ...]] = {}
+        self._rows: dict[tuple[Any, ...], list[float]] = {}
 
-    def add(self, key: tuple[Any, ...], values: tuple[float, ...]) -> None:
+    def add(
+        self,
+        key: tuple[Any, ...],
+        ok_attempts: int,
+        tokens: tuple[int, ...] | None,
+        listed: tuple[float, ...] | None,
+        billed: bool,
+    ) -> None:
+        """Add a call to its row; columns as in ``_TOKENS_AT``, ``_BILLED_AT``, ``_LIST_AT``.
+        Only non-zero parts are added: most calls have no cache, tool-use or reasoning."""
         with self._lock:
             row = self._rows.get(key)
-            self._rows[key] = values if row is None else tuple(map(operator.add, row, values))
+            if row is None:
+                row = self._rows[key] = [0] * _ROW_LENGTH
+            row[0] += ok_attempts
+            if tokens is not None:
+                for i, n in enumerate(tokens, _TOKENS_AT):
+                    if n:
+                        row[i] += n
+            if listed is not None:
+                for i, usd in enumerate(listed):
+                    if usd:
+                        row[_LIST_AT + i] += usd
+                        if billed:
+                            row[_BILLED_AT + i] += usd
 
     def snapshot(self) -> dict[tuple[Any, ...], tuple[float, ...]]:
         with self._lock:
-            return dict(self._rows)
+            return {key: tuple(row) for key, row in self._rows.items()}
 
 
 class DashboardCounters:
@@ -172,7 +191,7 @@ class DashboardCounters:
         if usage is None:
             if not ok_attempts:
                 return
-            tokens: tuple[int, ...] = _NO_TOKENS
+            tokens = None
         else:
             cached = usage.cached_tokens
             tokens = (
@@ -183,11 +202,10 @@ class DashboardCounters:
                 usage.thoughts_tokens,
             )
         if cost is None:
-            billed = listed = _NO_USD
+            self._calls.add((model, response_model, tier), ok_attempts, tokens, None, False)
         else:
             listed = (cost.input, cost.cached_input, cost.output, cost.tool_use_input)
-            billed = listed if cost.billed else _NO_USD
-        self._calls.add((model, response_model, tier), (ok_attempts, *tokens, *billed, *listed))
+            self._calls.add((model, response_model, tier), ok_attempts, tokens, listed, cost.billed)
 
     # --- collection time ------------------------------------------------------------------
     def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:

@@ -6,6 +6,7 @@ never disagree about how many tokens a call used.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,20 +86,41 @@ _DETAIL_FIELDS = (
 )
 
 
+_read_counts = operator.attrgetter(*_COUNT_FIELDS)
+_read_details = operator.attrgetter(*_DETAIL_FIELDS)
+
+
 def usage_from_metadata(meta: Any) -> Usage | None:
     """Turn ``GenerateContentResponseUsageMetadata`` (or any look-alike) into a Usage.
 
     Returns None when there is no metadata at all, so callers can tell "no usage reported"
-    from "zero tokens". Runs once per call: written as comprehensions, not helper calls.
+    from "zero tokens". Runs once per call: the SDK's fields are read in one C call each and
+    checked inline (comprehensions and helpers would each be a Python call).
     """
     if meta is None:
         return None
-    counts = [getattr(meta, name, None) for name in _COUNT_FIELDS]
-    details = [getattr(meta, name, None) for name in _DETAIL_FIELDS]
+    try:
+        counts, details = _read_counts(meta), _read_details(meta)
+        traffic = meta.traffic_type
+    except AttributeError:  # a look-alike without every field
+        counts = tuple(getattr(meta, name, None) for name in _COUNT_FIELDS)
+        details = tuple(getattr(meta, name, None) for name in _DETAIL_FIELDS)
+        traffic = getattr(meta, "traffic_type", None)
+    prompt, cached, candidates, thoughts, tool_use, total = counts
+    prompt_d, cached_d, candidates_d, tool_use_d = details
+    # Anything but a positive int (None, a float, a mock) reads as 0.
     return Usage(
-        *[c if isinstance(c, int) and c > 0 else 0 for c in counts],
-        _enum_text(getattr(meta, "traffic_type", None)),
-        *[_by_modality(d) if d else _EMPTY for d in details],
+        prompt if type(prompt) is int and prompt > 0 else 0,
+        cached if type(cached) is int and cached > 0 else 0,
+        candidates if type(candidates) is int and candidates > 0 else 0,
+        thoughts if type(thoughts) is int and thoughts > 0 else 0,
+        tool_use if type(tool_use) is int and tool_use > 0 else 0,
+        total if type(total) is int and total > 0 else 0,
+        None if traffic is None else _enum_text(traffic),
+        _by_modality(prompt_d) if prompt_d else _EMPTY,
+        _by_modality(cached_d) if cached_d else _EMPTY,
+        _by_modality(candidates_d) if candidates_d else _EMPTY,
+        _by_modality(tool_use_d) if tool_use_d else _EMPTY,
     )
 
 
