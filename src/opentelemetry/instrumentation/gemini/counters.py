@@ -30,11 +30,14 @@ TOKEN_TYPES = (
     A.TOKEN_KIND_REASONING,
 )
 COST_COMPONENTS = ("input", "cached_input", "output", "tool_use_input")
-# A ledger row: successful attempts, tokens by type, billed USD, list USD by component.
-_TOKENS_AT = 1
-_BILLED_AT = _TOKENS_AT + len(TOKEN_TYPES)
-_LIST_AT = _BILLED_AT + len(COST_COMPONENTS)
-_ROW_LENGTH = _LIST_AT + len(COST_COMPONENTS)
+# A ledger row: successful attempts, tokens by type, list USD by component. Whether the row's
+# calls were billed is part of its key (billing is all or nothing per call).
+_OK = 0
+_IN, _CACHED, _TOOL, _OUT, _REASONING = range(1, 6)
+_TOKENS_AT = _IN
+_USD_IN, _USD_CACHED, _USD_OUT, _USD_TOOL = range(6, 10)
+_USD_AT = _USD_IN
+_ROW_LENGTH = 10
 _CALL_KEYS = (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_TIER)
 
 
@@ -68,7 +71,8 @@ class MonotonicSums:
 
 
 class CallLedger:
-    """Running totals of finished calls: one row of numbers per key, summed in place."""
+    """Running totals of finished calls, one row of numbers per (model, response model, tier,
+    billed), summed in place: the common call touches four or five columns."""
 
     __slots__ = ("_lock", "_rows")
 
@@ -80,27 +84,36 @@ class CallLedger:
         self,
         key: tuple[Any, ...],
         ok_attempts: int,
-        tokens: tuple[int, ...] | None,
-        listed: tuple[float, ...] | None,
-        billed: bool,
+        usage: Usage | None,
+        cost: CostBreakdown | None,
     ) -> None:
-        """Add a call to its row; columns as in ``_TOKENS_AT``, ``_BILLED_AT``, ``_LIST_AT``.
-        Only non-zero parts are added: most calls have no cache, tool-use or reasoning."""
+        # Written out, not looped: this runs once per call.
         with self._lock:
             row = self._rows.get(key)
             if row is None:
                 row = self._rows[key] = [0] * _ROW_LENGTH
-            row[0] += ok_attempts
-            if tokens is not None:
-                for i, n in enumerate(tokens, _TOKENS_AT):
-                    if n:
-                        row[i] += n
-            if listed is not None:
-                for i, usd in enumerate(listed):
-                    if usd:
-                        row[_LIST_AT + i] += usd
-                        if billed:
-                            row[_BILLED_AT + i] += usd
+            row[_OK] += ok_attempts
+            if usage is not None:
+                cached = usage.cached_tokens
+                if usage.prompt_tokens > cached:
+                    row[_IN] += usage.prompt_tokens - cached
+                if cached:
+                    row[_CACHED] += cached
+                if usage.tool_use_prompt_tokens:
+                    row[_TOOL] += usage.tool_use_prompt_tokens
+                if usage.candidates_tokens:
+                    row[_OUT] += usage.candidates_tokens
+                if usage.thoughts_tokens:
+                    row[_REASONING] += usage.thoughts_tokens
+            if cost is not None:
+                if cost.input:
+                    row[_USD_IN] += cost.input
+                if cost.cached_input:
+                    row[_USD_CACHED] += cost.cached_input
+                if cost.output:
+                    row[_USD_OUT] += cost.output
+                if cost.tool_use_input:
+                    row[_USD_TOOL] += cost.tool_use_input
 
     def snapshot(self) -> dict[tuple[Any, ...], tuple[float, ...]]:
         with self._lock:
@@ -188,55 +201,51 @@ class DashboardCounters:
         cost: CostBreakdown | None,
     ) -> None:
         """A finished call: its successful attempts, tokens by type and (priced) USD."""
-        if usage is None:
-            if not ok_attempts:
-                return
-            tokens = None
-        else:
-            cached = usage.cached_tokens
-            tokens = (
-                max(usage.prompt_tokens - cached, 0),
-                cached,
-                usage.tool_use_prompt_tokens,
-                usage.candidates_tokens,
-                usage.thoughts_tokens,
-            )
-        if cost is None:
-            self._calls.add((model, response_model, tier), ok_attempts, tokens, None, False)
-        else:
-            listed = (cost.input, cost.cached_input, cost.output, cost.tool_use_input)
-            self._calls.add((model, response_model, tier), ok_attempts, tokens, listed, cost.billed)
+        if usage is None and not ok_attempts:
+            return
+        billed = cost is not None and cost.billed
+        self._calls.add((model, response_model, tier, billed), ok_attempts, usage, cost)
 
     # --- collection time ------------------------------------------------------------------
     def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
         totals = self._failed_attempts.snapshot()
-        for (model, _response_model, tier), row in self._calls.snapshot().items():
-            if row[0]:
+        for (model, _response_model, tier, _billed), row in self._calls.snapshot().items():
+            if row[_OK]:
                 key = (model, tier, 200, None)
-                totals[key] = totals.get(key, 0) + row[0]
+                totals[key] = totals.get(key, 0) + row[_OK]
         return [
             Observation(n, _attrs(self._failed_attempts.keys, key)) for key, n in totals.items()
         ]
 
     def _observe_tokens(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return self._columns(A.GEMINI_TOKEN_TYPE, TOKEN_TYPES, _TOKENS_AT, _TOKENS_AT)
+        return self._columns(A.GEMINI_TOKEN_TYPE, TOKEN_TYPES, _TOKENS_AT, unbilled_as_zero=False)
 
     def _observe_cost(self, _options: CallbackOptions) -> Iterable[Observation]:
         # A component shows as soon as it has a list price: unbilled calls (free tier) give
         # the model's series a $0, not "no data".
-        return self._columns(A.GEMINI_COST_COMPONENT, COST_COMPONENTS, _BILLED_AT, _LIST_AT)
+        return self._columns(
+            A.GEMINI_COST_COMPONENT, COST_COMPONENTS, _USD_AT, unbilled_as_zero=True
+        )
 
     def _observe_cost_list(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return self._columns(A.GEMINI_COST_COMPONENT, COST_COMPONENTS, _LIST_AT, _LIST_AT)
+        return self._columns(
+            A.GEMINI_COST_COMPONENT, COST_COMPONENTS, _USD_AT, unbilled_as_zero=False
+        )
 
     def _columns(
-        self, name: str, labels: tuple[str, ...], value_at: int, shown_if_at: int
+        self, name: str, labels: tuple[str, ...], first: int, *, unbilled_as_zero: bool
     ) -> list[Observation]:
-        """One observation per row and label whose ``shown_if`` column is non-zero."""
-        out = []
-        for key, row in self._calls.snapshot().items():
-            base = _attrs(_CALL_KEYS, key)
+        """One observation per (model, response model, tier) and label with a non-zero column
+        (rows of billed and unbilled calls summed); ``unbilled_as_zero``: unbilled rows add 0."""
+        totals: dict[tuple[Any, ...], float] = {}
+        for (model, response_model, tier, billed), row in self._calls.snapshot().items():
             for i, label in enumerate(labels):
-                if row[shown_if_at + i]:
-                    out.append(Observation(row[value_at + i], {**base, name: label}))
-        return out
+                value = row[first + i]
+                if value:
+                    key = (model, response_model, tier, label)
+                    add = 0.0 if unbilled_as_zero and not billed else value
+                    totals[key] = totals.get(key, 0) + add
+        return [
+            Observation(value, {**_attrs(_CALL_KEYS, key[:3]), name: key[3]})
+            for key, value in totals.items()
+        ]
