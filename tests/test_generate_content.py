@@ -81,7 +81,22 @@ def test_one_client_span_with_semconv_attributes(
     assert a["gcp.gemini.usage.output_tokens.text"] == 300
     assert a["gcp.gemini.traffic_type"] == "ON_DEMAND"
     assert a["gcp.gemini.tier"] == "unknown"
+    assert "gcp.gemini.tier.source" not in a  # an unknown tier has no source
+    assert "gcp.gemini.usage.total_tokens" not in a  # totalTokenCount is input + output here
     assert ("gen_ai.request.stream" in a) == entrypoint.endswith("stream")
+
+
+def test_total_tokens_only_when_the_other_counts_do_not_explain_them(
+    fake: FakeGemini, client: Any, telemetry: Telemetry
+) -> None:
+    # A totalTokenCount above prompt + tool-use prompt + candidates + thoughts: the extra
+    # tokens are billed as output (pricing), and the span says they exist.
+    usage = {"promptTokenCount": 100, "candidatesTokenCount": 40, "totalTokenCount": 150}
+    fake.enqueue(None, Reply(usage=usage))
+    call_gemini(client, "sync")
+    a = telemetry.span().attributes
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (100, 40)
+    assert a["gcp.gemini.usage.total_tokens"] == 150
 
 
 def test_return_value_is_unchanged(fake: FakeGemini, instrument: Any, entrypoint: str) -> None:

@@ -192,7 +192,9 @@ class Recorder:
         usage = _call_usage(call)
         tier = self.tier
         response_model = normalize_model(call.response_model) if call.response_model else None
-        attrs: dict[str, Any] = {A.GEMINI_TIER: tier, A.GEMINI_TIER_SOURCE: self.tier_source}
+        attrs: dict[str, Any] = {A.GEMINI_TIER: tier}
+        if tier != UNKNOWN_TIER:  # an unknown tier has no source to tell
+            attrs[A.GEMINI_TIER_SOURCE] = self.tier_source
         if response_model:
             attrs[A.GEN_AI_RESPONSE_MODEL] = response_model
         if call.response_id:
@@ -354,8 +356,8 @@ class Recorder:
         with self._lock:
             if self.tier_source != "config":
                 # A later 429 naming another tier (an upgrade) moves us again.
+                self.tier_source = "quota_id"  # first: a known tier always has its source
                 self.tier = tier
-                self.tier_source = "quota_id"
                 return
             if tier in self._tier_conflicts:
                 return  # warned once already: every 429 would repeat it
@@ -519,8 +521,10 @@ def _usage_attributes(attrs: dict[str, Any], usage: Usage) -> None:
         attrs[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.thoughts_tokens
     if usage.tool_use_prompt_tokens:
         attrs[A.GEMINI_USAGE_TOOL_USE_PROMPT_TOKENS] = usage.tool_use_prompt_tokens
-    if usage.total_tokens:
-        attrs[A.GEMINI_USAGE_TOTAL_TOKENS] = usage.total_tokens
+    total = usage.total_tokens
+    if total and total != usage.input_tokens + usage.output_tokens:
+        # Only when the other counts do not explain it: otherwise it is input + output.
+        attrs[A.GEMINI_USAGE_TOTAL_TOKENS] = total
     if usage.traffic_type:
         attrs[A.GEMINI_TRAFFIC_TYPE] = usage.traffic_type
     for prefix, counts in (
