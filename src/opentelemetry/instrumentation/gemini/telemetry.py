@@ -216,7 +216,7 @@ class Recorder:
             input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
             attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
             attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
-            _usage_attributes(attrs, usage)
+            _usage_attributes(attrs, usage, input_tokens + output_tokens)
         if call.texts is not None and call.chunks:
             attrs[A.GEN_AI_OUTPUT_MESSAGES] = content.output_messages(
                 call.texts, call.finish_reasons
@@ -240,9 +240,10 @@ class Recorder:
         span.set_attributes(attrs)
         span.end()
 
-        metric_attrs, input_attrs, output_attrs = self._metric_attributes(
-            call, response_model, error_type
-        )
+        shape = (call.model, response_model, call.provider, call.host, error_type)
+        metric_attrs, input_attrs, output_attrs = self._metric_attrs.get(
+            shape
+        ) or self._new_metric_attributes(shape)
         self._duration.record(duration, metric_attrs)
         if call.stream and call.first_chunk_at is not None:
             self._ttfc.record(call.first_chunk_at - call.start, metric_attrs)
@@ -310,38 +311,35 @@ class Recorder:
             A.METRIC_UNPRICED_CALLS,
         )
 
-    def _metric_attributes(
-        self, call: Call, response_model: str | None, error_type: str | None
-    ) -> _MetricAttrs:
-        """The semconv histograms' attribute sets (operation; input tokens; output tokens),
-        built once per distinct call shape: the SDK copies them on every record anyway.
+    def _new_metric_attributes(self, shape: tuple[Any, ...]) -> _MetricAttrs:
+        """The semconv histograms' attribute sets (operation; input tokens; output tokens) of
+        one call shape (model, response model, provider, host, error type), built once: the SDK
+        copies them on every record anyway.
 
         Semconv attributes only: the SDK charges every histogram record per attribute, and
         the process-wide tier is on the span and on every gcp.gemini.* metric already.
         """
-        key = (call.model, response_model, call.provider, call.host, error_type)
-        cached = self._metric_attrs.get(key)
-        if cached is None:
-            base: dict[str, Any] = {
-                A.GEN_AI_OPERATION_NAME: A.OPERATION_GENERATE_CONTENT,
-                A.GEN_AI_PROVIDER_NAME: call.provider,
-                A.GEN_AI_REQUEST_MODEL: call.model,
-            }
-            if response_model:
-                base[A.GEN_AI_RESPONSE_MODEL] = response_model
-            if call.host:
-                base[A.SERVER_ADDRESS] = call.host
-            if error_type:
-                base[A.ERROR_TYPE] = error_type
-            cached = (
-                base,
-                {**base, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_INPUT},
-                {**base, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_OUTPUT},
-            )
-            if len(self._metric_attrs) >= _ATTR_CACHE_MAX:
-                self._metric_attrs.clear()
-            self._metric_attrs[key] = cached
-        return cached
+        model, response_model, provider, host, error_type = shape
+        base: dict[str, Any] = {
+            A.GEN_AI_OPERATION_NAME: A.OPERATION_GENERATE_CONTENT,
+            A.GEN_AI_PROVIDER_NAME: provider,
+            A.GEN_AI_REQUEST_MODEL: model,
+        }
+        if response_model:
+            base[A.GEN_AI_RESPONSE_MODEL] = response_model
+        if host:
+            base[A.SERVER_ADDRESS] = host
+        if error_type:
+            base[A.ERROR_TYPE] = error_type
+        built = (
+            base,
+            {**base, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_INPUT},
+            {**base, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_OUTPUT},
+        )
+        if len(self._metric_attrs) >= _ATTR_CACHE_MAX:
+            self._metric_attrs.clear()
+        self._metric_attrs[shape] = built
+        return built
 
     def _read_429(self, error: BaseException | None) -> RateLimitInfo | None:
         """Parse a 429's body and learn the tier it names (unless one is configured)."""
@@ -513,7 +511,7 @@ def _gauge_attrs(model: str, tier: str, dimension: str) -> dict[str, str]:
     return {A.GEN_AI_REQUEST_MODEL: model, A.GEMINI_TIER: tier, A.GEMINI_QUOTA_DIMENSION: dimension}
 
 
-def _usage_attributes(attrs: dict[str, Any], usage: Usage) -> None:
+def _usage_attributes(attrs: dict[str, Any], usage: Usage, input_and_output: int) -> None:
     """The usage attributes beyond semconv's input and output tokens (set by the caller)."""
     if usage.cached_tokens:
         attrs[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_tokens
@@ -522,18 +520,21 @@ def _usage_attributes(attrs: dict[str, Any], usage: Usage) -> None:
     if usage.tool_use_prompt_tokens:
         attrs[A.GEMINI_USAGE_TOOL_USE_PROMPT_TOKENS] = usage.tool_use_prompt_tokens
     total = usage.total_tokens
-    if total and total != usage.input_tokens + usage.output_tokens:
+    if total and total != input_and_output:
         # Only when the other counts do not explain it: otherwise it is input + output.
         attrs[A.GEMINI_USAGE_TOTAL_TOKENS] = total
     if usage.traffic_type:
         attrs[A.GEMINI_TRAFFIC_TYPE] = usage.traffic_type
-    for prefix, counts in (
-        (A.GEMINI_USAGE_INPUT_MODALITY_PREFIX, usage.prompt_by_modality),
-        (A.GEMINI_USAGE_CACHED_MODALITY_PREFIX, usage.cached_by_modality),
-        (A.GEMINI_USAGE_OUTPUT_MODALITY_PREFIX, usage.candidates_by_modality),
-    ):
-        for modality, count in counts.items():
-            attrs[prefix + modality] = count
+    # Written out: most calls report one modality list or two, and this runs once per call.
+    if usage.prompt_by_modality:
+        for modality, count in usage.prompt_by_modality.items():
+            attrs[A.GEMINI_USAGE_INPUT_MODALITY_PREFIX + modality] = count
+    if usage.cached_by_modality:
+        for modality, count in usage.cached_by_modality.items():
+            attrs[A.GEMINI_USAGE_CACHED_MODALITY_PREFIX + modality] = count
+    if usage.candidates_by_modality:
+        for modality, count in usage.candidates_by_modality.items():
+            attrs[A.GEMINI_USAGE_OUTPUT_MODALITY_PREFIX + modality] = count
 
 
 def _exception_attributes(error: BaseException) -> dict[str, str]:
