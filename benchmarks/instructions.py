@@ -13,6 +13,7 @@ Needs valgrind (``apt-get install -y valgrind``); ~3-4 minutes on 2 CPUs.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import subprocess
@@ -51,6 +52,10 @@ def _worker(variant: str, scenario: str, calls: int) -> None:
     run = Bench(variant, None, None, chunks=20).runner(scenario, "inproc")
     run(WARM_UP)
     time.sleep(0.3)  # prices load in a background thread: let it finish before counting
+    # As run.py's workers do: the import-time heap frozen, so that a full collection landing
+    # in one run and not the other does not count as per-call work.
+    gc.collect()
+    gc.freeze()
     run(calls)
 
 
