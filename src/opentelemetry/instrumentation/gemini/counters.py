@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from . import attributes as A
+from .pricing import COST_COMPONENTS
 
 if TYPE_CHECKING:
     from .pricing import CostBreakdown
     from .usage import Usage
 
-# gcp.gemini.tokens' disjoint types, and the cost components, in the ledger's column order.
+# gcp.gemini.tokens' disjoint types, in the ledger's column order.
 TOKEN_TYPES = (
     A.TOKEN_KIND_INPUT,
     A.TOKEN_KIND_CACHED_INPUT,
@@ -29,15 +30,15 @@ TOKEN_TYPES = (
     A.TOKEN_KIND_OUTPUT,
     A.TOKEN_KIND_REASONING,
 )
-COST_COMPONENTS = ("input", "cached_input", "output", "tool_use_input")
-# A ledger row: successful attempts, tokens by type, list USD by component. Whether the row's
-# calls were billed is part of its key (billing is all or nothing per call).
+# A ledger row: successful attempts, tokens by type (TOKEN_TYPES), list USD by component
+# (COST_COMPONENTS). Whether the row's calls were billed is part of its key (billing is all or
+# nothing per call).
 _OK = 0
-_IN, _CACHED, _TOOL, _OUT, _REASONING = range(1, 6)
-_TOKENS_AT = _IN
-_USD_IN, _USD_CACHED, _USD_OUT, _USD_TOOL = range(6, 10)
-_USD_AT = _USD_IN
-_ROW_LENGTH = 10
+_TOKENS_AT = 1
+_IN, _CACHED, _TOOL, _OUT, _REASONING = range(_TOKENS_AT, _TOKENS_AT + len(TOKEN_TYPES))
+_USD_AT = _TOKENS_AT + len(TOKEN_TYPES)
+_USD_IN, _USD_CACHED, _USD_OUT, _USD_TOOL = range(_USD_AT, _USD_AT + len(COST_COMPONENTS))
+_ROW_LENGTH = _USD_AT + len(COST_COMPONENTS)
 _CALL_KEYS = (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_TIER)
 
 
@@ -125,7 +126,7 @@ class DashboardCounters:
     .quota.exceeded: what the dashboards sum over time."""
 
     def __init__(self, meter: Meter) -> None:
-        self._calls = CallLedger()  # per (model, response model, tier)
+        self._calls = CallLedger()  # per (model, response model, tier, billed)
         # Attempts that did not succeed count at once (a 429 storm shows while it lasts);
         # successful ones ride on their call's row.
         self._failed_attempts = MonotonicSums(

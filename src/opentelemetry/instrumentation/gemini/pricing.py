@@ -99,6 +99,10 @@ class PricesFileError(ValueError):
     """A prices file (user overrides or our bundled extras) cannot be used."""
 
 
+# The cost components, named as gcp.gemini.cost's component attribute, in CostBreakdown's order.
+COST_COMPONENTS = ("input", "cached_input", "output", "tool_use_input")
+
+
 class CostBreakdown:
     """Cost of one call in USD.
 
@@ -143,13 +147,8 @@ class CostBreakdown:
 
     @property
     def list_components(self) -> tuple[tuple[str, float], ...]:
-        parts = (
-            ("input", self.input),
-            ("cached_input", self.cached_input),
-            ("output", self.output),
-            ("tool_use_input", self.tool_use_input),
-        )
-        return tuple((name, usd) for name, usd in parts if usd)
+        parts = (self.input, self.cached_input, self.output, self.tool_use_input)
+        return tuple((name, usd) for name, usd in zip(COST_COMPONENTS, parts, strict=True) if usd)
 
     @property
     def components(self) -> tuple[tuple[str, float], ...]:

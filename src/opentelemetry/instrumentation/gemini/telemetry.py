@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
+_V = TypeVar("_V")
 _ATTR_CACHE_MAX = 1024  # distinct call shapes whose attribute dicts are kept, then cleared
 # The histograms' attributes: the operation's, and with the input and the output token type.
 _MetricAttrs = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
@@ -128,10 +129,10 @@ class Recorder:
             key = (model, vertex, base_url, stream)
             base = self._request_attrs.get(key)
             if base is None:
-                if len(self._request_attrs) >= _ATTR_CACHE_MAX:
-                    self._request_attrs.clear()
-                base = self._request_attrs[key] = base_attributes(
-                    model, vertex=vertex, base_url=base_url, stream=stream
+                base = _remember(
+                    self._request_attrs,
+                    key,
+                    base_attributes(model, vertex=vertex, base_url=base_url, stream=stream),
                 )
             # The SDK copies what it is given; the cached dict is only copied to be extended.
             attrs = base if config is None else {**base, **config_attributes(config)}
@@ -331,15 +332,15 @@ class Recorder:
             base[A.SERVER_ADDRESS] = host
         if error_type:
             base[A.ERROR_TYPE] = error_type
-        built = (
-            base,
-            {**base, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_INPUT},
-            {**base, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_OUTPUT},
+        return _remember(
+            self._metric_attrs,
+            shape,
+            (
+                base,
+                {**base, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_INPUT},
+                {**base, A.GEN_AI_TOKEN_TYPE: A.TOKEN_TYPE_OUTPUT},
+            ),
         )
-        if len(self._metric_attrs) >= _ATTR_CACHE_MAX:
-            self._metric_attrs.clear()
-        self._metric_attrs[shape] = built
-        return built
 
     def _read_429(self, error: BaseException | None) -> RateLimitInfo | None:
         """Parse a 429's body and learn the tier it names (unless one is configured)."""
@@ -481,6 +482,15 @@ class Recorder:
                 )
             )
         return out
+
+
+def _remember(cache: dict[Any, _V], key: Any, value: _V) -> _V:
+    """Keep ``value`` in one of the per-shape attribute caches, cleared once it holds
+    _ATTR_CACHE_MAX shapes (an unbounded variety of models must not grow memory)."""
+    if len(cache) >= _ATTR_CACHE_MAX:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def utilization(usage: Mapping[str, float], limits: Mapping[str, int]) -> dict[str, float]:
