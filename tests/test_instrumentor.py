@@ -79,6 +79,74 @@ def test_uninstrument_restores_every_original(
     assert _wrapped(REQUEST_ORIGINALS) == []  # nothing wraps itself again once uninstrumented
 
 
+def _other_library_hook(seen: list[str]) -> Any:
+    """What another OpenTelemetry instrumentation puts on a method (wrapt, as contrib's do)."""
+
+    def hook(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        seen.append(type(instance).__name__)
+        return wrapped(*args, **kwargs)
+
+    return hook
+
+
+def test_hooks_keep_the_sdk_methods_name_and_signature(instrument: Any) -> None:
+    import inspect
+
+    instrument()
+    for (owner, name), original in ORIGINALS.items():
+        hook = getattr(owner, name)
+        assert hook.__name__ == original.__name__
+        assert inspect.signature(hook) == inspect.signature(original), name
+        assert inspect.iscoroutinefunction(hook) == inspect.iscoroutinefunction(original), name
+
+
+def test_another_instrumentation_wrapped_first_still_runs_and_is_put_back(
+    client: Any, instrument: Any
+) -> None:
+    import wrapt
+    from opentelemetry.instrumentation.utils import unwrap
+
+    seen: list[str] = []
+    wrapt.wrap_function_wrapper(models.Models, "generate_content", _other_library_hook(seen))
+    theirs = models.Models.__dict__["generate_content"]
+    try:
+        telemetry = instrument()
+        call_gemini(client, "sync")
+        assert seen == ["Models"]  # theirs got the instance, as without us
+        assert telemetry.span().attributes["gen_ai.usage.input_tokens"] > 0
+        GeminiInstrumentor().uninstrument()
+        assert models.Models.__dict__["generate_content"] is theirs
+    finally:
+        unwrap(models.Models, "generate_content")
+    assert (
+        models.Models.__dict__["generate_content"] is ORIGINALS[(models.Models, "generate_content")]
+    )
+
+
+def test_another_instrumentation_wrapped_after_us_keeps_working_once_we_leave(
+    client: Any, instrument: Any
+) -> None:
+    import wrapt
+    from opentelemetry.instrumentation.utils import unwrap
+
+    telemetry = instrument()
+    seen: list[str] = []
+    wrapt.wrap_function_wrapper(models.Models, "generate_content", _other_library_hook(seen))
+    try:
+        call_gemini(client, "sync")
+        GeminiInstrumentor().uninstrument()  # ours is under theirs: it stays, passing through
+        call_gemini(client, "sync")
+        assert seen == ["Models", "Models"]
+        assert len(telemetry.spans()) == 1
+    finally:
+        unwrap(models.Models, "generate_content")  # theirs off: what is left is our stale hook
+        stale = models.Models.__dict__["generate_content"]
+        models.Models.generate_content = stale.__wrapped__
+    assert (
+        models.Models.__dict__["generate_content"] is ORIGINALS[(models.Models, "generate_content")]
+    )
+
+
 def test_instrument_twice_is_a_no_op(client: Any, instrument: Any) -> None:
     telemetry = instrument()
     GeminiInstrumentor().instrument()

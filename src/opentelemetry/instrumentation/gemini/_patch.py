@@ -7,10 +7,16 @@ every HTTP attempt. Automatic function calling runs several billed requests insi
 their hooks (``REQUEST_TARGETS``) are wrapped the first time a call carries tools, so calls
 without tools never pay for them. Reads of the SDK's objects live here too (``_start``); each
 adapter is control flow only, and the recording lives in ``Call`` and ``Recorder``.
+
+Each hook is a plain function put in the method's place (its ``__wrapped__`` is the original,
+which ``Patches.unpatch`` puts back): a wrapt ``FunctionWrapper`` on a method builds a bound
+wrapper object on every call, ~15k instructions each for the two hooks every call passes
+(benchmarks/README).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -18,25 +24,25 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
-
 from ._call import ASYNC_CALL, SYNC_CALL, Call
 from ._stream import wrap_async, wrap_sync
 from .telemetry import Recorder
 
 _logger = logging.getLogger(__name__)
 
-Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
-# (module, "Class.method", adapter factory); "A|B": the first of A, B the SDK has.
-Targets = tuple[tuple[str, str, Callable[["Patches"], Wrapper]], ...]
+Method = Callable[..., Any]  # called as the SDK calls it: (self, *args, **kwargs)
+# (module, "Class.method", hook factory(patches, original)); "A|B": the first of A, B the SDK has.
+Targets = tuple[tuple[str, str, Callable[["Patches", Method], Method]], ...]
 
 
 def _start(
     patches: Patches, instance: Any, kwargs: dict[str, Any], *, stream: bool, is_async: bool
 ) -> Call | None:
     """Read what the span needs from the SDK's objects (its private client: host, Vertex mode)
-    and open the call; None lets the SDK call run untouched."""
+    and open the call; None lets the SDK call run untouched (as it does once uninstrumented,
+    should another library's hook still hold ours)."""
+    if patches.closed:
+        return None
     config = kwargs.get("config")
     if config is not None and not patches.request_hooks:
         patches.add_request_hooks_for(config)  # before the SDK runs: this call's rounds count
@@ -58,122 +64,122 @@ def _start(
     )
 
 
-def _sync_call(patches: Patches) -> Wrapper:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(patches, instance, kwargs, stream=False, is_async=False)
+def _sync_call(patches: Patches, original: Method) -> Method:
+    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _start(patches, self, kwargs, stream=False, is_async=False)
         if call is None:
-            return wrapped(*args, **kwargs)
+            return original(self, *args, **kwargs)
         with call:
-            response = wrapped(*args, **kwargs)
+            response = original(self, *args, **kwargs)
         call.complete(response)
         return response
 
-    return wrapper
+    return hook
 
 
-def _async_call(patches: Patches) -> Wrapper:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(patches, instance, kwargs, stream=False, is_async=True)
+def _async_call(patches: Patches, original: Method) -> Method:
+    async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _start(patches, self, kwargs, stream=False, is_async=True)
         if call is None:
-            return await wrapped(*args, **kwargs)
+            return await original(self, *args, **kwargs)
         with call:
-            response = await wrapped(*args, **kwargs)
+            response = await original(self, *args, **kwargs)
         call.complete(response)
         return response
 
-    return wrapper
+    return hook
 
 
-def _sync_stream(patches: Patches) -> Wrapper:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(patches, instance, kwargs, stream=True, is_async=False)
+def _sync_stream(patches: Patches, original: Method) -> Method:
+    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _start(patches, self, kwargs, stream=True, is_async=False)
         if call is None:
-            return wrapped(*args, **kwargs)
+            return original(self, *args, **kwargs)
         with call:
-            stream = wrapped(*args, **kwargs)
+            stream = original(self, *args, **kwargs)
         return wrap_sync(stream, call)
 
-    return wrapper
+    return hook
 
 
-def _async_stream(patches: Patches) -> Wrapper:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        call = _start(patches, instance, kwargs, stream=True, is_async=True)
+def _async_stream(patches: Patches, original: Method) -> Method:
+    async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _start(patches, self, kwargs, stream=True, is_async=True)
         if call is None:
-            return await wrapped(*args, **kwargs)
+            return await original(self, *args, **kwargs)
         with call:
-            stream = await wrapped(*args, **kwargs)
+            stream = await original(self, *args, **kwargs)
         return wrap_async(stream, call)
 
-    return wrapper
+    return hook
 
 
-def _sync_attempt(_patches: Patches) -> Wrapper:
+def _sync_attempt(_patches: Patches, original: Method) -> Method:
     # One HTTP attempt of the call in flight: its outcome is counted, the SDK's result or
     # exception passes through untouched. No context manager: this runs per attempt.
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
         call = SYNC_CALL.call
         if call is None:
-            return wrapped(*args, **kwargs)
+            return original(self, *args, **kwargs)
         try:
-            result = wrapped(*args, **kwargs)
+            result = original(self, *args, **kwargs)
         except BaseException as error:
             call.on_attempt_error(error)
             raise
         call.on_attempt_ok()
         return result
 
-    return wrapper
+    return hook
 
 
-def _async_attempt(_patches: Patches) -> Wrapper:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+def _async_attempt(_patches: Patches, original: Method) -> Method:
+    async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
         call = ASYNC_CALL.get()
         if call is None:
-            return await wrapped(*args, **kwargs)
+            return await original(self, *args, **kwargs)
         try:
-            result = await wrapped(*args, **kwargs)
+            result = await original(self, *args, **kwargs)
         except BaseException as error:
             call.on_attempt_error(error)
             raise
         call.on_attempt_ok()
         return result
 
-    return wrapper
+    return hook
 
 
-def _sync_request(_patches: Patches) -> Wrapper:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        response = wrapped(*args, **kwargs)
+def _sync_request(_patches: Patches, original: Method) -> Method:
+    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        response = original(self, *args, **kwargs)
         call = SYNC_CALL.call
         if call is not None:
             call.on_request_response(response)
         return response
 
-    return wrapper
+    return hook
 
 
-def _async_request(_patches: Patches) -> Wrapper:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        response = await wrapped(*args, **kwargs)
+def _async_request(_patches: Patches, original: Method) -> Method:
+    async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        response = await original(self, *args, **kwargs)
         call = ASYNC_CALL.get()
         if call is not None:
             call.on_request_response(response)
         return response
 
-    return wrapper
+    return hook
 
 
-def _stream_round(is_async: bool) -> Callable[[Patches], Wrapper]:
+def _stream_round(is_async: bool) -> Callable[[Patches, Method], Method]:
     # A stream round starts when the SDK calls this (sync or async: it returns a generator).
-    def factory(_patches: Patches) -> Wrapper:
-        def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+    def factory(_patches: Patches, original: Method) -> Method:
+        def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
             call = ASYNC_CALL.get() if is_async else SYNC_CALL.call
             if call is not None:
                 call.on_stream_round()
-            return wrapped(*args, **kwargs)
+            return original(self, *args, **kwargs)
 
-        return wrapper
+        return hook
 
     return factory
 
@@ -231,32 +237,41 @@ def _resolve(module_name: str, dotted: str) -> tuple[Any, str, str] | None:
     return None
 
 
+_ABSENT = object()  # the class inherited the method: unpatching deletes our hook
+
+
 class Patches:
-    """What this instrumentation wrapped in the SDK: the call and attempt hooks from
+    """What this instrumentation hooked in the SDK: the call and attempt hooks from
     ``instrument()``, the request hooks from the first call that carries tools."""
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
         self.request_hooks = False  # read without the lock on every call: set once, never reset
-        self._wrapped: list[tuple[Any, str]] = []
+        self.closed = False  # set by unpatch: a hook still reachable then passes calls through
+        # (owner, method, what the class held before, our hook)
+        self._hooked: list[tuple[Any, str, Any, Method]] = []
         self._lock = threading.Lock()
-        self._closed = False
 
     def wrap(self, targets: Targets) -> list[str]:
-        """Wrap every target the SDK has; the names of those it does not have."""
+        """Hook every target the SDK has; the names of those it does not have."""
         missing: list[str] = []
         for module_name, dotted, factory in targets:
             found = _resolve(module_name, dotted)
             if found is None:
                 missing.append(f"{module_name}.{dotted}")
                 continue
-            owner, method, name = found
-            wrap_function_wrapper(module_name, name, factory(self))
-            self._wrapped.append((owner, method))
+            owner, method, _name = found
+            before = vars(owner).get(method, _ABSENT)
+            # As the class gives it: the function, or another library's wrapper bound to the
+            # class (which then takes the instance from the first argument, as we pass it).
+            original = getattr(owner, method)
+            hook = functools.wraps(original)(factory(self, original))
+            setattr(owner, method, hook)
+            self._hooked.append((owner, method, before, hook))
         return missing
 
     def add_request_hooks_for(self, config: Any) -> None:
-        """Wrap the request hooks if ``config`` may run automatic function calling (it has
+        """Hook the request seams if ``config`` may run automatic function calling (it has
         tools). Never raises: the call goes on, instrumented, whatever happens here."""
         try:
             tools = (
@@ -265,19 +280,26 @@ class Patches:
             if not tools:
                 return
             with self._lock:
-                if self.request_hooks or self._closed:
+                if self.request_hooks or self.closed:
                     return
-                self.request_hooks = True  # once: a target that failed to wrap is not retried
+                self.request_hooks = True  # once: a target that failed to hook is not retried
                 self.wrap(REQUEST_TARGETS)
         except Exception:
             _logger.debug("gemini instrumentation: could not add the request hooks", exc_info=True)
 
     def unpatch(self) -> None:
+        """Put back what each class held. A hook another library has since wrapped stays
+        where it is (removing it would remove theirs too) and passes calls through."""
         with self._lock:
-            self._closed = True  # an adapter still running must not wrap anything again
-            for owner, method in self._wrapped:
-                unwrap(owner, method)
-            self._wrapped.clear()
+            self.closed = True  # an adapter still running must not hook anything again
+            for owner, method, before, hook in reversed(self._hooked):
+                if vars(owner).get(method) is not hook:
+                    _logger.debug("gemini instrumentation: %s.%s was rewrapped", owner, method)
+                elif before is _ABSENT:
+                    delattr(owner, method)
+                else:
+                    setattr(owner, method, before)
+            self._hooked.clear()
 
 
 def patch(recorder: Recorder) -> Patches:
