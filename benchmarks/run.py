@@ -89,6 +89,7 @@ class Config:
     startup_runs: int
     memory_calls: int
     memory_every: int
+    processes: int  # worker processes per variant; rounds rotate over them
     chunks: int = 20
     parsed_chunks: int = 1000
     transports: tuple[str, ...] = ("inproc", "loopback")
@@ -103,6 +104,7 @@ FULL = Config(
     startup_runs=9,
     memory_calls=100_000,
     memory_every=10_000,
+    processes=3,
 )
 QUICK = Config(
     rounds=41,
@@ -111,6 +113,7 @@ QUICK = Config(
     startup_runs=5,
     memory_calls=20_000,
     memory_every=4_000,
+    processes=2,
 )
 
 
@@ -212,30 +215,38 @@ def run_block(
 
 
 def time_scenarios(
-    variants: list[Variant], fake: FakeGemini, cfg: Config, log: Callable[[str], None]
+    workers: dict[str, list[Variant]], fake: FakeGemini, cfg: Config, log: Callable[[str], None]
 ) -> Timings:
+    """Rounds of one block per variant, in rotating order. Each variant has several worker
+    processes and a round uses the same-numbered one of each, in turn: a process's own speed
+    (memory layout, hash seed) differs from another's by several percent, which one process
+    per variant would carry into every round."""
     out: Timings = {"cpu": {}, "wall": {}}
+    names = list(workers)
+    processes = min(len(ws) for ws in workers.values())
     for transport in cfg.transports:
         for scenario in cfg.scenarios:
             if transport not in SCENARIOS[scenario][1]:
                 continue
             t0 = time.perf_counter()
-            # Warm every variant up; size blocks so the slowest variant's last ~block_seconds.
-            for v in variants:
-                run_block(v, fake, transport, scenario, 30, cfg)
+            # Warm every worker up; size blocks so the slowest variant's last ~block_seconds.
+            for ws in workers.values():
+                for v in ws:
+                    run_block(v, fake, transport, scenario, 30, cfg)
             slowest = max(
-                run_block(v, fake, transport, scenario, 30, cfg)["wall"] for v in variants
+                run_block(ws[0], fake, transport, scenario, 30, cfg)["wall"]
+                for ws in workers.values()
             )
             n = max(3, int(cfg.block_seconds * 1e6 / slowest))
-            per: dict[str, dict[str, list[float]]] = {
-                c: {v.name: [] for v in variants} for c in out
-            }
+            per: dict[str, dict[str, list[float]]] = {c: {name: [] for name in names} for c in out}
             rounds = cfg.target_rounds if scenario in TARGET_SCENARIOS else cfg.rounds
             for r in range(rounds):
-                k = r % len(variants)
-                for v in variants[k:] + variants[:k]:
-                    for clock, value in run_block(v, fake, transport, scenario, n, cfg).items():
-                        per[clock][v.name].append(value)
+                w = r % processes
+                k = (r // processes) % len(names)
+                for name in names[k:] + names[:k]:
+                    block = run_block(workers[name][w], fake, transport, scenario, n, cfg)
+                    for clock, value in block.items():
+                        per[clock][name].append(value)
             for clock in out:
                 out[clock].setdefault(transport, {})[scenario] = per[clock]
             spent = time.perf_counter() - t0
@@ -421,7 +432,8 @@ def report(
         machine(),
         f"us per call ({what}); overhead = median [Q1, Q3] over interleaved rounds of "
         f"(variant - bare) in the same round: {cfg.target_rounds} rounds for sync and parsed "
-        f"streams (the targets), {cfg.rounds} for the others",
+        f"streams (the targets), {cfg.rounds} for the others, rotating over "
+        f"{cfg.processes} worker processes per variant",
         "",
     ]
     fill = {"chunks": cfg.chunks, "parsed_chunks": cfg.parsed_chunks}
@@ -523,6 +535,10 @@ def report(
 # --- main ---------------------------------------------------------------------------------------
 
 
+def variants_line(workers: dict[str, list[Variant]]) -> list[str]:
+    return [f"{name} x{len(ws)}" for name, ws in workers.items()]
+
+
 def parse_peers(specs: list[str]) -> list[Variant]:
     out = []
     for spec in specs:
@@ -549,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", help=f"comma separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--rounds", type=int, help="interleaved rounds per scenario")
     parser.add_argument("--block-seconds", type=float, help="length of one timed block")
+    parser.add_argument("--processes", type=int, help="worker processes per variant")
     parser.add_argument("--no-startup", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument(
@@ -569,6 +586,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = dataclasses.replace(cfg, rounds=args.rounds, target_rounds=args.rounds)
     if args.block_seconds:
         cfg = dataclasses.replace(cfg, block_seconds=args.block_seconds)
+    if args.processes:
+        cfg = dataclasses.replace(cfg, processes=max(1, args.processes))
     if args.scenarios:
         chosen = tuple(args.scenarios.split(","))
         unknown = set(chosen) - set(SCENARIOS)
@@ -588,23 +607,28 @@ def main(argv: list[str] | None = None) -> int:
         variants.append(Variant("floor", me, "floor"))
     variants.append(Variant("ours", me, "ours"))
     variants += parse_peers(args.peer)
+    # variants[i] is its variant's first worker, the one memory is measured on.
+    workers = {
+        v.name: [v] + [dataclasses.replace(v, info={}) for _ in range(cfg.processes - 1)]
+        for v in variants
+    }
+    every = [w for ws in workers.values() for w in ws]
 
     with FakeGemini(max_lifetime=1800) as fake:
         try:
-            for v in variants:
-                v.start(fake.url, cfg)
-            for v in variants:
-                v.info = v.receive()
-            log(f"workers ready: {', '.join(v.name for v in variants)}")
-            timings = time_scenarios(variants, fake, cfg, log)
-            for v in variants[1:]:  # each instrumented variant recorded what it was timed on
-                stats = v.ask(op="stats")
-                if not stats.get("spans"):
-                    raise RuntimeError(f"{v.name} recorded no spans: {stats}")
+            for w in every:
+                w.start(fake.url, cfg)
+            for w in every:
+                w.info = w.receive()
+            log(f"workers ready: {', '.join(variants_line(workers))}")
+            timings = time_scenarios(workers, fake, cfg, log)
+            for w in every:  # each instrumented worker recorded what it was timed on
+                if w.kind != "bare" and not w.ask(op="stats").get("spans"):
+                    raise RuntimeError(f"{w.name} recorded no spans")
             memory = {} if args.no_memory else measure_memory(variants, cfg, log)
         finally:
-            for v in variants:
-                v.stop()
+            for w in every:
+                w.stop()
     startup = {} if args.no_startup else measure_startup(variants, cfg, log)
 
     text, ok = report(variants, timings, startup, memory, cfg, args.clock)
