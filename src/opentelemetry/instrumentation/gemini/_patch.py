@@ -10,7 +10,7 @@ adapter is control flow only, and the recording lives in ``Call`` and ``Recorder
 
 Each hook is a plain function put in the method's place (its ``__wrapped__`` is the original,
 which ``Patches.unpatch`` puts back): a wrapt ``FunctionWrapper`` on a method builds a bound
-wrapper object on every call, ~15k instructions each for the two hooks every call passes
+wrapper object on every call: ~10-15k instructions for each of the two hooks every call passes
 (benchmarks/README).
 """
 
@@ -222,9 +222,9 @@ def sdk_version() -> str:
         return "unknown"
 
 
-def _resolve(module_name: str, dotted: str) -> tuple[Any, str, str] | None:
-    """(owning class, method, its dotted name) for the first of ``dotted``'s alternatives the
-    SDK has, or None."""
+def _resolve(module_name: str, dotted: str) -> tuple[Any, str] | None:
+    """(owning class, method name) for the first of ``dotted``'s alternatives the SDK has, or
+    None."""
     try:
         module: Any = import_module(module_name)
     except ImportError:
@@ -233,7 +233,7 @@ def _resolve(module_name: str, dotted: str) -> tuple[Any, str, str] | None:
         cls_name, method = alternative.split(".")
         owner = getattr(module, cls_name, None)
         if owner is not None and callable(getattr(owner, method, None)):
-            return owner, method, alternative
+            return owner, method
     return None
 
 
@@ -260,7 +260,7 @@ class Patches:
             if found is None:
                 missing.append(f"{module_name}.{dotted}")
                 continue
-            owner, method, _name = found
+            owner, method = found
             before = vars(owner).get(method, _ABSENT)
             # As the class gives it: the function, or another library's wrapper bound to the
             # class (which then takes the instance from the first argument, as we pass it).
