@@ -60,7 +60,6 @@ class Call:
         "attempts",
         "chunks",
         "ended",
-        "finish_reasons",
         "first_chunk_at",
         "host",
         "is_async",
@@ -69,14 +68,11 @@ class Call:
         "provider",
         "recorder",
         "request_usages",
-        "response_id",
-        "response_model",
         "span",
         "start",
         "stream",
         "texts",
         "usage_chunk",
-        "usage_metadata",
     )
 
     def __init__(
@@ -99,14 +95,10 @@ class Call:
         self.host = host
         self.last: Any = None
         self.usage_chunk: Any = None
-        self.usage_metadata: Any = None
         # Automatic function calling runs several billed requests inside one call, and the
         # caller only sees the last one's usage: each request's (a stream's: each round's),
         # filled by the SDK hooks; empty when the SDK has none of them.
         self.request_usages: list[Any] = []
-        self.response_model: str | None = None
-        self.response_id: str | None = None
-        self.finish_reasons: list[str] = []  # lower case, as semconv has them
         self.first_chunk_at: float | None = None
         self.chunks = 0
         self.attempts: list[Attempt] = []
@@ -167,23 +159,24 @@ class Call:
         except Exception:
             _logger.debug("gemini instrumentation: could not read a text", exc_info=True)
 
-    def settle(self) -> None:
-        """Read the response fields from the kept chunks (the last one wins; the SDK clears
-        intermediate finish reasons itself). Safe on any look-alike object."""
+    def settle(self) -> tuple[Any, str | None, str | None, list[str]]:
+        """The response fields, read once from the kept chunks when the call ends: (usage
+        metadata, model version, response id, finish reasons in lower case as semconv has
+        them). The last chunk wins (the SDK clears intermediate finish reasons itself); a
+        stream's last chunk may lack what the latest chunk with usage carried. Safe on any
+        look-alike object."""
         last, with_usage = self.last, self.usage_chunk
-        if with_usage is not None:
-            self.usage_metadata = getattr(with_usage, "usage_metadata", None)
+        meta = None if with_usage is None else getattr(with_usage, "usage_metadata", None)
         if self.stream and self.request_usages:
             self.on_stream_round()  # the last round ends with the stream
-        for source in (last,) if with_usage is last else (last, with_usage):
-            if source is None:
-                continue
-            if self.response_model is None:
-                version = getattr(source, "model_version", None)
-                self.response_model = version if isinstance(version, str) and version else None
-            if self.response_id is None:
-                rid = getattr(source, "response_id", None)
-                self.response_id = rid if isinstance(rid, str) and rid else None
+        version = getattr(last, "model_version", None)
+        rid = getattr(last, "response_id", None)
+        if with_usage is not last and with_usage is not None:
+            if not (isinstance(version, str) and version):
+                version = getattr(with_usage, "model_version", None)
+            if not (isinstance(rid, str) and rid):
+                rid = getattr(with_usage, "response_id", None)
+        reasons: list[str] = []
         try:
             for candidate in getattr(last, "candidates", None) or ():
                 reason = getattr(candidate, "finish_reason", None)
@@ -193,9 +186,15 @@ class Call:
                     text = (
                         reason if isinstance(reason, str) else str(getattr(reason, "value", reason))
                     )
-                    self.finish_reasons.append(text.lower())
+                    reasons.append(text.lower())
         except Exception:
             _logger.debug("gemini instrumentation: could not read finish reasons", exc_info=True)
+        return (
+            meta,
+            version if isinstance(version, str) and version else None,
+            rid if isinstance(rid, str) and rid else None,
+            reasons,
+        )
 
     def complete(self, response: Any) -> None:
         """A whole (non-stream) response arrived: take it and finish."""

@@ -83,11 +83,17 @@ class CallLedger:
 
     def add(
         self,
-        key: tuple[Any, ...],
+        model: str,
+        response_model: str | None,
+        tier: str,
         ok_attempts: int,
         usage: Usage | None,
         cost: CostBreakdown | None,
     ) -> None:
+        """A finished call: its successful attempts, tokens by type and (priced) USD."""
+        if usage is None and not ok_attempts:
+            return
+        key = (model, response_model, tier, cost is not None and cost.billed)
         # Written out, not looped: this runs once per call.
         with self._lock:
             row = self._rows.get(key)
@@ -127,6 +133,9 @@ class DashboardCounters:
 
     def __init__(self, meter: Meter) -> None:
         self._calls = CallLedger()  # per (model, response model, tier, billed)
+        # A finished call (model, response model, tier, successful attempts, usage, cost): one
+        # row update, called straight from the recorder.
+        self.call = self._calls.add
         # Attempts that did not succeed count at once (a 429 storm shows while it lasts);
         # successful ones ride on their call's row.
         self._failed_attempts = MonotonicSums(
@@ -191,21 +200,6 @@ class DashboardCounters:
         self, model: str, tier: str, status: int | None, error_type: str | None
     ) -> None:
         self._failed_attempts.add((model, tier, status, error_type), 1)
-
-    def call(
-        self,
-        model: str,
-        response_model: str | None,
-        tier: str,
-        ok_attempts: int,
-        usage: Usage | None,
-        cost: CostBreakdown | None,
-    ) -> None:
-        """A finished call: its successful attempts, tokens by type and (priced) USD."""
-        if usage is None and not ok_attempts:
-            return
-        billed = cost is not None and cost.billed
-        self._calls.add((model, response_model, tier, billed), ok_attempts, usage, cost)
 
     # --- collection time ------------------------------------------------------------------
     def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:

@@ -966,8 +966,9 @@ class PriceBook:
         cached_mod = usage.cached_by_modality if rate_cached is not None else _NO_COUNTS
         fresh = prompt - cached if rate_cached is not None else prompt
 
-        # Prompt tokens not read from cache; priced per modality where the model has a rate.
-        if in_mod and prompt_mod:
+        # Prompt tokens not read from cache; priced per modality where the model has a rate
+        # (most prompts are text only, and text has none of its own: no loop then).
+        if in_mod and prompt_mod and not in_mod.keys().isdisjoint(prompt_mod):
             input_usd = 0.0
             counted = 0
             for modality, n in prompt_mod.items():

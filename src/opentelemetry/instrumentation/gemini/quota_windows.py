@@ -139,7 +139,7 @@ class QuotaWindows:
         self._day_start, self._day_end = pacific_day_bounds(now)
 
     def record(
-        self, model: str, *, requests: int = 0, input_tokens: int = 0, cost_usd: float = 0.0
+        self, model: str, requests: int = 0, input_tokens: int = 0, cost_usd: float = 0.0
     ) -> None:
         """Count one call's (or attempt's) requests, input tokens and cost against ``model``."""
         win = self._models.get(model)

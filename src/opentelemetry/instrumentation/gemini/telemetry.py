@@ -180,7 +180,7 @@ class Recorder:
         """The single recording path: span attributes, metrics, cost and windows, once."""
         span = call.span
         duration = time.perf_counter() - call.start
-        call.settle()
+        meta, response_model, response_id, reasons = call.settle()
         if not self.per_attempt and not call.attempts:
             # Without the attempt seam each call is one attempt, judged by its outcome.
             if error is None:
@@ -190,17 +190,17 @@ class Recorder:
         elif error is not None and _in_stream_429(call, error):
             # The HTTP answer was 200 and already counted; the quota details still matter.
             self._quota_hit(call, self._read_429(error))
-        usage = _call_usage(call)
+        usage = _call_usage(call.request_usages, meta)
         tier = self.tier
-        response_model = normalize_model(call.response_model) if call.response_model else None
+        if response_model is not None:
+            response_model = normalize_model(response_model)
         attrs: dict[str, Any] = {A.GEMINI_TIER: tier}
         if tier != UNKNOWN_TIER:  # an unknown tier has no source to tell
             attrs[A.GEMINI_TIER_SOURCE] = self.tier_source
         if response_model:
             attrs[A.GEN_AI_RESPONSE_MODEL] = response_model
-        if call.response_id:
-            attrs[A.GEN_AI_RESPONSE_ID] = call.response_id
-        reasons = call.finish_reasons
+        if response_id:
+            attrs[A.GEN_AI_RESPONSE_ID] = response_id
         if reasons:
             attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = (
                 reasons if len(reasons) == 1 else list(dict.fromkeys(reasons))
@@ -219,9 +219,7 @@ class Recorder:
             attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
             _usage_attributes(attrs, usage, input_tokens + output_tokens)
         if call.texts is not None and call.chunks:
-            attrs[A.GEN_AI_OUTPUT_MESSAGES] = content.output_messages(
-                call.texts, call.finish_reasons
-            )
+            attrs[A.GEN_AI_OUTPUT_MESSAGES] = content.output_messages(call.texts, reasons)
 
         error_type: str | None = None
         if error is not None:
@@ -237,7 +235,7 @@ class Recorder:
 
         cost = None
         if self.prices is not None:
-            cost = self._price(call, attrs, usage, response_model or call.model, error)
+            cost = self._price(call, attrs, usage, response_model, error)
         span.set_attributes(attrs)
         span.end()
 
@@ -257,10 +255,9 @@ class Recorder:
         if self.windows is not None:
             cost_usd = cost.total if cost is not None else 0.0
             if ok or input_tokens or cost_usd:
-                self.windows.record(
-                    call.model, requests=ok, input_tokens=input_tokens, cost_usd=cost_usd
-                )
-        self.models_seen.add(call.model)
+                self.windows.record(call.model, ok, input_tokens, cost_usd)
+        if call.model not in self.models_seen:
+            self.models_seen.add(call.model)
 
     # --- pieces of record() --------------------------------------------------------------------
     def _price(
@@ -268,10 +265,11 @@ class Recorder:
         call: Call,
         attrs: dict[str, Any],
         usage: Usage | None,
-        model: str,
+        response_model: str | None,
         error: BaseException | None,
     ) -> CostBreakdown | None:
-        """The call's cost attributes; its cost, for the counters and the spend window."""
+        """The call's cost attributes; its cost, for the counters and the spend window. Priced
+        by the model that answered (an alias resolves to a version), else the one asked for."""
         assert self.prices is not None
         if error is not None:
             # Google bills no failed request (400, 429, 500...): a known zero, whatever the model.
@@ -279,13 +277,13 @@ class Recorder:
             attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
             attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
             return None
-        response_model = attrs.get(A.GEN_AI_RESPONSE_MODEL)
         if usage is None:
             attrs[A.GEMINI_COST_UNPRICED_REASON] = A.UNPRICED_NO_USAGE
             if call.chunks:  # a stream that never delivered a chunk had nothing to price
                 self.counters.unpriced.add((call.model, response_model, A.UNPRICED_NO_USAGE), 1)
             return None
-        cost = self.prices.cost(model, usage, tier=self.tier, traffic_type=usage.traffic_type)
+        model = response_model or call.model
+        cost = self.prices.cost(model, usage, tier=self.tier)  # at the usage's traffic type
         if cost is None:
             # No cost attribute at all: a made-up 0 would read as "free" on every dashboard.
             attrs[A.GEMINI_COST_UNPRICED_REASON] = A.UNPRICED_UNKNOWN_MODEL
@@ -498,12 +496,12 @@ def utilization(usage: Mapping[str, float], limits: Mapping[str, int]) -> dict[s
     return {dim: usage.get(dim, 0) / limit for dim, limit in limits.items() if limit}
 
 
-def _call_usage(call: Call) -> Usage | None:
-    """The call's usage: the sum over the requests the SDK made for it (automatic function
-    calling), else the response's; usage is cumulative within a request, never summed there."""
-    metas = call.request_usages
+def _call_usage(metas: list[Any], response_meta: Any) -> Usage | None:
+    """The call's usage: the sum over the requests the SDK made for it (``metas``, automatic
+    function calling), else the response's; usage is cumulative within a request, never summed
+    there."""
     if len(metas) <= 1:
-        return usage_from_metadata(metas[0] if metas else call.usage_metadata)
+        return usage_from_metadata(metas[0] if metas else response_meta)
     return sum_usages([u for u in map(usage_from_metadata, metas) if u is not None])
 
 
