@@ -409,6 +409,23 @@ def test_interleaved_streams_and_a_call_in_a_loop_body_keep_their_own_attempts(
     assert requests_by_status(telemetry) == {429: 4, 200: 3}
 
 
+def test_a_stream_pulled_on_another_thread_counts_its_attempts_there(
+    fake: FakeGemini, telemetry: Telemetry
+) -> None:
+    # The SDK sends a stream's request (and retries it) on the first pull, in whichever thread
+    # pulls: the stream must mark itself in that thread, not in the one that created it.
+    fake.enqueue(FLASH, too_many(), Reply(chunks=2))
+    client = make_client(fake, retry=RETRY)
+    stream = client.models.generate_content_stream(model=FLASH, contents="x")
+    pulled: list[Any] = []
+    puller = threading.Thread(target=lambda: pulled.extend(stream))
+    puller.start()
+    puller.join(timeout=30)
+    assert len(pulled) == 2
+    assert attempts_by_model(telemetry) == {FLASH: 2}
+    assert requests_by_status(telemetry) == {429: 1, 200: 1}
+
+
 def test_a_call_made_by_a_tool_counts_its_own_attempts_and_usage(
     fake: FakeGemini, telemetry: Telemetry, entrypoint: str
 ) -> None:

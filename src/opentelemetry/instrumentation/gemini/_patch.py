@@ -118,7 +118,7 @@ def _sync_attempt(_patches: Patches, original: Method) -> Method:
     # One HTTP attempt of the call in flight: its outcome is counted, the SDK's result or
     # exception passes through untouched. No context manager: this runs per attempt.
     def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = SYNC_CALL.call
+        call = SYNC_CALL.in_flight.call
         if call is None:
             return original(self, *args, **kwargs)
         try:
@@ -151,7 +151,7 @@ def _async_attempt(_patches: Patches, original: Method) -> Method:
 def _sync_request(_patches: Patches, original: Method) -> Method:
     def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
         response = original(self, *args, **kwargs)
-        call = SYNC_CALL.call
+        call = SYNC_CALL.in_flight.call
         if call is not None:
             call.on_request_response(response)
         return response
@@ -174,7 +174,7 @@ def _stream_round(is_async: bool) -> Callable[[Patches, Method], Method]:
     # A stream round starts when the SDK calls this (sync or async: it returns a generator).
     def factory(_patches: Patches, original: Method) -> Method:
         def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-            call = ASYNC_CALL.get() if is_async else SYNC_CALL.call
+            call = ASYNC_CALL.get() if is_async else SYNC_CALL.in_flight.call
             if call is not None:
                 call.on_stream_round()
             return original(self, *args, **kwargs)

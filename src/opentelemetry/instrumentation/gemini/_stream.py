@@ -50,18 +50,20 @@ def _sync_chunks(stream: Iterator[Any], call: Call) -> Iterator[Any]:
     end = A.STREAM_END_CLOSED  # what a GeneratorExit at a yield means: close() was called
     try:
         stream = iter(stream)  # as the caller's own loop would: a non-iterable fails there
-        marker = SYNC_CALL
+        per_thread = SYNC_CALL
         while True:
-            # The SDK makes its HTTP attempts inside next(): they must see this call.
-            outer = marker.call
-            marker.call = call
+            # The SDK makes its HTTP attempts inside next(): they must see this call. Read for
+            # every chunk: a stream can be resumed from another thread.
+            in_flight = per_thread.in_flight
+            outer = in_flight.call
+            in_flight.call = call
             try:
                 chunk = next(stream)
             except StopIteration:
                 end = A.STREAM_END_EXHAUSTED
                 return
             finally:
-                marker.call = outer
+                in_flight.call = outer
             call.on_response(chunk)
             yield chunk
     except GeneratorExit:
