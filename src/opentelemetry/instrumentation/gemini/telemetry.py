@@ -35,6 +35,8 @@ _V = TypeVar("_V")
 _ATTR_CACHE_MAX = 1024  # distinct call shapes whose attribute dicts are kept, then cleared
 # The histograms' attributes: the operation's, and with the input and the output token type.
 _MetricAttrs = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+# A request shape's span name, model, attributes, provider and host (see Recorder.start).
+_RequestShape = tuple[str, str, dict[str, Any], str, str]
 
 
 class Recorder:
@@ -58,7 +60,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._warned_unpriced: set[str] = set()
         self._metric_attrs: dict[tuple[Any, ...], _MetricAttrs] = {}
-        self._request_attrs: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._request_shapes: dict[tuple[Any, ...], _RequestShape] = {}
         # model -> (retry delay in s, epoch s it was asked at) of the latest 429 naming one.
         self.last_retry: dict[str, tuple[float, float]] = {}
         self._tier_conflicts: set[str] = set()  # tiers 429s named against the configured one
@@ -125,32 +127,26 @@ class Recorder:
     ) -> Call | None:
         """Open the call's span; None (and the SDK call runs untouched) if anything is off."""
         try:
-            model = normalize_model(model)
-            key = (model, vertex, base_url, stream)
-            base = self._request_attrs.get(key)
-            if base is None:
-                base = _remember(
-                    self._request_attrs,
-                    key,
-                    base_attributes(model, vertex=vertex, base_url=base_url, stream=stream),
+            # Keyed by the model as the caller wrote it: normalized once per shape.
+            key = (
+                model if type(model) is str else normalize_model(model),
+                vertex,
+                base_url,
+                stream,
+            )
+            shape = self._request_shapes.get(key)
+            if shape is None:
+                shape = _remember(
+                    self._request_shapes, key, _request_shape(model, vertex, base_url, stream)
                 )
+            span_name, model, base, provider, host = shape
             # The SDK copies what it is given; the cached dict is only copied to be extended.
             attrs = base if config is None else {**base, **config_attributes(config)}
             if self.settings.capture_content:
                 attrs = dict(attrs)
                 self._capture_input(attrs, contents, config)
-            span = self.tracer.start_span(
-                f"generate_content {model}", kind=SpanKind.CLIENT, attributes=attrs
-            )
-            return Call(
-                self,
-                span,
-                model,
-                stream,
-                attrs[A.GEN_AI_PROVIDER_NAME],
-                attrs[A.SERVER_ADDRESS],
-                is_async,
-            )
+            span = self.tracer.start_span(span_name, kind=SpanKind.CLIENT, attributes=attrs)
+            return Call(self, span, model, stream, provider, host, is_async)
         except Exception:
             _logger.debug("gemini instrumentation: could not start a span", exc_info=True)
             return None
@@ -190,9 +186,10 @@ class Recorder:
         elif error is not None and _in_stream_429(call, error):
             # The HTTP answer was 200 and already counted; the quota details still matter.
             self._quota_hit(call, self._read_429(error))
-        usage = _call_usage(call.request_usages, meta)
+        metas = call.request_usages
+        usage = usage_from_metadata(meta) if not metas else _call_usage(metas)
         tier = self.tier
-        if response_model is not None:
+        if response_model is not None and "/" in response_model:
             response_model = normalize_model(response_model)
         attrs: dict[str, Any] = {A.GEMINI_TIER: tier}
         if tier != UNKNOWN_TIER:  # an unknown tier has no source to tell
@@ -482,6 +479,19 @@ class Recorder:
         return out
 
 
+def _request_shape(model: Any, vertex: bool, base_url: str | None, stream: bool) -> _RequestShape:
+    """What every call of one (model, client, stream) shape shares."""
+    name = normalize_model(model)
+    attrs = base_attributes(name, vertex=vertex, base_url=base_url, stream=stream)
+    return (
+        f"generate_content {name}",
+        name,
+        attrs,
+        attrs[A.GEN_AI_PROVIDER_NAME],
+        attrs[A.SERVER_ADDRESS],
+    )
+
+
 def _remember(cache: dict[Any, _V], key: Any, value: _V) -> _V:
     """Keep ``value`` in one of the per-shape attribute caches, cleared once it holds
     _ATTR_CACHE_MAX shapes (an unbounded variety of models must not grow memory)."""
@@ -496,12 +506,12 @@ def utilization(usage: Mapping[str, float], limits: Mapping[str, int]) -> dict[s
     return {dim: usage.get(dim, 0) / limit for dim, limit in limits.items() if limit}
 
 
-def _call_usage(metas: list[Any], response_meta: Any) -> Usage | None:
-    """The call's usage: the sum over the requests the SDK made for it (``metas``, automatic
-    function calling), else the response's; usage is cumulative within a request, never summed
+def _call_usage(metas: list[Any]) -> Usage | None:
+    """The usage of a call whose SDK made requests of its own (automatic function calling:
+    ``metas``, one per request): their sum; usage is cumulative within a request, never summed
     there."""
-    if len(metas) <= 1:
-        return usage_from_metadata(metas[0] if metas else response_meta)
+    if len(metas) == 1:
+        return usage_from_metadata(metas[0])
     return sum_usages([u for u in map(usage_from_metadata, metas) if u is not None])
 
 
