@@ -94,7 +94,8 @@ class CallLedger:
         if usage is None and not ok_attempts:
             return
         key = (model, response_model, tier, cost is not None and cost.billed)
-        # Written out, not looped: this runs once per call.
+        # Written out, not looped: this runs once per call, and a loop (or a C-level
+        # element-wise sum over the whole row: ~4x slower here) costs more than the adds.
         with self._lock:
             row = self._rows.get(key)
             if row is None:
