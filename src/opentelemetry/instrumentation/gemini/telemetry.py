@@ -189,7 +189,7 @@ class Recorder:
         metas = call.request_usages
         usage = usage_from_metadata(meta) if not metas else _call_usage(metas)
         tier = self.tier
-        if response_model is not None and "/" in response_model:
+        if response_model is not None:
             response_model = normalize_model(response_model)
         attrs: dict[str, Any] = {A.GEMINI_TIER: tier}
         if tier != UNKNOWN_TIER:  # an unknown tier has no source to tell
