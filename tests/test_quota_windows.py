@@ -1,4 +1,5 @@
-"""Rolling usage windows: minute, Pacific day (DST included), 10-minute spend; threads; memory."""
+"""Rolling usage windows: minute, Pacific day (DST included), 10-minute spend; threads; memory;
+fed per second from the counters' ledger."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from opentelemetry.instrumentation.gemini import quota_windows as qw
+from opentelemetry.instrumentation.gemini.counters import CallLedger
+from opentelemetry.instrumentation.gemini.pricing import CostBreakdown
 from opentelemetry.instrumentation.gemini.quota_windows import QuotaWindows, WindowUsage
+from opentelemetry.instrumentation.gemini.usage import Usage
 
 MODEL = "gemini-2.5-flash"
 
@@ -299,3 +303,120 @@ def test_memory_is_bounded(windows: QuotaWindows, clock) -> None:
         tracemalloc.stop()
     assert _buffer_sizes(windows) == sizes == [60] * 5
     assert grown < 20_000
+
+
+# --- fed by the counters' ledger: each second's calls banked as one sum per model ----------
+
+
+def _ledger(windows: QuotaWindows) -> CallLedger:
+    return CallLedger(windows.record, windows.clock)
+
+
+def _call(
+    ledger: CallLedger, model: str = MODEL, prompt: int = 100, usd: float = 0.0, billed=True
+) -> None:
+    """One finished call: one successful attempt, ``prompt`` input tokens, ``usd`` of output."""
+    cost = CostBreakdown(0.0, 0.0, usd, 0.0, billed, "test") if usd else None
+    ledger.add(model, model, "tier_1", 1, Usage(prompt_tokens=prompt, candidates_tokens=5), cost)
+
+
+def test_ledger_banks_a_second_when_the_next_begins(windows: QuotaWindows, clock) -> None:
+    ledger = _ledger(windows)
+    for _ in range(3):
+        _call(ledger)
+    assert windows.usage(MODEL).requests_per_minute == 0  # not banked yet: still this second
+    clock.set(T0 + 1.5)
+    _call(ledger)  # the first call of the next second banks the three before it
+    assert windows.usage(MODEL) == WindowUsage(3, 300, 3, 0.0)
+    clock.set(T0 + 59.999)
+    ledger.bank()  # a read banks what is pending
+    assert windows.usage(MODEL) == WindowUsage(4, 400, 4, 0.0)
+    clock.set(T0 + 60)  # the first three were stamped with their own second: they drop out
+    assert windows.usage(MODEL) == WindowUsage(1, 100, 4, 0.0)
+
+
+def test_ledger_bank_mid_second_counts_every_call_once(windows: QuotaWindows, clock) -> None:
+    ledger = _ledger(windows)
+    _call(ledger, usd=0.5)
+    ledger.bank()
+    ledger.bank()  # nothing new: nothing added twice
+    _call(ledger, usd=0.25)
+    ledger.bank()
+    assert windows.usage(MODEL) == WindowUsage(2, 200, 2, 0.75)
+    clock.set(T0 + 30)
+    _call(ledger, model="gemini-2.5-pro", prompt=7)
+    ledger.bank()
+    assert windows.usage(MODEL) == WindowUsage(2, 200, 2, 0.75)
+    assert windows.usage("gemini-2.5-pro") == WindowUsage(1, 7, 1, 0.0)
+
+
+def test_ledger_after_an_idle_gap_stamps_calls_with_their_own_second(
+    windows: QuotaWindows, clock
+) -> None:
+    ledger = _ledger(windows)
+    _call(ledger, usd=1.0)
+    clock.set(T0 + 120)  # two minutes without a call: banked only now, at T0
+    _call(ledger, usd=2.0)
+    assert windows.usage(MODEL) == WindowUsage(0, 0, 1, 1.0)
+    ledger.bank()
+    assert windows.usage(MODEL) == WindowUsage(1, 100, 2, 3.0)
+    clock.set(T0 + 600)
+    assert windows.usage(MODEL).spend_10m == pytest.approx(2.0)
+
+
+def test_ledger_unbilled_calls_add_no_spend(windows: QuotaWindows) -> None:
+    ledger = _ledger(windows)
+    _call(ledger, usd=1.0, billed=False)  # the free tier: priced at list, billed 0
+    _call(ledger, usd=0.5)
+    ledger.bank()
+    assert windows.usage(MODEL) == WindowUsage(2, 200, 2, 0.5)
+
+
+def test_ledger_banks_yesterdays_second_out_of_today(clock) -> None:
+    midnight = utc(2026, 1, 15, 8, 0, 0)  # Pacific midnight (PST)
+    clock.set(midnight - 0.5)
+    windows = QuotaWindows(clock=clock)
+    ledger = _ledger(windows)
+    _call(ledger)
+    clock.set(midnight + 0.2)
+    windows.record(MODEL, requests=1)  # a failed attempt, recorded at once, rolls the day
+    ledger.bank()  # the call of 23:59:59 is banked after midnight: yesterday's
+    usage = windows.usage(MODEL)
+    assert (usage.requests_per_minute, usage.requests_today) == (2, 1)
+
+
+def test_a_banked_second_never_overwrites_a_later_one(windows: QuotaWindows, clock) -> None:
+    ledger = _ledger(windows)
+    _call(ledger)
+    clock.set(T0 + 60.5)  # the same minute bucket, one minute later: a failed attempt
+    windows.record(MODEL, requests=1, input_tokens=9)
+    ledger.bank()  # the call of T0, a minute old: out of the minute, still today
+    assert windows.usage(MODEL) == WindowUsage(1, 9, 2, 0.0)
+
+
+def test_ledger_from_threads_gives_exact_windows(windows: QuotaWindows, clock) -> None:
+    ledger = _ledger(windows)
+    threads, per_thread = 8, 2_000
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    start = threading.Barrier(threads)
+
+    def work(n: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            if n == 0 and i % 100 == 0:
+                clock.set(clock.now + 0.5)  # seconds end while the others add
+            _call(ledger, usd=0.5)
+
+    try:
+        pool = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    ledger.bank()
+    total = threads * per_thread
+    assert clock.now - T0 == 10  # every call within the last minute
+    assert windows.usage(MODEL) == WindowUsage(total, 100 * total, total, 0.5 * total)

@@ -9,8 +9,10 @@ counter reports.
 
 from __future__ import annotations
 
+import math
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -20,7 +22,11 @@ from .pricing import COST_COMPONENTS
 
 if TYPE_CHECKING:
     from .pricing import CostBreakdown
+    from .quota_windows import QuotaWindows
     from .usage import Usage
+
+# Where a second's calls go once it has ended: (model, requests, input tokens, billed USD, at).
+WindowSink = Callable[[str, int, int, float, float], None]
 
 # gcp.gemini.tokens' disjoint types, in the ledger's column order.
 TOKEN_TYPES = (
@@ -73,13 +79,26 @@ class MonotonicSums:
 
 class CallLedger:
     """Running totals of finished calls, one row of numbers per (model, response model, tier,
-    billed), summed in place: the common call touches four or five columns."""
+    billed), summed in place: the common call touches four or five columns.
 
-    __slots__ = ("_lock", "_rows")
+    The quota windows are fed from the same totals: the first call of each new second (or a
+    read, ``bank``) hands the windows what every model added since the last bank, stamped with
+    the second it happened in. A call costs a clock read instead of its own window update, and
+    the counters and the windows cannot disagree.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_banked", "_clock", "_lock", "_rows", "_second", "_second_end", "_to_windows")
+
+    def __init__(
+        self, to_windows: WindowSink | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self._lock = threading.Lock()
         self._rows: dict[tuple[Any, ...], list[float]] = {}
+        self._to_windows = to_windows
+        self._clock = clock
+        self._second = 0.0  # when the calls not banked yet happened (within one second)
+        self._second_end = -math.inf if to_windows is not None else math.inf
+        self._banked: dict[str, tuple[float, float, float]] = {}  # per model, as last banked
 
     def add(
         self,
@@ -97,6 +116,11 @@ class CallLedger:
         # Written out, not looped: this runs once per call, and a loop (or a C-level
         # element-wise sum over the whole row: ~4x slower here) costs more than the adds.
         with self._lock:
+            now = self._clock()
+            if now >= self._second_end:  # the calls before this one are a second old
+                self._bank()
+                self._second = now
+                self._second_end = math.floor(now) + 1
             row = self._rows.get(key)
             if row is None:
                 row = self._rows[key] = [0] * _ROW_LENGTH
@@ -123,6 +147,37 @@ class CallLedger:
                 if cost.tool_use_input:
                     row[_USD_TOOL] += cost.tool_use_input
 
+    def bank(self) -> None:
+        """Hand the quota windows what the calls not banked yet added (before reading them)."""
+        with self._lock:
+            self._bank()
+
+    def _bank(self) -> None:
+        """Under the lock: per model, the successful attempts, input tokens (fresh, cached and
+        tool-use prompt) and billed USD added since the last bank, to the windows."""
+        if self._to_windows is None:
+            return
+        totals: dict[str, list[float]] = {}
+        for (model, _response_model, _tier, billed), row in self._rows.items():
+            t = totals.get(model)
+            if t is None:
+                t = totals[model] = [0, 0, 0.0]
+            t[0] += row[_OK]
+            t[1] += row[_IN] + row[_CACHED] + row[_TOOL]
+            if billed:
+                t[2] += row[_USD_IN] + row[_USD_CACHED] + row[_USD_OUT] + row[_USD_TOOL]
+        for model, (requests, tokens, usd) in totals.items():
+            before = self._banked.get(model, (0, 0, 0.0))
+            if (requests, tokens, usd) != before:
+                self._banked[model] = (requests, tokens, usd)
+                self._to_windows(
+                    model,
+                    int(requests - before[0]),
+                    int(tokens - before[1]),
+                    usd - before[2],
+                    self._second,
+                )
+
     def snapshot(self) -> dict[tuple[Any, ...], tuple[float, ...]]:
         with self._lock:
             return {key: tuple(row) for key, row in self._rows.items()}
@@ -132,8 +187,9 @@ class DashboardCounters:
     """gcp.gemini.requests, .tokens, .cost, .cost.list, .cost.unpriced_calls and
     .quota.exceeded: what the dashboards sum over time."""
 
-    def __init__(self, meter: Meter) -> None:
-        self._calls = CallLedger()  # per (model, response model, tier, billed)
+    def __init__(self, meter: Meter, windows: QuotaWindows | None = None) -> None:
+        # Per (model, response model, tier, billed); feeds the quota windows (CallLedger).
+        self._calls = CallLedger() if windows is None else CallLedger(windows.record, windows.clock)
         # A finished call (model, response model, tier, successful attempts, usage, cost): one
         # row update, called straight from the recorder.
         self.call = self._calls.add
@@ -196,6 +252,10 @@ class DashboardCounters:
         )
         for name, callback, unit, description in counters:
             meter.create_observable_counter(name, [callback], unit=unit, description=description)
+
+    def bank(self) -> None:
+        """Bring the quota windows up to date with every finished call (before reading them)."""
+        self._calls.bank()
 
     def failed_attempt(
         self, model: str, tier: str, status: int | None, error_type: str | None

@@ -4,7 +4,9 @@ Per model: requests and input tokens over the last 60 seconds (sixty 1-second bu
 ring), requests since midnight America/Los_Angeles (when Gemini's RPD resets) and spend over a
 rolling 10 minutes (sixty 10-second buckets). Memory per model is fixed whatever the traffic;
 ``record`` is a few list stores under one short lock, so it is cheap from threads and from
-asyncio code alike (nothing in here awaits).
+asyncio code alike (nothing in here awaits). Failed attempts are recorded at once; finished
+calls reach the windows from the counters' ledger, summed per model and second
+(counters.CallLedger).
 
 These are the calls this process saw, not the project's whole usage: Google counts limits per
 Cloud project, across every process and key.
@@ -126,10 +128,10 @@ class QuotaWindows:
     - spend: 10-second slots in (now_slot - 60, now_slot]: the last 590-600 s.
     """
 
-    __slots__ = ("_clock", "_day_end", "_day_start", "_lock", "_models")
+    __slots__ = ("_day_end", "_day_start", "_lock", "_models", "clock")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
+        self.clock = clock
         self._lock = threading.Lock()
         self._models: dict[str, _ModelWindow] = {}
         self._day_start = 0.0
@@ -139,38 +141,47 @@ class QuotaWindows:
         self._day_start, self._day_end = pacific_day_bounds(now)
 
     def record(
-        self, model: str, requests: int = 0, input_tokens: int = 0, cost_usd: float = 0.0
+        self,
+        model: str,
+        requests: int = 0,
+        input_tokens: int = 0,
+        cost_usd: float = 0.0,
+        at: float | None = None,
     ) -> None:
-        """Count one call's (or attempt's) requests, input tokens and cost against ``model``."""
+        """Count requests, input tokens and cost against ``model``, now or ``at`` (an epoch
+        second already past: the counters bank each second's calls once it has ended)."""
         win = self._models.get(model)
         if win is None:
             with self._lock:
                 win = self._models.setdefault(model, _ModelWindow())
         with self._lock:
             # Read the clock under the lock so records reach the rings in clock order.
-            now = self._clock()
+            now = self.clock() if at is None else at
             if now >= self._day_end:
                 self._roll_day(now)
             sec = int(now)
             i = sec % MINUTE_BUCKETS
-            if win.sec[i] == sec:
+            held = win.sec[i]
+            if held == sec:
                 win.req[i] += requests
                 win.tok[i] += input_tokens
-            else:
+            elif held < sec:  # a bucket holding a later second: this one has left the minute
                 win.sec[i] = sec
                 win.req[i] = requests
                 win.tok[i] = input_tokens
-            if win.day_start == self._day_start:
-                win.day_requests += requests
-            else:
-                win.day_start = self._day_start
-                win.day_requests = requests
+            if at is None or at >= self._day_start:  # a banked second of yesterday: not today's
+                if win.day_start == self._day_start:
+                    win.day_requests += requests
+                else:
+                    win.day_start = self._day_start
+                    win.day_requests = requests
             if cost_usd:
                 slot = sec // SPEND_BUCKET_SECONDS
                 j = slot % SPEND_BUCKETS
-                if win.spend_slot[j] == slot:
+                held = win.spend_slot[j]
+                if held == slot:
                     win.spend[j] += cost_usd
-                else:
+                elif held < slot:
                     win.spend_slot[j] = slot
                     win.spend[j] = cost_usd
 
@@ -180,7 +191,7 @@ class QuotaWindows:
         if win is None:
             return _ZERO
         with self._lock:
-            now = self._clock()
+            now = self.clock()
             if now >= self._day_end:
                 self._roll_day(now)
             sec = int(now)
@@ -203,5 +214,5 @@ class QuotaWindows:
     def spend_10m_total(self) -> float:
         """Spend over the rolling 10 minutes across all models: the limit is per project."""
         with self._lock:
-            slot = int(self._clock() // SPEND_BUCKET_SECONDS)
+            slot = int(self.clock() // SPEND_BUCKET_SECONDS)
             return sum(win.spend_at(slot) for win in self._models.values())

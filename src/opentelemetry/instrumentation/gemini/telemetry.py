@@ -90,7 +90,7 @@ class Recorder:
             description="Retry delay the server asked for in a 429 answer.",
             explicit_bucket_boundaries_advisory=[1, 2, 5, 10, 20, 30, 60, 120, 300, 3600, 86400],
         )
-        self.counters = DashboardCounters(meter)
+        self.counters = DashboardCounters(meter, windows)
         if limits is not None:
             meter.create_observable_gauge(
                 A.METRIC_QUOTA_LIMIT,
@@ -173,7 +173,7 @@ class Recorder:
             self._quota_hit(call, rate_limit)
 
     def record(self, call: Call, error: BaseException | None, stream_end: str | None) -> None:
-        """The single recording path: span attributes, metrics, cost and windows, once."""
+        """The single recording path: span attributes, metrics, cost and counters, once."""
         span = call.span
         duration = time.perf_counter() - call.start
         meta, response_model, response_id, reasons = call.settle()
@@ -246,13 +246,11 @@ class Recorder:
         if usage is not None:
             self._token_usage.record(input_tokens, input_attrs)
             self._token_usage.record(output_tokens, output_attrs)
-        # Failed attempts were counted at once (attempt); successful ones ride on the call.
-        ok = call.attempts.count(OK_ATTEMPT)
-        self.counters.call(call.model, response_model, tier, ok, usage, cost)
-        if self.windows is not None:
-            cost_usd = cost.total if cost is not None else 0.0
-            if ok or input_tokens or cost_usd:
-                self.windows.record(call.model, ok, input_tokens, cost_usd)
+        # Failed attempts were counted at once (attempt); successful ones ride on the call,
+        # and reach the quota windows through the counters.
+        self.counters.call(
+            call.model, response_model, tier, call.attempts.count(OK_ATTEMPT), usage, cost
+        )
         if call.model not in self.models_seen:
             self.models_seen.add(call.model)
 
@@ -419,6 +417,7 @@ class Recorder:
         """This process's requests and input tokens in the last minute, requests today."""
         if self.windows is None:
             return {}
+        self.counters.bank()
         u = self.windows.usage(model)
         return {
             "rpm": u.requests_per_minute,
@@ -428,7 +427,10 @@ class Recorder:
 
     def spend_10m(self) -> float:
         """Billed USD over the rolling 10 minutes, all models (the limit is per project)."""
-        return self.windows.spend_10m_total() if self.windows is not None else 0.0
+        if self.windows is None:
+            return 0.0
+        self.counters.bank()
+        return self.windows.spend_10m_total()
 
     def spend_limit_10m(self, tier: str | None = None) -> float | None:
         return self.limits.spend_limit_10m(tier or self.tier) if self.limits is not None else None
