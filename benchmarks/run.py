@@ -104,7 +104,7 @@ FULL = Config(
     startup_runs=9,
     memory_calls=100_000,
     memory_every=10_000,
-    processes=3,
+    processes=6,
 )
 QUICK = Config(
     rounds=41,
@@ -113,7 +113,7 @@ QUICK = Config(
     startup_runs=5,
     memory_calls=20_000,
     memory_every=4_000,
-    processes=2,
+    processes=3,
 )
 
 
@@ -131,7 +131,7 @@ class Variant:
         cmd += ["--loopback-url", loopback_url, "--chunks", str(cfg.chunks)]
         cmd += ["--parsed-chunks", str(cfg.parsed_chunks)]
         if WORKER_CPU is not None:
-            cmd += ["--cpu", str(WORKER_CPU)]
+            cmd += ["--cpu", str(WORKER_CPU), "--start-cpus", ",".join(map(str, _CPUS))]
         if self.peer:
             cmd += ["--peer", self.peer]
         self.proc = subprocess.Popen(
@@ -232,7 +232,7 @@ def time_scenarios(
             # Warm every worker up; size blocks so the slowest variant's last ~block_seconds.
             for ws in workers.values():
                 for v in ws:
-                    run_block(v, fake, transport, scenario, 30, cfg)
+                    run_block(v, fake, transport, scenario, 15, cfg)
             slowest = max(
                 run_block(ws[0], fake, transport, scenario, 30, cfg)["wall"]
                 for ws in workers.values()
@@ -259,15 +259,22 @@ def overheads(per: dict[str, list[float]], name: str) -> list[float]:
 
 
 def ratio_interval(
-    ours: list[float], floor: list[float], resamples: int = 2000
+    ours: list[float], floor: list[float], processes: int, resamples: int = 2000
 ) -> tuple[float, float]:
-    """95% bootstrap interval of median(ours) / median(floor), resampling rounds (each round's
-    pair together): how far this run's ratio could be from the machine's."""
+    """95% bootstrap interval of median(ours) / median(floor): how far this run's ratio could
+    be from the machine's. Round r ran on worker process r % processes of each variant, and a
+    process's own speed is luck of its own (memory layout, hash seed: a few us a call), so the
+    resampling is two-level: processes, then rounds (each round's pair together) within each."""
     rng = random.Random(7)  # the same data gives the same interval
-    n = len(ours)
+    by_process = [range(w, len(ours), processes) for w in range(processes)]
+    by_process = [rounds for rounds in by_process if len(rounds)]
     ratios = []
     for _ in range(resamples):
-        picks = [rng.randrange(n) for _ in range(n)]
+        picks = [
+            i
+            for rounds in rng.choices(by_process, k=len(by_process))
+            for i in rng.choices(rounds, k=len(rounds))
+        ]
         floor_median = median([floor[i] for i in picks])
         if floor_median > 0:
             ratios.append(median([ours[i] for i in picks]) / floor_median)
@@ -485,7 +492,9 @@ def report(
             floor = median(overheads(by_scenario["sync"], "floor"))
             ratio = ours / floor if floor > 0 else float("inf")
             low, high = ratio_interval(
-                overheads(by_scenario["sync"], "ours"), overheads(by_scenario["sync"], "floor")
+                overheads(by_scenario["sync"], "ours"),
+                overheads(by_scenario["sync"], "floor"),
+                cfg.processes,
             )
             checks.append(
                 (

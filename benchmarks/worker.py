@@ -285,10 +285,11 @@ def main() -> None:
     parser.add_argument("--loopback-url")
     parser.add_argument("--chunks", type=int, default=20)
     parser.add_argument("--parsed-chunks", type=int, default=100)
-    parser.add_argument("--cpu", type=int, help="pin this process to one CPU")
+    parser.add_argument("--cpu", type=int, help="pin this process to one CPU once ready")
+    parser.add_argument("--start-cpus", help="comma separated CPUs to start up on")
     args = parser.parse_args()
-    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {args.cpu})
+    if args.start_cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(cpu) for cpu in args.start_cpus.split(",")})
     # Replies go to the original stdout; anything an instrumentation prints goes to stderr.
     replies = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -298,6 +299,9 @@ def main() -> None:
     # before each block is cheap and a rare full collection cannot land inside one block.
     gc.collect()
     gc.freeze()
+    # Pinned once ready: the workers import side by side on every CPU, then time on one.
+    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
     replies.write(json.dumps({"ready": True, "python": sys.version.split()[0]}) + "\n")
     for line in sys.stdin:
         cmd = json.loads(line)
