@@ -96,7 +96,7 @@ class Config:
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
 
 
-# ~3.5-5 minutes and ~1.5 minutes on a 2-CPU machine; ~1.5-2 minutes of the first: 100k-call memory.
+# ~3-4 minutes and ~1.5 minutes on a 2-CPU machine; ~1.5 minutes of the first: 100k-call memory.
 FULL = Config(
     rounds=101,
     target_rounds=451,
