@@ -7,6 +7,7 @@ import asyncio
 import sys
 import threading
 import tracemalloc
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -243,26 +244,35 @@ def test_spend_only_records_do_not_count_requests(windows: QuotaWindows) -> None
 # --- concurrency and memory --------------------------------------------------------------
 
 
-def test_threads_give_exact_totals(windows: QuotaWindows) -> None:
-    threads, per_thread = 8, 10_000
+def _run_threads(threads: int, work: Callable[[int], None]) -> None:
+    """``work(n)`` on ``threads`` threads started together, switching as often as possible."""
     old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    sys.setswitchinterval(1e-6)
     start = threading.Barrier(threads)
 
-    def work(n: int) -> None:
-        model = MODEL if n % 2 else "gemini-2.5-pro"
+    def run(n: int) -> None:
         start.wait()
-        for _ in range(per_thread):
-            windows.record(model, requests=1, input_tokens=3, cost_usd=0.5)
+        work(n)
 
     try:
-        pool = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+        pool = [threading.Thread(target=run, args=(n,)) for n in range(threads)]
         for t in pool:
             t.start()
         for t in pool:
             t.join()
     finally:
         sys.setswitchinterval(old)
+
+
+def test_threads_give_exact_totals(windows: QuotaWindows) -> None:
+    threads, per_thread = 8, 10_000
+
+    def work(n: int) -> None:
+        model = MODEL if n % 2 else "gemini-2.5-pro"
+        for _ in range(per_thread):
+            windows.record(model, requests=1, input_tokens=3, cost_usd=0.5)
+
+    _run_threads(threads, work)
     half = threads // 2 * per_thread
     for model in (MODEL, "gemini-2.5-pro"):
         assert windows.usage(model) == WindowUsage(half, 3 * half, half, 0.5 * half)
@@ -397,25 +407,14 @@ def test_a_banked_second_never_overwrites_a_later_one(windows: QuotaWindows, clo
 def test_ledger_from_threads_gives_exact_windows(windows: QuotaWindows, clock) -> None:
     ledger = _ledger(windows)
     threads, per_thread = 8, 2_000
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    start = threading.Barrier(threads)
 
     def work(n: int) -> None:
-        start.wait()
         for i in range(per_thread):
             if n == 0 and i % 100 == 0:
                 clock.set(clock.now + 0.5)  # seconds end while the others add
             _call(ledger, usd=0.5)
 
-    try:
-        pool = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
-        for t in pool:
-            t.start()
-        for t in pool:
-            t.join()
-    finally:
-        sys.setswitchinterval(old)
+    _run_threads(threads, work)
     ledger.bank()
     total = threads * per_thread
     assert clock.now - T0 == 10  # every call within the last minute
