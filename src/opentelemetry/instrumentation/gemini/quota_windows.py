@@ -165,7 +165,7 @@ class QuotaWindows:
             if held == sec:
                 win.req[i] += requests
                 win.tok[i] += input_tokens
-            elif held < sec:  # a bucket holding a later second: this one has left the minute
+            elif held < sec:  # (held > sec: a later second's bucket, this one left the minute)
                 win.sec[i] = sec
                 win.req[i] = requests
                 win.tok[i] = input_tokens
