@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["QuotaViolation", "RateLimitInfo", "parse_duration", "parse_rate_limit"]
@@ -329,15 +330,29 @@ def _violation(
     model: str | None,
     location: str | None,
 ) -> QuotaViolation:
+    window, dimension, tier = _read_quota_names(quota_id, metric)
     return QuotaViolation(
         quota_id=quota_id,
         quota_metric=metric,
         limit=limit,
-        window=_id_window(quota_id) or _metric_window(metric),
-        dimension=_id_dimension(quota_id) or _metric_dimension(metric),
+        window=window,
+        dimension=dimension,
         model=model,
         location=location,
-        tier=_id_tier(quota_id) or _metric_tier(metric),
+        tier=tier,
+    )
+
+
+@lru_cache(maxsize=256)
+def _read_quota_names(
+    quota_id: str | None, metric: str | None
+) -> tuple[str | None, str | None, str | None]:
+    """Window, dimension and tier named by a quota id or metric. Kept per name: a 429 storm
+    repeats the same few quotas, and reading their words is most of parsing a 429."""
+    return (
+        _id_window(quota_id) or _metric_window(metric),
+        _id_dimension(quota_id) or _metric_dimension(metric),
+        _id_tier(quota_id) or _metric_tier(metric),
     )
 
 
