@@ -165,7 +165,7 @@ class CallLedger:
             t[0] += row[_OK]
             t[1] += row[_IN] + row[_CACHED] + row[_TOOL]
             if billed:
-                t[2] += row[_USD_IN] + row[_USD_CACHED] + row[_USD_OUT] + row[_USD_TOOL]
+                t[2] += sum(row[_USD_AT:])  # every cost component
         for model, (requests, tokens, usd) in totals.items():
             before = self._banked.get(model, (0, 0, 0.0))
             if (requests, tokens, usd) != before:

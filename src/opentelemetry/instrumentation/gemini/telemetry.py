@@ -251,7 +251,7 @@ class Recorder:
         self.counters.call(
             call.model, response_model, tier, call.attempts.count(OK_ATTEMPT), usage, cost
         )
-        if call.model not in self.models_seen:
+        if call.model not in self.models_seen:  # a lookup costs less than add's method call
             self.models_seen.add(call.model)
 
     # --- pieces of record() --------------------------------------------------------------------
