@@ -1,4 +1,9 @@
-"""Every way a stream can end ends its span: exhausted, closed, broken out of, dropped."""
+"""Every way a stream can end ends its span: exhausted, closed, broken out of, dropped.
+
+A dropped stream is noticed at once and recorded at the next safe point (the next call, the
+next metrics collection, uninstrument, exit): ``_dropped`` collects metrics once, as a
+periodic reader would.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,11 @@ MODEL = "gemini-2.5-flash"
 LONG = Reply(chunks=6, text="a b c d e f g h i j k l")
 
 
+def _dropped(telemetry: Telemetry) -> None:
+    gc.collect()
+    telemetry.metrics()
+
+
 def _only_span_end(telemetry: Telemetry) -> str:
     span = telemetry.span()
     assert span.end_time is not None
@@ -26,7 +36,7 @@ def test_break_out_of_a_loop_ends_the_span(
     fake.enqueue(None, LONG)
     for _chunk in client.models.generate_content_stream(model=MODEL, contents="x"):
         break
-    gc.collect()
+    _dropped(telemetry)
     assert _only_span_end(telemetry) == "abandoned"
     assert telemetry.span().attributes["gcp.gemini.stream.chunks"] == 1
 
@@ -45,7 +55,7 @@ def test_close_ends_the_span(fake: FakeGemini, client: Any, telemetry: Telemetry
 def test_never_read_and_dropped_stream_ends_the_span(client: Any, telemetry: Telemetry) -> None:
     stream = client.models.generate_content_stream(model=MODEL, contents="x")
     del stream
-    gc.collect()
+    _dropped(telemetry)
     assert _only_span_end(telemetry) == "abandoned"
     assert telemetry.span().attributes["gcp.gemini.stream.chunks"] == 0
 
@@ -59,7 +69,7 @@ def test_abandoned_stream_in_a_reference_cycle_ends_on_gc(
     holder["stream"] = client.models.generate_content_stream(model=MODEL, contents="x")
     next(holder["stream"])
     del holder
-    gc.collect()
+    _dropped(telemetry)
     assert _only_span_end(telemetry) == "abandoned"
 
 

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -65,12 +66,33 @@ class Attempt:
 OK_ATTEMPT = Attempt(200, None, None)  # shared: most attempts succeed and carry nothing else
 
 
+# Calls ended where recording is unsafe: a dropped stream is noticed in a weakref callback,
+# which may run inside garbage collection on any thread, while that thread holds a lock (the
+# OTel SDK's, the price loader's, ours). There we only append here (deque.append takes no lock
+# and never waits); ``drain_abandoned`` records them from ordinary code: the next call, the
+# next metrics collection, uninstrument() and exit.
+_ABANDONED: deque[tuple[Call, str]] = deque()
+
+
+def drain_abandoned() -> None:
+    """Record the calls ended in a garbage-collection context. Safe from any thread; each call
+    is taken by one drainer."""
+    while _ABANDONED:
+        try:
+            call, stream_end = _ABANDONED.popleft()
+        except IndexError:  # another thread took the last one
+            return
+        call.record_once(None, stream_end)
+
+
 class Call:
     __slots__ = (
         "_context_token",
         "_outer",
         "attempts",
         "chunks",
+        "end_ns",
+        "end_perf",
         "ended",
         "first_chunk_at",
         "host",
@@ -116,6 +138,9 @@ class Call:
         self.attempts: list[Attempt] = []
         self.texts: list[str] | None = [] if recorder.settings.capture_content else None
         self.ended = False
+        # When the call ended, if it is recorded later than that (abandon): else None, "now".
+        self.end_perf: float | None = None
+        self.end_ns: int | None = None
 
     def __enter__(self) -> None:
         """While the SDK's own call runs: the span is current, so HTTP spans below parent to
@@ -253,12 +278,27 @@ class Call:
         if self.ended:
             return
         self.ended = True
+        self.record_once(error, stream_end)
+
+    def abandon(self, stream_end: str) -> None:
+        """End the call from a context that must not take a lock or wait (a weakref callback,
+        perhaps inside garbage collection): note when, and leave the recording to
+        ``drain_abandoned``. Plain stores and one deque append: nothing here can block."""
+        if self.ended:
+            return
+        self.ended = True
+        self.end_perf = time.perf_counter()
+        self.end_ns = time.time_ns()
+        _ABANDONED.append((self, stream_end))
+
+    def record_once(self, error: BaseException | None, stream_end: str | None) -> None:
+        """Turn the call into telemetry; never raises, never leaves the span open."""
         try:
             self.recorder.record(self, error, stream_end)
         except BaseException:
             _logger.debug("gemini instrumentation: could not record a call", exc_info=True)
             with contextlib.suppress(BaseException):
-                self.span.end()
+                self.span.end(self.end_ns)
 
 
 def _text_of(response: Any) -> str:

@@ -48,6 +48,9 @@ def _start(
         patches.add_request_hooks_for(config)  # before the SDK runs: this call's rounds count
     try:
         api = getattr(instance, "_api_client", None)
+        if api is not patches.last_client:  # a client's first call: learn its key to redact
+            patches.last_client = api
+            patches.recorder.secrets.add(getattr(api, "api_key", None))
         vertex = bool(getattr(api, "vertexai", False))
         base_url = getattr(getattr(api, "_http_options", None), "base_url", None)
     except Exception:
@@ -109,7 +112,7 @@ def _async_stream(patches: Patches, original: Method) -> Method:
             return await original(self, *args, **kwargs)
         with call:
             stream = await original(self, *args, **kwargs)
-        return wrap_async(stream, call)
+        return await wrap_async(stream, call)
 
     return hook
 
@@ -248,6 +251,7 @@ class Patches:
         self.recorder = recorder
         self.request_hooks = False  # read without the lock on every call: set once, never reset
         self.closed = False  # set by unpatch: a hook still reachable then passes calls through
+        self.last_client: Any = None  # the SDK client of the latest call (see _start)
         # (owner, method, what the class held before, our hook)
         self._hooked: list[tuple[Any, str, Any, Method]] = []
         self._lock = threading.Lock()

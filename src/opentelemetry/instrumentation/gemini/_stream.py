@@ -1,9 +1,15 @@
 """Stream wrappers: the caller gets a generator of the SDK's chunks; the span ends however the
 stream ends.
 
-Exhausted, failed, closed, broken out of and dropped (garbage-collected, even in a reference
-cycle, even never read) streams all finish their call exactly once. The span is never made
-current across a yield: it was started with an explicit parent and is ended explicitly.
+Exhausted, failed, closed (even before its first chunk), broken out of and dropped
+(garbage-collected, even in a reference cycle, even never read) streams all finish their call
+exactly once. The span is never made current across a yield: it was started with an explicit
+parent and is ended explicitly. A dropped stream is only noticed (a weakref callback, perhaps
+inside garbage collection) and recorded later (``Call.abandon``).
+
+Each generator is primed, run to a first internal yield before the caller gets it, so that a
+``close()`` before the first chunk reaches its ``finally`` (a generator never started ignores
+close()). Priming pulls nothing from the SDK: the request still goes out on the first chunk.
 
 Why generators rather than a proxy object: resuming a generator costs about half of a
 Python-level ``__next__`` on a proxy, and this runs once per chunk (benchmarks/).
@@ -28,20 +34,25 @@ def _watch(stream: Any, call: Call) -> None:
     before the generator's own close on collection, so a drop reads as abandoned, not closed."""
 
     def dropped(ref: weakref.ref[Any]) -> None:
-        _WATCHERS.discard(ref)
-        call.finish(None, A.STREAM_END_ABANDONED)
+        _WATCHERS.discard(ref)  # a set's discard takes no lock
+        call.abandon(A.STREAM_END_ABANDONED)
 
     _WATCHERS.add(weakref.ref(stream, dropped))
 
 
+_PRIMED = object()  # what the priming yield gives; never reaches the caller
+
+
 def wrap_sync(stream: Iterator[Any], call: Call) -> Iterator[Any]:
     chunks = _sync_chunks(stream, call)
+    next(chunks)  # primed (see the module docstring)
     _watch(chunks, call)
     return chunks
 
 
-def wrap_async(stream: AsyncIterator[Any], call: Call) -> AsyncIterator[Any]:
+async def wrap_async(stream: AsyncIterator[Any], call: Call) -> AsyncIterator[Any]:
     chunks = _async_chunks(stream, call)
+    await chunks.__anext__()  # primed
     _watch(chunks, call)
     return chunks
 
@@ -49,6 +60,7 @@ def wrap_async(stream: AsyncIterator[Any], call: Call) -> AsyncIterator[Any]:
 def _sync_chunks(stream: Iterator[Any], call: Call) -> Iterator[Any]:
     end = A.STREAM_END_CLOSED  # what a GeneratorExit at a yield means: close() was called
     try:
+        yield _PRIMED
         stream = iter(stream)  # as the caller's own loop would: a non-iterable fails there
         per_thread = SYNC_CALL
         while True:
@@ -84,6 +96,7 @@ def _sync_chunks(stream: Iterator[Any], call: Call) -> Iterator[Any]:
 async def _async_chunks(stream: AsyncIterator[Any], call: Call) -> AsyncIterator[Any]:
     end = A.STREAM_END_CLOSED
     try:
+        yield _PRIMED
         stream = stream.__aiter__()
         while True:
             token = ASYNC_CALL.set(call)

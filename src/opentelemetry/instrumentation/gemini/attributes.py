@@ -97,6 +97,7 @@ EVENT_EXCEPTION: Final = "exception"
 EXCEPTION_TYPE: Final = "exception.type"
 EXCEPTION_MESSAGE: Final = "exception.message"
 EXCEPTION_ESCAPED: Final = "exception.escaped"
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
 
 # Values.
 TIER_UNKNOWN: Final = "unknown"

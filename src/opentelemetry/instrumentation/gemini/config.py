@@ -17,6 +17,9 @@ ENV_TIER: Final = "OTEL_INSTRUMENTATION_GEMINI_TIER"
 ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 ENV_PRICES_FILE: Final = "OTEL_INSTRUMENTATION_GEMINI_PRICES_FILE"
 ENV_LIMITS_FILE: Final = "OTEL_INSTRUMENTATION_GEMINI_LIMITS_FILE"
+ENV_MAX_MODELS: Final = "OTEL_INSTRUMENTATION_GEMINI_MAX_MODELS"
+# Distinct model names a process records metrics under; later ones count as "other".
+DEFAULT_MAX_MODELS: Final = 256
 
 TIERS: Final = ("free", "tier_1", "tier_2", "tier_3")
 UNKNOWN_TIER: Final = "unknown"
@@ -73,6 +76,24 @@ def _parse_bool(value: object, *, origin: str) -> bool:
     return False
 
 
+def _parse_cap(value: object, *, origin: str) -> int:
+    if value is None or value == "":
+        return DEFAULT_MAX_MODELS
+    try:
+        cap = int(str(value).strip())
+    except ValueError:
+        cap = 0
+    if cap < 1:
+        _logger.warning(
+            "Ignoring %s=%r: expected a positive integer. Using %d.",
+            origin,
+            value,
+            DEFAULT_MAX_MODELS,
+        )
+        return DEFAULT_MAX_MODELS
+    return cap
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     tier: str = UNKNOWN_TIER
@@ -80,6 +101,7 @@ class Settings:
     prices_file: str | None = None
     limits_file: str | None = None
     limits: Mapping[str, Mapping[str, Mapping[str, int | None]]] | None = None
+    max_models: int = DEFAULT_MAX_MODELS
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str], kwargs: Mapping[str, Any]) -> Settings:
@@ -94,6 +116,7 @@ class Settings:
         capture, capture_origin = pick("capture_content", ENV_CAPTURE_CONTENT)
         prices_file, _ = pick("prices_file", ENV_PRICES_FILE)
         limits_file, _ = pick("limits_file", ENV_LIMITS_FILE)
+        max_models, max_models_origin = pick("max_models", ENV_MAX_MODELS)
         return cls(
             tier=normalize_tier(tier, origin=tier_origin),
             capture_content=False
@@ -102,4 +125,5 @@ class Settings:
             prices_file=str(prices_file) if prices_file else None,
             limits_file=str(limits_file) if limits_file else None,
             limits=kwargs.get("limits"),
+            max_models=_parse_cap(max_models, origin=max_models_origin),
         )

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from . import attributes as A
+from .bounds import OTHER_MODEL, int64
 from .pricing import COST_COMPONENTS
 
 if TYPE_CHECKING:
@@ -46,9 +47,16 @@ _USD_AT = _TOKENS_AT + len(TOKEN_TYPES)
 _USD_IN, _USD_CACHED, _USD_OUT, _USD_TOOL = range(_USD_AT, _USD_AT + len(COST_COMPONENTS))
 _ROW_LENGTH = _USD_AT + len(COST_COMPONENTS)
 _CALL_KEYS = (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_TIER)
+# Series per metric: beyond this many attribute sets, further ones are counted together
+# (the OTel SDK's own cardinality limit for synchronous instruments is 2000).
+MAX_SERIES = 2000
+_OVERFLOW: tuple[Any, ...] = ("__overflow__",)
+_OVERFLOW_ATTRS = {"otel.metric.overflow": True}  # the OTel SDK's mark for the same thing
 
 
 def _attrs(keys: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
+    if values is _OVERFLOW:
+        return dict(_OVERFLOW_ATTRS)
     return {k: v for k, v in zip(keys, values, strict=False) if v is not None}
 
 
@@ -64,7 +72,10 @@ class MonotonicSums:
 
     def add(self, values: tuple[Any, ...], amount: float) -> None:
         with self._lock:
-            self._totals[values] = self._totals.get(values, 0) + amount
+            totals = self._totals
+            if values not in totals and len(totals) >= MAX_SERIES:
+                values = _OVERFLOW
+            totals[values] = totals.get(values, 0) + amount
 
     def snapshot(self) -> dict[tuple[Any, ...], float]:
         with self._lock:
@@ -72,9 +83,18 @@ class MonotonicSums:
 
     def observe(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(total, _attrs(self.keys, values))
+            Observation(_total(total), _attrs(self.keys, values))
             for values, total in self.snapshot().items()
         ]
+
+    def reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._totals = {}
+
+
+def _total(value: float) -> float:
+    """An exported total: integers saturate at int64 (OTLP's and Prometheus' integer)."""
+    return int64(value) if type(value) is int else value
 
 
 class CallLedger:
@@ -123,7 +143,9 @@ class CallLedger:
                 self._second_end = math.floor(now) + 1
             row = self._rows.get(key)
             if row is None:
-                row = self._rows[key] = [0] * _ROW_LENGTH
+                if len(self._rows) >= MAX_SERIES:  # models are capped; this caps their pairs
+                    key = (OTHER_MODEL, OTHER_MODEL, tier, key[3])
+                row = self._rows.get(key) or self._rows.setdefault(key, [0] * _ROW_LENGTH)
             row[_OK] += ok_attempts
             if usage is not None:
                 cached = usage.cached_tokens
@@ -182,12 +204,26 @@ class CallLedger:
         with self._lock:
             return {key: tuple(row) for key, row in self._rows.items()}
 
+    def reset_after_fork(self) -> None:
+        """The child starts from zero: its parent exports what was counted before the fork."""
+        self._lock = threading.Lock()
+        self._rows = {}
+        self._banked = {}
+        self._second = 0.0
+        self._second_end = -math.inf if self._to_windows is not None else math.inf
+
 
 class DashboardCounters:
     """gcp.gemini.requests, .tokens, .cost, .cost.list, .cost.unpriced_calls and
     .quota.exceeded: what the dashboards sum over time."""
 
-    def __init__(self, meter: Meter, windows: QuotaWindows | None = None) -> None:
+    def __init__(
+        self,
+        meter: Meter,
+        windows: QuotaWindows | None = None,
+        before_collect: Callable[[], None] | None = None,
+    ) -> None:
+        self._before_collect = before_collect
         # Per (model, response model, tier, billed); feeds the quota windows (CallLedger).
         self._calls = CallLedger() if windows is None else CallLedger(windows.record, windows.clock)
         # A finished call (model, response model, tier, successful attempts, usage, cost): one
@@ -257,6 +293,10 @@ class DashboardCounters:
         """Bring the quota windows up to date with every finished call (before reading them)."""
         self._calls.bank()
 
+    def reset_after_fork(self) -> None:
+        for sums in (self._calls, self._failed_attempts, self.unpriced, self.quota_exceeded):
+            sums.reset_after_fork()
+
     def failed_attempt(
         self, model: str, tier: str, status: int | None, error_type: str | None
     ) -> None:
@@ -264,13 +304,16 @@ class DashboardCounters:
 
     # --- collection time ------------------------------------------------------------------
     def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
+        if self._before_collect is not None:  # the first of our callbacks in a collection
+            self._before_collect()
         totals = self._failed_attempts.snapshot()
         for (model, _response_model, tier, _billed), row in self._calls.snapshot().items():
             if row[_OK]:
                 key = (model, tier, 200, None)
                 totals[key] = totals.get(key, 0) + row[_OK]
         return [
-            Observation(n, _attrs(self._failed_attempts.keys, key)) for key, n in totals.items()
+            Observation(_total(n), _attrs(self._failed_attempts.keys, key))
+            for key, n in totals.items()
         ]
 
     def _observe_tokens(self, _options: CallbackOptions) -> Iterable[Observation]:
@@ -302,6 +345,6 @@ class DashboardCounters:
                     add = 0.0 if unbilled_as_zero and not billed else value
                     totals[key] = totals.get(key, 0) + add
         return [
-            Observation(value, {**_attrs(_CALL_KEYS, key[:3]), name: key[3]})
+            Observation(_total(value), {**_attrs(_CALL_KEYS, key[:3]), name: key[3]})
             for key, value in totals.items()
         ]

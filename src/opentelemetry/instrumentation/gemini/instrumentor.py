@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Collection
 from typing import Any
@@ -9,20 +10,22 @@ from typing import Any
 from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
     BaseInstrumentor,
 )
-from opentelemetry.metrics import get_meter
 from opentelemetry.trace import get_tracer
 
 from . import _patch
+from ._call import drain_abandoned
+from .bounds import Secrets
 from .config import Settings
+from .instruments import SCHEMA_URL, SCOPE, instruments_for
 from .limits import LimitTable
 from .package import _instruments
 from .pricing import PriceBook
-from .quota_windows import QuotaWindows
 from .telemetry import Recorder
 from .version import __version__
 
-_SCOPE = "opentelemetry.instrumentation.gemini"
-_SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+# Streams dropped and not yet recorded are recorded at exit: registered at import, after the
+# OTel SDK's providers are usually created, so it runs before their shutdown (atexit is LIFO).
+atexit.register(drain_abandoned)
 
 # The active recorder, for the small public status API (status.py); None when uninstrumented.
 active_recorder: Recorder | None = None
@@ -51,16 +54,23 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         prices = PriceBook.load(settings.prices_file, background=True)
         limits = LimitTable.load(settings.limits_file, settings.limits)
         tracer = get_tracer(
-            _SCOPE, __version__, kwargs.get("tracer_provider"), schema_url=_SCHEMA_URL
+            SCOPE, __version__, kwargs.get("tracer_provider"), schema_url=SCHEMA_URL
         )
-        meter = get_meter(_SCOPE, __version__, kwargs.get("meter_provider"), schema_url=_SCHEMA_URL)
-        recorder = Recorder(tracer, meter, settings, prices, limits, QuotaWindows())
+        # The provider's instruments outlive this recorder: a later instrument() on the same
+        # provider counts on from here (instruments.py).
+        instruments = instruments_for(kwargs.get("meter_provider"))
+        # Keys known now; each client's own is added when it first makes a call (_patch).
+        secrets = Secrets(os.environ.get(name) for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY"))
+        recorder = Recorder(tracer, instruments, settings, prices, limits, secrets)
         self._patches = _patch.patch(recorder)
+        instruments.recorder = recorder
         active_recorder = recorder
 
     def _uninstrument(self, **kwargs: Any) -> None:
         global active_recorder
         if self._patches is not None:
             self._patches.unpatch()
+            self._patches.recorder.instruments.recorder = None
         self._patches = None
         active_recorder = None
+        drain_abandoned()

@@ -137,6 +137,11 @@ class QuotaWindows:
         self._day_start = 0.0
         self._day_end = 0.0  # forces a roll on first use
 
+    def reset_after_fork(self) -> None:
+        """The child's windows start empty: the parent's calls are the parent's."""
+        self._lock = threading.Lock()
+        self._models = {}
+
     def _roll_day(self, now: float) -> None:
         self._day_start, self._day_end = pacific_day_bounds(now)
 

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import attributes as A
+from .bounds import MAX_NAME, fits_int64, warn_once
 
 # (config field, attribute, accepted python types) for the semconv request parameters.
 _REQUEST_PARAMS: tuple[tuple[str, str, tuple[type, ...]], ...] = (
@@ -27,12 +28,15 @@ _DEFAULT_HOSTS = {
 
 
 def normalize_model(model: object) -> str:
-    """'models/gemini-2.5-flash' -> 'gemini-2.5-flash'; Vertex resource names keep their tail."""
+    """'models/gemini-2.5-flash' -> 'gemini-2.5-flash'; Vertex resource names keep their tail.
+    At most MAX_NAME characters: the name is a span and a metric attribute."""
     if not isinstance(model, str):
-        return "unknown" if model is None else str(model)
+        model = "unknown" if model is None else str(model)
+    if len(model) > MAX_NAME:
+        model = model[: MAX_NAME * 4]  # what rsplit reads of a huge name, then the cap
     if "/" in model:
-        return model.rsplit("/", 1)[-1] or model
-    return model
+        model = model.rsplit("/", 1)[-1] or model
+    return model if len(model) <= MAX_NAME else model[:MAX_NAME]
 
 
 @lru_cache(maxsize=64)
@@ -78,10 +82,14 @@ def config_attributes(config: Any) -> dict[str, Any]:
     for field, key, types in _REQUEST_PARAMS:
         value = _get(config, field)
         if isinstance(value, types) and not isinstance(value, bool):
+            if isinstance(value, int) and not fits_int64(value):
+                # An OTLP int is 64 bits: one such value would fail the whole export.
+                warn_once("int64", "dropped %s=%d: out of the int64 range", key, value)
+                continue
             attrs[key] = value
     stops = _get(config, "stop_sequences")
     if isinstance(stops, (list, tuple)) and stops:
-        attrs[A.GEN_AI_REQUEST_STOP_SEQUENCES] = [str(s) for s in stops]
+        attrs[A.GEN_AI_REQUEST_STOP_SEQUENCES] = [str(s)[:MAX_NAME] for s in stops[:16]]
     mime = _get(config, "response_mime_type")
     if isinstance(mime, str):
         attrs[A.GEN_AI_OUTPUT_TYPE] = "json" if "json" in mime else "text"
@@ -89,5 +97,5 @@ def config_attributes(config: Any) -> dict[str, Any]:
     if tier is not None:
         tier_text = getattr(tier, "value", tier)
         if isinstance(tier_text, str):
-            attrs[A.GEMINI_REQUEST_SERVICE_TIER] = tier_text
+            attrs[A.GEMINI_REQUEST_SERVICE_TIER] = tier_text[:MAX_NAME]
     return attrs

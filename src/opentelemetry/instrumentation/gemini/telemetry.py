@@ -9,33 +9,34 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+import traceback
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode, Tracer
 
 from . import attributes as A
 from . import content
-from ._call import OK_ATTEMPT, Attempt, Call
+from ._call import _ABANDONED, OK_ATTEMPT, Attempt, Call, drain_abandoned
+from .bounds import MAX_NAME, MAX_STACKTRACE, ModelCap, Secrets, warn_once
 from .config import UNKNOWN_TIER, Settings
-from .counters import DashboardCounters
 from .quota_errors import RateLimitInfo, parse_rate_limit
 from .request import base_attributes, config_attributes, normalize_model
 from .usage import Usage, sum_usages, usage_from_metadata
 
 if TYPE_CHECKING:
+    from .instruments import Instruments
     from .limits import LimitTable
     from .pricing import CostBreakdown, PriceBook
-    from .quota_windows import QuotaWindows
 
 _logger = logging.getLogger(__name__)
 
 _V = TypeVar("_V")
 _ATTR_CACHE_MAX = 1024  # distinct call shapes whose attribute dicts are kept, then cleared
+_UNPRICED_WARNINGS = 20  # distinct unpriced models named in the log; then one last line
 # The histograms' attributes: the operation's, and with the input and the output token type.
 _MetricAttrs = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
-# A request shape's span name, model, attributes, provider and host (see Recorder.start).
+# A request shape's span name, model (as metrics carry it), attributes, provider and host (see
+# Recorder.start).
 _RequestShape = tuple[str, str, dict[str, Any], str, str]
 
 
@@ -43,17 +44,21 @@ class Recorder:
     def __init__(
         self,
         tracer: Tracer,
-        meter: Meter,
+        instruments: Instruments,
         settings: Settings,
         prices: PriceBook | None,
         limits: LimitTable | None,
-        windows: QuotaWindows | None,
+        secrets: Secrets | None = None,
     ) -> None:
         self.tracer = tracer
         self.settings = settings
         self.prices = prices
         self.limits = limits
-        self.windows = windows
+        self.instruments = instruments
+        self.windows = instruments.windows
+        self.counters = instruments.counters
+        self.secrets = secrets if secrets is not None else Secrets()
+        self.models = ModelCap(settings.max_models)
         self.per_attempt = False  # set by _patch.patch once the attempt seam is in place
         self.tier = settings.tier
         self.tier_source = "config" if settings.tier != UNKNOWN_TIER else "default"
@@ -61,57 +66,21 @@ class Recorder:
         self._warned_unpriced: set[str] = set()
         self._metric_attrs: dict[tuple[Any, ...], _MetricAttrs] = {}
         self._request_shapes: dict[tuple[Any, ...], _RequestShape] = {}
+        # modelVersion as answered -> (as the span shows it, as metrics count it)
+        self._response_models: dict[str, tuple[str, str]] = {}
         # model -> (retry delay in s, epoch s it was asked at) of the latest 429 naming one.
         self.last_retry: dict[str, tuple[float, float]] = {}
         self._tier_conflicts: set[str] = set()  # tiers 429s named against the configured one
-        self.models_seen: set[str] = set()
+        self._duration = instruments.duration
+        self._token_usage = instruments.token_usage
+        self._ttfc = instruments.ttfc
+        self._retry_delay = instruments.retry_delay
 
-        self._duration = meter.create_histogram(
-            A.METRIC_OPERATION_DURATION,
-            unit="s",
-            description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=list(A.DURATION_BUCKETS),
-        )
-        self._token_usage = meter.create_histogram(
-            A.METRIC_TOKEN_USAGE,
-            unit="{token}",
-            description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=list(A.TOKEN_BUCKETS),
-        )
-        self._ttfc = meter.create_histogram(
-            A.METRIC_TIME_TO_FIRST_CHUNK,
-            unit="s",
-            description="Time from the streaming request to its first chunk.",
-            explicit_bucket_boundaries_advisory=list(A.DURATION_BUCKETS),
-        )
-        self._retry_delay = meter.create_histogram(
-            A.METRIC_RETRY_DELAY,
-            unit="s",
-            description="Retry delay the server asked for in a 429 answer.",
-            explicit_bucket_boundaries_advisory=[1, 2, 5, 10, 20, 30, 60, 120, 300, 3600, 86400],
-        )
-        self.counters = DashboardCounters(meter, windows)
-        if limits is not None:
-            meter.create_observable_gauge(
-                A.METRIC_QUOTA_LIMIT,
-                [self._observe_limits],
-                unit="1",
-                description="The tier's published limit per model: rpm, tpm, rpd.",
-            )
-        if windows is not None:
-            meter.create_observable_gauge(
-                A.METRIC_QUOTA_USAGE,
-                [self._observe_usage],
-                unit="1",
-                description="This process's usage in the quota windows: requests and input "
-                "tokens in the last minute, requests since Pacific midnight, USD in 10 minutes.",
-            )
-            meter.create_observable_gauge(
-                A.METRIC_QUOTA_UTILIZATION,
-                [self._observe_utilization],
-                unit="1",
-                description="This process's usage divided by the tier's limit.",
-            )
+    def reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self.models.reset_after_fork()
+        self.secrets.reset_after_fork()
+        self.last_retry = {}
 
     # --- per call ---------------------------------------------------------------------------
     def start(
@@ -126,6 +95,8 @@ class Recorder:
         is_async: bool = False,
     ) -> Call | None:
         """Open the call's span; None (and the SDK call runs untouched) if anything is off."""
+        if _ABANDONED:  # streams dropped since the last call: record them here, not in the GC
+            drain_abandoned()
         try:
             # Keyed by the model as the caller wrote it: normalized once per shape.
             key = (
@@ -137,7 +108,9 @@ class Recorder:
             shape = self._request_shapes.get(key)
             if shape is None:
                 shape = _remember(
-                    self._request_shapes, key, _request_shape(model, vertex, base_url, stream)
+                    self._request_shapes,
+                    key,
+                    _request_shape(model, vertex, base_url, stream, self.models),
                 )
             span_name, model, base, provider, host = shape
             # The SDK copies what it is given; the cached dict is only copied to be extended.
@@ -145,7 +118,11 @@ class Recorder:
             if self.settings.capture_content:
                 attrs = dict(attrs)
                 self._capture_input(attrs, contents, config)
-            span = self.tracer.start_span(span_name, kind=SpanKind.CLIENT, attributes=attrs)
+            try:
+                span = self.tracer.start_span(span_name, kind=SpanKind.CLIENT, attributes=attrs)
+            except Exception:  # a span processor that raises: the metrics still count the call
+                _logger.debug("gemini instrumentation: could not start a span", exc_info=True)
+                span = INVALID_SPAN
             return Call(self, span, model, stream, provider, host, is_async)
         except Exception:
             _logger.debug("gemini instrumentation: could not start a span", exc_info=True)
@@ -175,7 +152,7 @@ class Recorder:
     def record(self, call: Call, error: BaseException | None, stream_end: str | None) -> None:
         """The single recording path: span attributes, metrics, cost and counters, once."""
         span = call.span
-        duration = time.perf_counter() - call.start
+        duration = (call.end_perf or time.perf_counter()) - call.start
         meta, response_model, response_id, reasons = call.settle()
         if not self.per_attempt and not call.attempts:
             # Without the attempt seam each call is one attempt, judged by its outcome.
@@ -189,15 +166,17 @@ class Recorder:
         metas = call.request_usages
         usage = usage_from_metadata(meta) if not metas else _call_usage(metas)
         tier = self.tier
-        if response_model is not None:
-            response_model = normalize_model(response_model)
         attrs: dict[str, Any] = {A.GEMINI_TIER: tier}
         if tier != UNKNOWN_TIER:  # an unknown tier has no source to tell
             attrs[A.GEMINI_TIER_SOURCE] = self.tier_source
-        if response_model:
-            attrs[A.GEN_AI_RESPONSE_MODEL] = response_model
+        if response_model is not None:
+            names = self._response_models.get(response_model) or self._response_model(
+                response_model
+            )
+            attrs[A.GEN_AI_RESPONSE_MODEL] = names[0]
+            response_model = names[1]  # from here on, as metrics count it
         if response_id:
-            attrs[A.GEN_AI_RESPONSE_ID] = response_id
+            attrs[A.GEN_AI_RESPONSE_ID] = self.secrets.clean(response_id, MAX_NAME)
         if reasons:
             attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = (
                 reasons if len(reasons) == 1 else list(dict.fromkeys(reasons))
@@ -216,25 +195,24 @@ class Recorder:
             attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
             _usage_attributes(attrs, usage, input_tokens + output_tokens)
         if call.texts is not None and call.chunks:
-            attrs[A.GEN_AI_OUTPUT_MESSAGES] = content.output_messages(call.texts, reasons)
+            attrs[A.GEN_AI_OUTPUT_MESSAGES] = self.secrets.clean(
+                content.output_messages(call.texts, reasons), None
+            )
 
         error_type: str | None = None
         if error is not None:
             error_type = _error_type(error)
             attrs[A.ERROR_TYPE] = error_type
-            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"[:500]))
-            if isinstance(getattr(error, "code", None), int):
-                # The server's answer (429, 500...): its stack is always the SDK's HTTP path, and
-                # formatting it (record_exception) costs more than all the rest of the call.
-                span.add_event(A.EVENT_EXCEPTION, _exception_attributes(error))
-            else:
-                span.record_exception(error)
+            self._record_error(span, error)
 
         cost = None
         if self.prices is not None:
             cost = self._price(call, attrs, usage, response_model, error)
         span.set_attributes(attrs)
-        span.end()
+        try:
+            span.end(call.end_ns)
+        except Exception:  # a span processor's on_end raised: the metrics below still count
+            _logger.debug("gemini instrumentation: ending a span raised", exc_info=True)
 
         shape = (call.model, response_model, call.provider, call.host, error_type)
         metric_attrs, input_attrs, output_attrs = self._metric_attrs.get(
@@ -251,10 +229,27 @@ class Recorder:
         self.counters.call(
             call.model, response_model, tier, call.attempts.count(OK_ATTEMPT), usage, cost
         )
-        if call.model not in self.models_seen:  # a lookup costs less than add's method call
-            self.models_seen.add(call.model)
 
     # --- pieces of record() --------------------------------------------------------------------
+    def _response_model(self, answered: str) -> tuple[str, str]:
+        """A modelVersion as the span shows it (capped, no key) and as metrics count it (within
+        the per-process model cap), worked out once per distinct answer."""
+        shown = self.secrets.clean(normalize_model(answered), MAX_NAME)
+        return _remember(self._response_models, answered, (shown, self.models.admit(shown)))
+
+    def _record_error(self, span: Any, error: BaseException) -> None:
+        """Status and exception event of a failed call: the error's text capped and without
+        any API key (a server may echo it); the app's own exception is left untouched."""
+        clean = self.secrets.clean
+        span.set_status(Status(StatusCode.ERROR, clean(f"{type(error).__name__}: {error}", 500)))
+        event = _exception_attributes(error, clean(str(error)))
+        if not isinstance(getattr(error, "code", None), int):
+            # The server's answers (429, 500...) have the SDK's HTTP path for a stack, and
+            # formatting it costs more than all the rest of the call: only other errors get one.
+            stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            event[A.EXCEPTION_STACKTRACE] = clean(stack, MAX_STACKTRACE, tail=True)
+        span.add_event(A.EVENT_EXCEPTION, event)
+
     def _price(
         self,
         call: Call,
@@ -295,6 +290,13 @@ class Recorder:
     def _warn_unpriced(self, model: str) -> None:
         with self._lock:
             if model in self._warned_unpriced:
+                return
+            if len(self._warned_unpriced) >= _UNPRICED_WARNINGS:
+                warn_once(
+                    "unpriced",
+                    "more models without a known price; not logging each (see %s)",
+                    A.METRIC_UNPRICED_CALLS,
+                )
                 return
             self._warned_unpriced.add(model)
         _logger.warning(
@@ -375,36 +377,40 @@ class Recorder:
             span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
             self.counters.quota_exceeded.add((call.model, self.tier, None, None, None, None), 1)
             return
+        clean = self.secrets.clean
         for v in violations:
+            # The server's words: capped and without any key before they reach telemetry.
+            quota_id, location = _opt(clean, v.quota_id), _opt(clean, v.location)
             event = {
                 k: val
                 for k, val in (
-                    (A.GEMINI_QUOTA_ID, v.quota_id),
-                    (A.GEMINI_QUOTA_METRIC, v.quota_metric),
+                    (A.GEMINI_QUOTA_ID, quota_id),
+                    (A.GEMINI_QUOTA_METRIC, _opt(clean, v.quota_metric)),
                     (A.GEMINI_QUOTA_LIMIT, v.limit),
                     (A.GEMINI_QUOTA_WINDOW, v.window),
                     (A.GEMINI_QUOTA_DIMENSION, v.dimension),
-                    (A.GEMINI_QUOTA_MODEL, v.model),
-                    (A.GEMINI_QUOTA_LOCATION, v.location),
+                    (A.GEMINI_QUOTA_MODEL, _opt(clean, v.model)),
+                    (A.GEMINI_QUOTA_LOCATION, location),
                     (A.GEMINI_RETRY_DELAY, delay),
                 )
                 if val is not None
             }
             span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
             self.counters.quota_exceeded.add(
-                (call.model, self.tier, v.quota_id, v.window, v.dimension, v.location), 1
+                (call.model, self.tier, quota_id, v.window, v.dimension, location), 1
             )
 
     def _capture_input(self, attrs: dict[str, Any], contents: Any, config: Any) -> None:
         try:
-            attrs[A.GEN_AI_INPUT_MESSAGES] = content.input_messages(contents)
+            clean = self.secrets.clean
+            attrs[A.GEN_AI_INPUT_MESSAGES] = clean(content.input_messages(contents), None)
             system = content.system_instructions(config)
             if system:
-                attrs[A.GEN_AI_SYSTEM_INSTRUCTIONS] = system
+                attrs[A.GEN_AI_SYSTEM_INSTRUCTIONS] = clean(system, None)
         except Exception:
             _logger.debug("gemini instrumentation: could not capture content", exc_info=True)
 
-    # --- quota position: read by the gauges below and by status.quota_status -----------------
+    # --- quota position: read by the gauges (instruments.py) and by status.quota_status ------
     def quota_limits(self, model: str, tier: str | None = None) -> dict[str, int]:
         """The tier's published rpm/tpm/rpd for ``model``; a dimension with none is absent."""
         found = self.limits.lookup(model, tier or self.tier) if self.limits is not None else None
@@ -413,11 +419,9 @@ class Recorder:
         values = {"rpm": found.rpm, "tpm": found.tpm, "rpd": found.rpd}
         return {dim: value for dim, value in values.items() if value is not None}
 
-    def quota_usage(self, model: str) -> dict[str, int]:
-        """This process's requests and input tokens in the last minute, requests today."""
-        if self.windows is None:
-            return {}
-        self.counters.bank()
+    def window_usage(self, model: str) -> dict[str, int]:
+        """This process's requests and input tokens in the last minute, requests today, as the
+        windows hold them (the caller banks the counters first)."""
         u = self.windows.usage(model)
         return {
             "rpm": u.requests_per_minute,
@@ -425,69 +429,30 @@ class Recorder:
             "rpd": u.requests_today,
         }
 
+    def quota_usage(self, model: str) -> dict[str, int]:
+        """``window_usage`` brought up to date with every finished call."""
+        self.counters.bank()
+        return self.window_usage(model)
+
     def spend_10m(self) -> float:
         """Billed USD over the rolling 10 minutes, all models (the limit is per project)."""
-        if self.windows is None:
-            return 0.0
         self.counters.bank()
         return self.windows.spend_10m_total()
 
     def spend_limit_10m(self, tier: str | None = None) -> float | None:
         return self.limits.spend_limit_10m(tier or self.tier) if self.limits is not None else None
 
-    # --- observable gauges (collection time, not the call path) -----------------------------
-    def _models(self) -> list[str]:
-        return sorted(self.models_seen)
 
-    def _observe_limits(self, _options: CallbackOptions) -> Iterable[Observation]:
-        tier = self.tier
-        return [
-            Observation(value, _gauge_attrs(model, tier, dim))
-            for model in self._models()
-            for dim, value in self.quota_limits(model, tier).items()
-        ]
-
-    def _observe_usage(self, _options: CallbackOptions) -> Iterable[Observation]:
-        tier = self.tier
-        out = [
-            Observation(value, _gauge_attrs(model, tier, dim))
-            for model in self._models()
-            for dim, value in self.quota_usage(model).items()
-        ]
-        out.append(
-            Observation(
-                self.spend_10m(), {A.GEMINI_TIER: tier, A.GEMINI_QUOTA_DIMENSION: "spend_10m"}
-            )
-        )
-        return out
-
-    def _observe_utilization(self, _options: CallbackOptions) -> Iterable[Observation]:
-        tier = self.tier
-        out = [
-            Observation(value, _gauge_attrs(model, tier, dim))
-            for model in self._models()
-            for dim, value in utilization(
-                self.quota_usage(model), self.quota_limits(model, tier)
-            ).items()
-        ]
-        spend_limit = self.spend_limit_10m(tier)
-        if spend_limit:
-            out.append(
-                Observation(
-                    self.spend_10m() / spend_limit,
-                    {A.GEMINI_TIER: tier, A.GEMINI_QUOTA_DIMENSION: "spend_10m"},
-                )
-            )
-        return out
-
-
-def _request_shape(model: Any, vertex: bool, base_url: str | None, stream: bool) -> _RequestShape:
-    """What every call of one (model, client, stream) shape shares."""
+def _request_shape(
+    model: Any, vertex: bool, base_url: str | None, stream: bool, models: ModelCap
+) -> _RequestShape:
+    """What every call of one (model, client, stream) shape shares; the model as the span
+    names it (capped) and as metrics count it (within the per-process cap)."""
     name = normalize_model(model)
     attrs = base_attributes(name, vertex=vertex, base_url=base_url, stream=stream)
     return (
         f"generate_content {name}",
-        name,
+        models.admit(name),
         attrs,
         attrs[A.GEN_AI_PROVIDER_NAME],
         attrs[A.SERVER_ADDRESS],
@@ -501,11 +466,6 @@ def _remember(cache: dict[Any, _V], key: Any, value: _V) -> _V:
         cache.clear()
     cache[key] = value
     return value
-
-
-def utilization(usage: Mapping[str, float], limits: Mapping[str, int]) -> dict[str, float]:
-    """usage / limit per dimension with a known limit; a 0 limit (no access) has no ratio."""
-    return {dim: usage.get(dim, 0) / limit for dim, limit in limits.items() if limit}
 
 
 def _call_usage(metas: list[Any]) -> Usage | None:
@@ -525,10 +485,6 @@ def _in_stream_429(call: Call, error: BaseException | None) -> bool:
         and bool(call.attempts)
         and call.attempts[-1].status == 200
     )
-
-
-def _gauge_attrs(model: str, tier: str, dimension: str) -> dict[str, str]:
-    return {A.GEN_AI_REQUEST_MODEL: model, A.GEMINI_TIER: tier, A.GEMINI_QUOTA_DIMENSION: dimension}
 
 
 def _usage_attributes(attrs: dict[str, Any], usage: Usage, input_and_output: int) -> None:
@@ -557,15 +513,19 @@ def _usage_attributes(attrs: dict[str, Any], usage: Usage, input_and_output: int
             attrs[A.GEMINI_USAGE_OUTPUT_MODALITY_PREFIX + modality] = count
 
 
-def _exception_attributes(error: BaseException) -> dict[str, str]:
-    """What ``Span.record_exception`` writes, less the stack trace."""
+def _exception_attributes(error: BaseException, message: str) -> dict[str, str]:
+    """What ``Span.record_exception`` writes, with our ``message``, less the stack trace."""
     cls = type(error)
     module, name = cls.__module__, cls.__qualname__
     return {
         A.EXCEPTION_TYPE: name if module == "builtins" else f"{module}.{name}",
-        A.EXCEPTION_MESSAGE: str(error),
+        A.EXCEPTION_MESSAGE: message,
         A.EXCEPTION_ESCAPED: "False",
     }
+
+
+def _opt(clean: Any, text: str | None) -> str | None:
+    return None if text is None else clean(text, MAX_NAME)
 
 
 def _error_type(error: BaseException) -> str:

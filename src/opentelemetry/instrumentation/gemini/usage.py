@@ -10,6 +10,8 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .bounds import MAX_COUNT, count
+
 _EMPTY: dict[str, int] = {}
 
 
@@ -56,15 +58,17 @@ def _by_modality(details: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in details:
         modality = getattr(item, "modality", None)
-        count = getattr(item, "token_count", None)
-        if not isinstance(count, int) or count <= 0:
-            continue
+        n = getattr(item, "token_count", None)
+        if type(n) is not int or not 0 < n <= MAX_COUNT:
+            n = count(n)
+            if not n:
+                continue
         # The SDK's modalities are str enums: lower() reads the string without the (slow)
         # Enum.value property, and returns a plain str.
         text = modality if isinstance(modality, str) else _enum_text(modality)
         if text:
             key = text.lower()
-            out[key] = out.get(key, 0) + count
+            out[key] = out.get(key, 0) + n
     return out
 
 
@@ -108,14 +112,18 @@ def usage_from_metadata(meta: Any) -> Usage | None:
         traffic = getattr(meta, "traffic_type", None)
     prompt, cached, candidates, thoughts, tool_use, total = counts
     prompt_d, cached_d, candidates_d, tool_use_d = details
-    # Anything but a positive int (None, a float, a mock) reads as 0.
+    # Anything but a positive int (None, a float, a mock) reads as 0; beyond MAX_COUNT, clamped.
     return Usage(
-        prompt if type(prompt) is int and prompt > 0 else 0,
-        cached if type(cached) is int and cached > 0 else 0,
-        candidates if type(candidates) is int and candidates > 0 else 0,
-        thoughts if type(thoughts) is int and thoughts > 0 else 0,
-        tool_use if type(tool_use) is int and tool_use > 0 else 0,
-        total if type(total) is int and total > 0 else 0,
+        prompt if type(prompt) is int and 0 < prompt <= MAX_COUNT else count(prompt),
+        cached if type(cached) is int and 0 < cached <= MAX_COUNT else count(cached),
+        (
+            candidates
+            if type(candidates) is int and 0 < candidates <= MAX_COUNT
+            else count(candidates)
+        ),
+        thoughts if type(thoughts) is int and 0 < thoughts <= MAX_COUNT else count(thoughts),
+        tool_use if type(tool_use) is int and 0 < tool_use <= MAX_COUNT else count(tool_use),
+        total if type(total) is int and 0 < total <= MAX_COUNT else count(total),
         None if traffic is None else _enum_text(traffic),
         _by_modality(prompt_d) if prompt_d else _EMPTY,
         _by_modality(cached_d) if cached_d else _EMPTY,
@@ -127,8 +135,8 @@ def usage_from_metadata(meta: Any) -> Usage | None:
 def _merge(maps: list[dict[str, int]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for counts in maps:
-        for key, count in counts.items():
-            out[key] = out.get(key, 0) + count
+        for key, n in counts.items():
+            out[key] = out.get(key, 0) + n
     return out
 
 

@@ -1,0 +1,144 @@
+"""Bounds on what we export: text capped and stripped of API keys, integers kept in int64,
+model names capped per process.
+
+Everything here guards telemetry against what a user or a server can send: a 5 MB error page,
+a key echoed in an error message, a token count of 10**30, twenty thousand model names. Pure
+functions, plus two small registries (keys to redact, model names admitted) that only take a
+lock when they learn something new.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from typing import Final
+
+_logger = logging.getLogger(__name__)
+
+INT64_MAX: Final = 2**63 - 1
+INT64_MIN: Final = -(2**63)
+# One call's token count above this is clamped: far beyond any real call, and a few thousand
+# such calls still sum below INT64_MAX in a cumulative counter.
+MAX_COUNT: Final = 2**53
+
+MAX_TEXT: Final = 4096  # exception.message (a status description: 500)
+MAX_STACKTRACE: Final = 8000  # exception.stacktrace: its tail, where the failing frame is
+MAX_NAME: Final = 256  # a model name, response id, quota id: anything name-like we copy
+MAX_CONTENT_PART: Final = 16_384  # one captured text part (content capture is opt-in)
+REDACTED: Final = "[REDACTED]"
+OTHER_MODEL: Final = "other"  # what models beyond the per-process cap are counted as
+
+# Google API keys: "AIza" and 35 more characters of this alphabet.
+_GOOGLE_KEY = re.compile(r"AIza[0-9A-Za-z_\-]{35}")
+_MIN_SECRET: Final = 8  # shorter "keys" would redact ordinary words
+_warned: set[str] = set()
+
+
+def warn_once(topic: str, message: str, *args: object) -> None:
+    """Log ``message`` the first time ``topic`` comes up in this process."""
+    if topic in _warned:
+        return
+    _warned.add(topic)
+    _logger.warning("opentelemetry-instrumentation-gemini: " + message, *args)
+
+
+class Secrets:
+    """The API keys this process uses (environment, each client seen), to redact from text."""
+
+    __slots__ = ("_keys", "_lock", "_margin")
+
+    def __init__(self, keys: Iterable[str | None] = ()) -> None:
+        self._lock = threading.Lock()
+        self._keys: tuple[str, ...] = ()
+        self._margin = 64
+        for key in keys:
+            self.add(key)
+
+    def add(self, key: object) -> None:
+        if not isinstance(key, str) or len(key) < _MIN_SECRET or key in self._keys:
+            return
+        with self._lock:
+            if key not in self._keys:  # a tuple swapped whole: readers never lock
+                self._keys = (*self._keys, key)
+                self._margin = max(self._margin, len(key))
+
+    def clean(self, text: str, limit: int | None = MAX_TEXT, *, tail: bool = False) -> str:
+        """``text`` without any known or Google-shaped key, at most ``limit`` characters (its
+        first ones, or its last with ``tail``; None: whole). Cut with a margin before
+        redacting, so a key straddling the limit is never half kept."""
+        margin = self._margin
+        if limit is None:
+            limit = len(text)
+        elif len(text) > limit + margin:
+            text = text[-(limit + margin) :] if tail else text[: limit + margin]
+        for key in self._keys:
+            if key in text:
+                text = text.replace(key, REDACTED)
+        if "AIza" in text:
+            text = _GOOGLE_KEY.sub(REDACTED, text)
+        if len(text) > limit:
+            text = text[-limit:] if tail else text[:limit]
+        return text
+
+    def reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+
+def name(text: str) -> str:
+    """A name-like string copied from a request or an answer, capped."""
+    return text if len(text) <= MAX_NAME else text[:MAX_NAME]
+
+
+def count(value: object) -> int:
+    """A token count as we record it: a positive int up to MAX_COUNT, else 0 (not a count) or
+    MAX_COUNT (clamped, with one warning)."""
+    if type(value) is not int or value <= 0:
+        return 0
+    if value > MAX_COUNT:
+        warn_once("count", "a token count of %d was clamped to %d", value, MAX_COUNT)
+        return MAX_COUNT
+    return value
+
+
+def int64(value: int) -> int:
+    """An integer total saturated to int64, as OTLP and Prometheus carry it."""
+    return INT64_MAX if value > INT64_MAX else value
+
+
+def fits_int64(value: int) -> bool:
+    return INT64_MIN <= value <= INT64_MAX
+
+
+class ModelCap:
+    """The model names this process records metrics under: the first ``limit`` distinct ones;
+    any later one is counted as ``other`` (with one warning), so a stream of junk names cannot
+    grow the series, the quota windows or the caches without bound."""
+
+    __slots__ = ("_lock", "_names", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._names: set[str] = set()
+        self._lock = threading.Lock()
+
+    def admit(self, model: str) -> str:
+        if model in self._names:
+            return model
+        with self._lock:
+            if model in self._names or len(self._names) < self.limit:
+                self._names.add(model)
+                return model
+        warn_once(
+            "model-cap",
+            "more than %d distinct model names in this process: metrics of further models "
+            "are counted under gen_ai.request.model=%r (spans keep the name). Raise the cap "
+            "with OTEL_INSTRUMENTATION_GEMINI_MAX_MODELS.",
+            self.limit,
+            OTHER_MODEL,
+        )
+        return OTHER_MODEL
+
+    def reset_after_fork(self) -> None:
+        self._lock = threading.Lock()

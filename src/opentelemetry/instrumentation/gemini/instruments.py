@@ -1,0 +1,192 @@
+"""Every instrument of one meter provider, created once and kept across re-instrumentation.
+
+The OTel SDK hands back an instrument already registered under the same name and drops the
+callbacks passed the second time, so a recorder built after ``uninstrument()`` cannot create its
+own: it takes these, whose observable callbacks read whichever recorder is live (``recorder``).
+The in-process totals (counters, quota windows) live here too, so a re-instrumented process
+keeps counting from where it was: a cumulative counter never goes back.
+
+After a fork the child starts from zero (its parent exports the totals so far) with fresh
+locks, as the OTel SDK does for its own state.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation, get_meter
+
+from . import attributes as A
+from ._call import drain_abandoned
+from .bounds import int64
+from .counters import DashboardCounters
+from .quota_windows import QuotaWindows
+from .version import __version__
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+
+    from .telemetry import Recorder
+
+SCOPE = "opentelemetry.instrumentation.gemini"
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+
+
+class Instruments:
+    def __init__(self, meter: Meter) -> None:
+        self.recorder: Recorder | None = None  # the live one, read by the gauges
+        self.duration = meter.create_histogram(
+            A.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=list(A.DURATION_BUCKETS),
+        )
+        self.token_usage = meter.create_histogram(
+            A.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=list(A.TOKEN_BUCKETS),
+        )
+        self.ttfc = meter.create_histogram(
+            A.METRIC_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time from the streaming request to its first chunk.",
+            explicit_bucket_boundaries_advisory=list(A.DURATION_BUCKETS),
+        )
+        self.retry_delay = meter.create_histogram(
+            A.METRIC_RETRY_DELAY,
+            unit="s",
+            description="Retry delay the server asked for in a 429 answer.",
+            explicit_bucket_boundaries_advisory=[1, 2, 5, 10, 20, 30, 60, 120, 300, 3600, 86400],
+        )
+        self.windows = QuotaWindows()
+        # Its first callback records the calls abandoned since the last collection, so this
+        # collection already counts them.
+        self.counters = DashboardCounters(meter, self.windows, before_collect=drain_abandoned)
+        for name, callback, description in (
+            (
+                A.METRIC_QUOTA_LIMIT,
+                self._observe_limits,
+                "The tier's published limit per model: rpm, tpm, rpd.",
+            ),
+            (
+                A.METRIC_QUOTA_USAGE,
+                self._observe_usage,
+                "This process's usage in the quota windows: requests and input tokens in the "
+                "last minute, requests since Pacific midnight, USD in 10 minutes.",
+            ),
+            (
+                A.METRIC_QUOTA_UTILIZATION,
+                self._observe_utilization,
+                "This process's usage divided by the tier's limit.",
+            ),
+        ):
+            meter.create_observable_gauge(name, [callback], unit="1", description=description)
+
+    # --- observable gauges (collection time, not the call path) -----------------------------
+    # One bank of the counters per collection, then one pass over the models: linear in the
+    # number of models (they are capped, bounds.ModelCap).
+    def _positions(self) -> list[tuple[str, dict[str, int], dict[str, int]]]:
+        """(model, limits, usage) for every model this process used, for the live recorder."""
+        recorder = self.recorder
+        if recorder is None:
+            return []
+        self.counters.bank()
+        tier = recorder.tier
+        return [
+            (model, recorder.quota_limits(model, tier), recorder.window_usage(model))
+            for model in sorted(self.windows.models())
+        ]
+
+    def _observe_limits(self, _options: CallbackOptions) -> Iterable[Observation]:
+        recorder = self.recorder
+        if recorder is None or recorder.limits is None:
+            return []
+        tier = recorder.tier
+        return [
+            Observation(int64(value), _gauge_attrs(model, tier, dim))
+            for model, limits, _usage in self._positions()
+            for dim, value in limits.items()
+        ]
+
+    def _observe_usage(self, _options: CallbackOptions) -> Iterable[Observation]:
+        recorder = self.recorder
+        if recorder is None:
+            return []
+        tier = recorder.tier
+        out = [
+            Observation(int64(value), _gauge_attrs(model, tier, dim))
+            for model, _limits, usage in self._positions()
+            for dim, value in usage.items()
+        ]
+        out.append(Observation(self.windows.spend_10m_total(), _spend_attrs(tier)))
+        return out
+
+    def _observe_utilization(self, _options: CallbackOptions) -> Iterable[Observation]:
+        recorder = self.recorder
+        if recorder is None:
+            return []
+        tier = recorder.tier
+        out = [
+            Observation(value, _gauge_attrs(model, tier, dim))
+            for model, limits, usage in self._positions()
+            for dim, value in utilization(usage, limits).items()
+        ]
+        spend_limit = recorder.spend_limit_10m(tier)
+        if spend_limit:
+            out.append(
+                Observation(self.windows.spend_10m_total() / spend_limit, _spend_attrs(tier))
+            )
+        return out
+
+    def reset_after_fork(self) -> None:
+        self.counters.reset_after_fork()
+        self.windows.reset_after_fork()
+
+
+def utilization(usage: dict[str, int], limits: dict[str, int]) -> dict[str, float]:
+    """usage / limit per dimension with a known limit; a 0 limit (no access) has no ratio."""
+    return {dim: usage.get(dim, 0) / limit for dim, limit in limits.items() if limit}
+
+
+def _gauge_attrs(model: str, tier: str, dimension: str) -> dict[str, str]:
+    return {A.GEN_AI_REQUEST_MODEL: model, A.GEMINI_TIER: tier, A.GEMINI_QUOTA_DIMENSION: dimension}
+
+
+def _spend_attrs(tier: str) -> dict[str, str]:
+    return {A.GEMINI_TIER: tier, A.GEMINI_QUOTA_DIMENSION: "spend_10m"}
+
+
+# One Instruments per meter provider, for the life of the provider.
+_BY_PROVIDER: weakref.WeakKeyDictionary[Any, Instruments] = weakref.WeakKeyDictionary()
+_LIVE: weakref.WeakSet[Instruments] = weakref.WeakSet()
+_lock = threading.Lock()
+
+
+def instruments_for(meter_provider: MeterProvider | None) -> Instruments:
+    """The provider's instruments (``None``: the global provider), created on first use."""
+    from opentelemetry.metrics import get_meter_provider
+
+    provider = meter_provider if meter_provider is not None else get_meter_provider()
+    with _lock:
+        found = _BY_PROVIDER.get(provider)
+        if found is None:
+            meter = get_meter(SCOPE, __version__, provider, schema_url=SCHEMA_URL)
+            found = _BY_PROVIDER[provider] = Instruments(meter)
+            _LIVE.add(found)
+        return found
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+    for instruments in list(_LIVE):
+        instruments.reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
