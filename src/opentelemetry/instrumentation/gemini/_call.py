@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -72,6 +73,14 @@ OK_ATTEMPT = Attempt(200, None, None)  # shared: most attempts succeed and carry
 # and never waits); ``drain_abandoned`` records them from ordinary code: the next call, the
 # next metrics collection, uninstrument() and exit.
 _ABANDONED: deque[tuple[Call, str]] = deque()
+
+
+def _after_fork_in_child() -> None:
+    _ABANDONED.clear()  # the parent's calls: recorded (and exported) by the parent
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def drain_abandoned() -> None:

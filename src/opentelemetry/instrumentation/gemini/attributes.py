@@ -79,6 +79,7 @@ GEMINI_COST_COMPONENT: Final = "gcp.gemini.cost.component"
 # Values of gcp.gemini.cost.unpriced_reason.
 UNPRICED_UNKNOWN_MODEL: Final = "unknown_model"
 UNPRICED_NO_USAGE: Final = "no_usage"
+UNPRICED_PRICES_LOADING: Final = "prices_loading"  # genai-prices not loaded within the budget
 
 GEMINI_QUOTA_ID: Final = "gcp.gemini.quota.id"
 GEMINI_QUOTA_METRIC: Final = "gcp.gemini.quota.metric"

@@ -146,6 +146,8 @@ class Instruments:
     def reset_after_fork(self) -> None:
         self.counters.reset_after_fork()
         self.windows.reset_after_fork()
+        if self.recorder is not None:
+            self.recorder.reset_after_fork()
 
 
 def utilization(usage: dict[str, int], limits: dict[str, int]) -> dict[str, float]:

@@ -12,6 +12,7 @@ page's ``*``), never zero.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -34,6 +35,7 @@ _OVERRIDE_FILE_KEYS: Final = frozenset(
 )
 # Stop memoising model names past this many distinct ones (junk names must not grow memory).
 _CACHE_MAX: Final = 4096
+_INT64_MAX: Final = 2**63 - 1  # what a gauge can export
 # A dash-separated part of a version suffix: 001, 09, 2025, preview, exp, latest, it, 27b, e4b.
 _VERSION_PART: Final = re.compile(r"\d+|preview|exp|latest|it|e?\d+b")
 
@@ -69,9 +71,9 @@ def _is_version_suffix(suffix: str) -> bool:
 def _check_limit(value: Any, where: str) -> int | None:
     if value is None or value == "*":
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _INT64_MAX:
         raise LimitsFileError(
-            f"{where}: expected a non-negative integer, null or '*', got {value!r}"
+            f"{where}: expected a non-negative integer below 2**63, null or '*', got {value!r}"
         )
     return value
 
@@ -114,17 +116,21 @@ def _packaged() -> dict[str, Any]:
     return data
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number limits can take")
+
+
 def _read_overrides_file(path: str | os.PathLike[str]) -> tuple[str | None, Any, Any]:
     """Return (version, models mapping, spend limits) from a user's overrides file."""
     shown = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+            data = json.load(fh, parse_constant=_no_constant)
     except FileNotFoundError:
         raise LimitsFileError(f"limits overrides file {shown!r} not found") from None
     except OSError as exc:
         raise LimitsFileError(f"cannot read limits overrides file {shown!r}: {exc}") from exc
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested beyond the parser
         raise LimitsFileError(f"limits overrides file {shown!r} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise LimitsFileError(
@@ -333,7 +339,13 @@ def _apply_spend(spend: dict[str, float], raw: Any, origin: str) -> None:
         _check_tier(tier, where)
         if value is None:
             spend.pop(tier, None)
-        elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise LimitsFileError(f"{where}[{tier!r}]: expected a non-negative number or null")
+        elif (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value < math.inf  # NaN fails both
+        ):
+            raise LimitsFileError(
+                f"{where}[{tier!r}]: expected a non-negative finite number or null"
+            )
         else:
             spend[tier] = float(value)

@@ -91,6 +91,10 @@ _MODALITIES = ("text", "audio", "image", "video")
 _CACHE_LIMIT = 4096  # distinct model strings remembered; cleared (not grown) beyond this
 _NO_COUNTS: Mapping[str, int] = MappingProxyType({})
 _FORK_WAIT_SECONDS = 10.0
+# How long calls may wait, all together, for genai-prices to load in the background: after
+# that, a model not resolved yet is unpriced (reason prices_loading) until the data arrives,
+# rather than every call waiting on a loader that is stuck.
+_LOAD_WAIT_SECONDS = 10.0
 
 _logger = logging.getLogger(__name__)
 
@@ -276,6 +280,7 @@ class _Entry:
 
 
 _UNPRICED = _Entry(-_INF, _INF, None)
+_NOT_LOADED = _Entry(-_INF, _INF, None)  # never cached: resolved again once loaded
 
 
 class _Unpriceable(Exception):
@@ -673,8 +678,13 @@ def _check_notes(path: str, where: str, value: Any) -> None:
         raise PricesFileError(f"{path}: {where}: must be a string or a list of strings")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a price")
+
+
 def _price_value(path: str, where: str, value: Any) -> float:
-    if not _is_number(value) or not math.isfinite(value) or value < 0:
+    # 0 <= value < inf: no NaN, no infinity, and no int too large for a float.
+    if not _is_number(value) or not 0 <= value < math.inf or value > 1e300:
         raise PricesFileError(
             f"{path}: {where}: must be a non-negative number (USD per 1M tokens), got {value!r}"
         )
@@ -715,7 +725,7 @@ def _parse_override(path: str, name: str, spec: Any) -> _Override:
 
     multiplier = spec.get("priority_multiplier")
     if multiplier is not None and (
-        not _is_number(multiplier) or not math.isfinite(multiplier) or multiplier <= 0
+        not _is_number(multiplier) or not 0 < multiplier <= 1e300
     ):
         raise PricesFileError(
             f"{path}: {where}.priority_multiplier: must be a number > 0, got {multiplier!r}"
@@ -759,11 +769,13 @@ def _load_overrides(file: str | os.PathLike[str]) -> _Overrides:
     except UnicodeDecodeError as exc:
         raise PricesFileError(f"{path}: prices file is not UTF-8 text: {exc}") from exc
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise PricesFileError(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
+    except (ValueError, RecursionError) as exc:  # NaN/Infinity; nested beyond the parser
+        raise PricesFileError(f"{path}: invalid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise PricesFileError(f"{path}: top level must be a JSON object")
     _unknown_keys(path, "top level", doc, _OVERRIDE_TOP_KEYS)
@@ -782,7 +794,10 @@ def _load_overrides(file: str | os.PathLike[str]) -> _Overrides:
             raise PricesFileError(f"{path}: models: empty model name {raw_name!r}")
         if name in parsed:
             raise PricesFileError(f"{path}: models.{raw_name}: duplicates another entry ({name})")
-        parsed[name] = _parse_override(path, raw_name, spec)
+        try:
+            parsed[name] = _parse_override(path, raw_name, spec)
+        except (OverflowError, RecursionError) as exc:  # a number or nesting beyond reason
+            raise PricesFileError(f"{path}: models.{raw_name}: {exc}") from exc
     return _Overrides(version.strip(), Path(path).name, parsed)
 
 
@@ -840,6 +855,8 @@ class PriceBook:
         self._loaded = threading.Event()
         self._loader_lock = threading.Lock()
         self._loader_pid = os.getpid()
+        self._loader_thread: int | None = None
+        self._wait_until = time.monotonic() + _LOAD_WAIT_SECONDS
         if snapshot is not None:
             self._use(snapshot, version)
 
@@ -862,7 +879,9 @@ class PriceBook:
             )
         book = cls(None, extras, overrides, "")
         _LOADING.add(book)
-        threading.Thread(target=book._load, name="otel-gemini-prices", daemon=True).start()
+        loader = threading.Thread(target=book._load, name="otel-gemini-prices", daemon=True)
+        loader.start()
+        book._loader_thread = loader.ident
         return book
 
     def _load(self) -> None:
@@ -892,12 +911,24 @@ class PriceBook:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until genai-prices is loaded (at once for a book loaded in the foreground);
-        False if ``timeout`` ran out first."""
-        if not self._loaded.is_set() and self._loader_pid != os.getpid():
+        False if ``timeout`` (default: what is left of the load budget, _LOAD_WAIT_SECONDS
+        from loading) ran out first. Never waits on the loader thread from that thread."""
+        if self._loaded.is_set():
+            return True
+        if self._loader_pid != os.getpid():
             # Forked while loading (see _before_fork): the thread stayed in the parent.
             self._loader_pid = os.getpid()
             self._load()
+            return self._loaded.is_set()
+        if threading.get_ident() == self._loader_thread:
+            return False
+        if timeout is None:
+            timeout = max(0.0, self._wait_until - time.monotonic())
         return self._loaded.wait(timeout)
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded.is_set()
 
     @property
     def prices_version(self) -> str:
@@ -1049,14 +1080,16 @@ class PriceBook:
         if entry is not None and entry.start <= ts < entry.end:
             return entry
         entry = self._resolve(model, ts)
+        if entry is _NOT_LOADED:
+            return entry
         if len(self._entries) >= _CACHE_LIMIT:
             self._entries.clear()
         self._entries[model] = entry
         return entry
 
     def _resolve(self, model: str, ts: float) -> _Entry:
-        if not self._loaded.is_set():
-            self.wait()
+        if not self._loaded.is_set() and not self.wait():
+            return _NOT_LOADED
         if not isinstance(model, str):
             return _UNPRICED
         name = _normalize(model)

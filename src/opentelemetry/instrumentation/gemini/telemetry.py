@@ -276,9 +276,13 @@ class Recorder:
         cost = self.prices.cost(model, usage, tier=self.tier)  # at the usage's traffic type
         if cost is None:
             # No cost attribute at all: a made-up 0 would read as "free" on every dashboard.
-            attrs[A.GEMINI_COST_UNPRICED_REASON] = A.UNPRICED_UNKNOWN_MODEL
-            self.counters.unpriced.add((call.model, response_model, A.UNPRICED_UNKNOWN_MODEL), 1)
-            self._warn_unpriced(model)
+            if not self.prices.loaded:  # genai-prices still loading after the wait budget
+                reason = A.UNPRICED_PRICES_LOADING
+            else:
+                reason = A.UNPRICED_UNKNOWN_MODEL
+                self._warn_unpriced(model)
+            attrs[A.GEMINI_COST_UNPRICED_REASON] = reason
+            self.counters.unpriced.add((call.model, response_model, reason), 1)
             return None
         attrs[A.GEN_AI_USAGE_COST_AMOUNT] = cost.total
         attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
