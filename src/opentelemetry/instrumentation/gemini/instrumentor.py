@@ -23,10 +23,6 @@ from .pricing import PriceBook
 from .telemetry import Recorder
 from .version import __version__
 
-# Streams dropped and not yet recorded are recorded at exit: registered at import, after the
-# OTel SDK's providers are usually created, so it runs before their shutdown (atexit is LIFO).
-atexit.register(drain_abandoned)
-
 # The active recorder, for the small public status API (status.py); None when uninstrumented.
 active_recorder: Recorder | None = None
 
@@ -65,6 +61,10 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._patches = _patch.patch(recorder)
         instruments.recorder = recorder
         active_recorder = recorder
+        # Streams dropped and not recorded yet are recorded at exit, before the providers
+        # (usually created before this call) shut down: atexit runs the latest first.
+        atexit.unregister(drain_abandoned)
+        atexit.register(drain_abandoned)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         global active_recorder

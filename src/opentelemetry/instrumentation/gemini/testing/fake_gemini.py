@@ -93,6 +93,7 @@ class Reply:
     error_after_chunks: int | None = None  # stream replies: an in-stream error after N chunks
     response_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    raw_body: str | None = None  # sent as text/html instead of a JSON body (a proxy's page)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reply:
@@ -252,6 +253,14 @@ class FakeGemini:
                     self._send_json(404, server_error_body(404))
                     return
                 reply = fake._next_reply(model)
+                if reply.raw_body is not None:
+                    data = reply.raw_body.encode()
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "text/html; charset=UTF-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 if reply.status != 200:
                     body = reply.error_body
                     if body is None:

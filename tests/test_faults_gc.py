@@ -1,0 +1,289 @@
+"""Garbage collection, closing and forking: a dropped stream is recorded off the collector's
+path, a stream closed before its first chunk ends its span, a forked child counts from zero.
+
+A stream dropped in a reference cycle is noticed by a weakref callback that runs wherever the
+collector runs: on a thread holding the OTel SDK's lock, the price loader's, or ours. The
+callback must take no lock and wait for nothing; the call is recorded at the next safe point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from conftest import FAKE_KEY, Telemetry, make_client
+from opentelemetry.instrumentation.gemini import GeminiInstrumentor, quota_status
+from opentelemetry.instrumentation.gemini.instruments import instruments_for
+from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
+
+MODEL = "gemini-2.5-flash"
+LONG = Reply(chunks=4, text="a b c d e f g h")
+
+
+def _drop_in_cycle(client: Any, read_one: bool = True) -> None:
+    holder: dict[str, Any] = {}
+    holder["self"] = holder
+    holder["stream"] = client.models.generate_content_stream(model=MODEL, contents="x")
+    if read_one:
+        next(holder["stream"])
+
+
+def _collect_in_thread(timeout: float = 10.0) -> bool:
+    """gc.collect() on another thread; whether it returned within ``timeout``."""
+    done = threading.Event()
+
+    def run() -> None:
+        gc.collect()
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return done.wait(timeout)
+
+
+class _BlockingExporter(SpanExporter):
+    """A span pipeline that blocks (a slow or locked exporter) until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.spans: list[ReadableSpan] = []
+
+    def export(self, spans: Any) -> SpanExportResult:
+        self.release.wait(30)
+        self.spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+
+def test_collection_while_the_recording_path_is_blocked_never_waits(fake: FakeGemini) -> None:
+    """The old failure: the callback recorded the call at once, so a collector running while
+    the span pipeline, the counters or the histograms were busy waited for them (forever, when
+    the collector's own thread held them). Here both are held by other threads."""
+    fake.enqueue(None, LONG)
+    exporter = _BlockingExporter()
+    exporter.release.set()  # the first span (none yet) would pass
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    instrumentor = GeminiInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        client = make_client(fake)
+        exporter.release.clear()  # from now on, ending a span blocks
+        _drop_in_cycle(client)
+        # The dashboard counters busy too, as while a collection banks them (fault injection:
+        # the lock itself is what a collector running there would have found held).
+        ledger_lock = instruments_for(meter_provider).counters._calls._lock
+        held, release_ledger = threading.Event(), threading.Event()
+
+        def hold_ledger() -> None:
+            with ledger_lock:
+                held.set()
+                release_ledger.wait(30)
+
+        threading.Thread(target=hold_ledger, daemon=True).start()
+        assert held.wait(10)
+        assert _collect_in_thread(), "gc.collect() blocked on the instrumentation"
+        release_ledger.set()
+        exporter.release.set()
+        reader.get_metrics_data()  # a collection: the dropped stream is recorded now
+        ends = [s.attributes["gcp.gemini.stream.end"] for s in exporter.spans]
+        assert ends == ["abandoned"]
+    finally:
+        exporter.release.set()
+        instrumentor.uninstrument()
+
+
+def test_gc_on_the_collecting_thread_inside_our_callbacks(fake: FakeGemini) -> None:
+    """GC run from inside a metrics collection (another library's observable callback on the
+    same provider, called while the SDK holds its collection lock and after ours banked the
+    counters): the dropped stream is recorded, once, by a later collection."""
+    from opentelemetry.metrics import Observation
+
+    fake.enqueue(None, LONG)
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    instrumentor = GeminiInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    try:
+        client = make_client(fake)
+        client.models.generate_content(model=MODEL, contents="x")
+
+        def collect_garbage(_options: Any) -> list[Observation]:
+            gc.collect()
+            return [Observation(1)]
+
+        meter_provider.get_meter("other").create_observable_gauge("other", [collect_garbage])
+        _drop_in_cycle(client)
+        done = threading.Event()
+
+        def collect() -> None:
+            reader.get_metrics_data()
+            done.set()
+
+        threading.Thread(target=collect, daemon=True).start()
+        assert done.wait(10), "a collection that ran the garbage collector hung"
+        reader.get_metrics_data()
+        ends = sorted(
+            str(s.attributes.get("gcp.gemini.stream.end")) for s in spans.get_finished_spans()
+        )
+        assert ends == ["None", "abandoned"]
+    finally:
+        instrumentor.uninstrument()
+
+
+def _requests(telemetry: Telemetry) -> float:
+    return telemetry.total("gcp.gemini.requests")
+
+
+@pytest.mark.parametrize("point", ["next_call", "collection", "uninstrument"])
+def test_a_dropped_stream_is_recorded_at_the_next_safe_point(
+    fake: FakeGemini, instrument: Callable[..., Telemetry], point: str
+) -> None:
+    telemetry = instrument()
+    fake.enqueue(None, LONG)
+    client = make_client(fake)
+    _drop_in_cycle(client)
+    gc.collect()
+    assert telemetry.exporter.get_finished_spans() == ()  # noticed, not recorded in the GC
+    if point == "next_call":
+        client.models.generate_content(model=MODEL, contents="x")
+        expected = 2
+    elif point == "collection":
+        telemetry.metrics()
+        expected = 1
+    else:
+        GeminiInstrumentor().uninstrument()
+        expected = 1
+    spans = telemetry.exporter.get_finished_spans()
+    assert len(spans) == expected
+    dropped = [s for s in spans if s.attributes.get("gcp.gemini.stream.end") == "abandoned"]
+    assert len(dropped) == 1
+    assert dropped[0].end_time is not None and dropped[0].end_time >= dropped[0].start_time
+    assert _requests(telemetry) == expected  # counted once, with the chunk it read
+
+
+def test_a_dropped_stream_is_recorded_at_exit(fake: FakeGemini, tmp_path: Any) -> None:
+    """Dropped, then the process exits with no further call or collection."""
+    out = tmp_path / "spans.json"
+    script = textwrap.dedent(
+        f"""
+        import gc, json
+        from google import genai
+        from google.genai import types
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
+        from opentelemetry.sdk.trace.export import SpanExportResult
+        from opentelemetry.instrumentation.gemini import GeminiInstrumentor
+
+        class ToFile(SpanExporter):
+            def export(self, spans):
+                with open({str(out)!r}, "a") as f:
+                    for s in spans:
+                        f.write(json.dumps(dict(s.attributes)) + "\\n")
+                return SpanExportResult.SUCCESS
+
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(ToFile()))
+        GeminiInstrumentor().instrument(tracer_provider=provider)
+        client = genai.Client(api_key={FAKE_KEY!r},
+                              http_options=types.HttpOptions(base_url={fake.url!r}))
+        holder = {{}}
+        holder["self"] = holder
+        holder["stream"] = client.models.generate_content_stream(model="m", contents="x")
+        del holder
+        gc.collect()
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    [attrs] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert attrs["gcp.gemini.stream.end"] == "abandoned"
+
+
+def test_close_before_the_first_chunk_ends_the_span(
+    fake: FakeGemini, client: Any, telemetry: Telemetry
+) -> None:
+    stream = client.models.generate_content_stream(model=MODEL, contents="x")
+    stream.close()
+    span = telemetry.span()  # ended at close(), while the app still holds the stream
+    assert span.attributes["gcp.gemini.stream.end"] == "closed"
+    assert span.attributes["gcp.gemini.stream.chunks"] == 0
+    assert fake.requests == []  # closing sent nothing, as without us
+    assert list(stream) == []  # a closed generator, as the SDK's own would be
+    del stream
+    gc.collect()
+    assert len(telemetry.spans()) == 1
+
+
+def test_aclose_before_the_first_chunk_ends_the_span(
+    fake: FakeGemini, client: Any, telemetry: Telemetry
+) -> None:
+    async def scenario() -> None:
+        stream = await client.aio.models.generate_content_stream(model=MODEL, contents="x")
+        await stream.aclose()
+        span = telemetry.span()
+        assert span.attributes["gcp.gemini.stream.end"] == "closed"
+        assert [c async for c in stream] == []
+
+    asyncio.run(scenario())
+    assert fake.requests == []
+    assert len(telemetry.spans()) == 1
+
+
+def test_the_first_chunk_is_still_requested_lazily(
+    fake: FakeGemini, client: Any, telemetry: Telemetry
+) -> None:
+    """Priming our generator pulls nothing from the SDK: the request goes out on next()."""
+    stream = client.models.generate_content_stream(model=MODEL, contents="x")
+    assert fake.requests == []
+    assert len(list(stream)) == 3
+    assert len(fake.requests) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_counts_from_zero(
+    fake: FakeGemini, client: Any, telemetry: Telemetry
+) -> None:
+    for _ in range(3):
+        client.models.generate_content(model=MODEL, contents="x")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one call of its own, then report what it would export
+        try:
+            os.close(read)
+            child_client = make_client(fake)  # held: the SDK's Client closes itself when dropped
+            child_client.models.generate_content(model=MODEL, contents="x")
+            status = quota_status(MODEL)
+            report = {
+                "requests": telemetry.total("gcp.gemini.requests"),
+                "tokens": telemetry.total("gcp.gemini.tokens"),
+                "rpm": status.usage["rpm"] if status else None,
+            }
+            os.write(write, json.dumps(report).encode())
+        except BaseException as error:
+            os.write(write, json.dumps({"error": repr(error)}).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = json.loads(pipe.read() or "{}")
+    os.waitpid(pid, 0)
+    assert child == {"requests": 1, "tokens": 20, "rpm": 1}
+    assert telemetry.total("gcp.gemini.requests") == 3  # the parent's own, unchanged
