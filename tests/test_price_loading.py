@@ -12,13 +12,14 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conftest import Telemetry, call_gemini
-from opentelemetry.instrumentation.gemini import pricing
+from opentelemetry.instrumentation.gemini import instrumentor, pricing
 from opentelemetry.instrumentation.gemini.pricing import PriceBook, PricesFileError
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
 from opentelemetry.instrumentation.gemini.usage import Usage
@@ -118,3 +119,35 @@ def test_fork_while_prices_load_leaves_the_child_a_working_book() -> None:
     child, parent_total = result.stdout.split()
     assert child == "0"
     assert float(parent_total) == pytest.approx(0.30)
+
+
+def test_a_stuck_price_load_bounds_the_wait_and_is_not_remembered(
+    fake: FakeGemini, client: Any, instrument: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """genai-prices hangs (a stuck import): calls wait at most the load budget in all, are
+    unpriced with reason prices_loading meanwhile, and priced once the data arrives."""
+    release = threading.Event()
+    real = pricing._genai_prices
+
+    def stuck() -> Any:
+        release.wait(30)
+        return real()
+
+    monkeypatch.setattr(pricing, "_genai_prices", stuck)
+    monkeypatch.setattr(pricing, "_LOAD_WAIT_SECONDS", 0.2)
+    telemetry: Telemetry = instrument()
+    try:
+        for _ in range(3):
+            call_gemini(client, "sync")
+        attrs = [s.attributes for s in telemetry.spans()]
+        assert [a["gcp.gemini.cost.unpriced_reason"] for a in attrs] == ["prices_loading"] * 3
+        assert all("gen_ai.usage.cost.amount" not in a for a in attrs)
+        assert telemetry.total(
+            "gcp.gemini.cost.unpriced_calls", gcp__gemini__cost__unpriced_reason="prices_loading"
+        ) == 3
+    finally:
+        release.set()
+    active = instrumentor.active_recorder
+    assert active is not None and active.prices is not None and active.prices.wait(timeout=30)
+    call_gemini(client, "sync")
+    assert "gen_ai.usage.cost.amount" in telemetry.spans()[-1].attributes
