@@ -26,8 +26,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from conftest import Telemetry, call_gemini
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor
+from opentelemetry.instrumentation.gemini.billing.book import PricesFileError
 from opentelemetry.instrumentation.gemini.config import ENV_PRICES_FILE
-from opentelemetry.instrumentation.gemini.pricing import PricesFileError
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
 
 COST = "gcp.gemini.cost"

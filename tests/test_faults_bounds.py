@@ -246,8 +246,8 @@ def _deep(depth: int) -> str:
     ],
 )
 def test_bad_files_raise_their_own_error(tmp_path: Any, kind: str, text: str) -> None:
-    from opentelemetry.instrumentation.gemini.limits import LimitsFileError
-    from opentelemetry.instrumentation.gemini.pricing import PricesFileError
+    from opentelemetry.instrumentation.gemini.billing.book import PricesFileError
+    from opentelemetry.instrumentation.gemini.quota.limits import LimitsFileError
 
     path = tmp_path / f"{kind}.json"
     path.write_text(text)

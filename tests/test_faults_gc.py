@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from conftest import FAKE_KEY, Telemetry, make_client
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor, quota_status
-from opentelemetry.instrumentation.gemini.instruments import instruments_for
+from opentelemetry.instrumentation.gemini.record.instruments import instruments_for
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
 
 MODEL = "gemini-2.5-flash"

@@ -18,8 +18,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from conftest import Telemetry, call_gemini
-from opentelemetry.instrumentation.gemini import GeminiInstrumentor, _patch
+from opentelemetry.instrumentation.gemini import GeminiInstrumentor
 from opentelemetry.instrumentation.gemini.config import ENV_TIER, Settings
+from opentelemetry.instrumentation.gemini.sdk import seams as _patch
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini
 
 # Wrapped by instrument().

@@ -7,8 +7,8 @@ from importlib import resources
 
 import pytest
 
-from opentelemetry.instrumentation.gemini import limits as limits_mod
-from opentelemetry.instrumentation.gemini.limits import (
+from opentelemetry.instrumentation.gemini.quota import limits as limits_mod
+from opentelemetry.instrumentation.gemini.quota.limits import (
     TIERS,
     LimitsFileError,
     LimitTable,
@@ -25,7 +25,7 @@ def table() -> LimitTable:
 
 
 def raw_data() -> dict:
-    ref = resources.files("opentelemetry.instrumentation.gemini").joinpath("data/limits.json")
+    ref = resources.files("opentelemetry.instrumentation.gemini.quota").joinpath("data/limits.json")
     return json.loads(ref.read_text(encoding="utf-8"))
 
 

@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 
 from conftest import Telemetry, call_gemini
-from opentelemetry.instrumentation.gemini import instrumentor, pricing
-from opentelemetry.instrumentation.gemini.pricing import PriceBook, PricesFileError
+from opentelemetry.instrumentation.gemini import instrumentor
+from opentelemetry.instrumentation.gemini.billing import book as pricing
+from opentelemetry.instrumentation.gemini.billing.book import PriceBook, PricesFileError
+from opentelemetry.instrumentation.gemini.record.usage import Usage
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
-from opentelemetry.instrumentation.gemini.usage import Usage
 
 USAGE = Usage(
     prompt_tokens=250_000,  # above the 2.5 Pro cliff
@@ -99,8 +100,8 @@ def test_fork_while_prices_load_leaves_the_child_a_working_book() -> None:
     script = textwrap.dedent(
         """
         import os, sys
-        from opentelemetry.instrumentation.gemini.pricing import PriceBook
-        from opentelemetry.instrumentation.gemini.usage import Usage
+        from opentelemetry.instrumentation.gemini.billing.book import PriceBook
+        from opentelemetry.instrumentation.gemini.record.usage import Usage
 
         usage = Usage(prompt_tokens=1_000_000, total_tokens=1_000_000)
         book = PriceBook.load(background=True)

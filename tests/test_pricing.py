@@ -20,15 +20,15 @@ import genai_prices
 import pytest
 from google.genai import types
 
-from opentelemetry.instrumentation.gemini import pricing
-from opentelemetry.instrumentation.gemini.pricing import (
+from opentelemetry.instrumentation.gemini.billing import book as pricing
+from opentelemetry.instrumentation.gemini.billing.book import (
     CostBreakdown,
     PriceBook,
     PricesFileError,
     cache_storage_cost,
     grounding_cost,
 )
-from opentelemetry.instrumentation.gemini.usage import Usage, usage_from_metadata
+from opentelemetry.instrumentation.gemini.record.usage import Usage, usage_from_metadata
 
 UTC = timezone.utc
 AT = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # when the reference table was gathered

@@ -40,7 +40,7 @@ import yaml
 
 import prometheus_app as app
 from opentelemetry.instrumentation.gemini.attributes import DURATION_BUCKETS
-from opentelemetry.instrumentation.gemini.limits import LimitTable
+from opentelemetry.instrumentation.gemini.quota.limits import LimitTable
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import DEFAULT_USAGE
 from tools import free_port, require_tool
 

@@ -20,7 +20,7 @@ from google.genai import errors, types
 from conftest import ENTRYPOINTS, Telemetry, call_gemini, make_client
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor
 from opentelemetry.instrumentation.gemini.config import ENV_LIMITS_FILE
-from opentelemetry.instrumentation.gemini.limits import LimitsFileError, LimitTable
+from opentelemetry.instrumentation.gemini.quota.limits import LimitsFileError, LimitTable
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "quota_errors"

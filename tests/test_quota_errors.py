@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from google.genai import errors
 
-from opentelemetry.instrumentation.gemini.quota_errors import (
+from opentelemetry.instrumentation.gemini.quota.errors import (
     QuotaViolation,
     RateLimitInfo,
     parse_duration,

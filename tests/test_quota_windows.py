@@ -12,11 +12,11 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from opentelemetry.instrumentation.gemini import quota_windows as qw
-from opentelemetry.instrumentation.gemini.counters import CallLedger
-from opentelemetry.instrumentation.gemini.pricing import CostBreakdown
-from opentelemetry.instrumentation.gemini.quota_windows import QuotaWindows, WindowUsage
-from opentelemetry.instrumentation.gemini.usage import Usage
+from opentelemetry.instrumentation.gemini.billing.book import CostBreakdown
+from opentelemetry.instrumentation.gemini.quota import windows as qw
+from opentelemetry.instrumentation.gemini.quota.windows import QuotaWindows, WindowUsage
+from opentelemetry.instrumentation.gemini.record.counters import CallLedger
+from opentelemetry.instrumentation.gemini.record.usage import Usage
 
 MODEL = "gemini-2.5-flash"
 

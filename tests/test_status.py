@@ -13,7 +13,7 @@ from google.genai import errors
 from conftest import ENTRYPOINTS, Telemetry, call_gemini
 from opentelemetry.instrumentation import gemini
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor, QuotaStatus, quota_status
-from opentelemetry.instrumentation.gemini.limits import LimitTable
+from opentelemetry.instrumentation.gemini.quota.limits import LimitTable
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
 
 FLASH = "gemini-2.5-flash"

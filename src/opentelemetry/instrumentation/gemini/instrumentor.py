@@ -12,15 +12,15 @@ from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-de
 )
 from opentelemetry.trace import get_tracer
 
-from . import _patch
-from ._call import drain_abandoned
+from .billing.book import PriceBook
 from .bounds import Secrets
 from .config import Settings
-from .instruments import SCHEMA_URL, SCOPE, instruments_for
-from .limits import LimitTable
 from .package import _instruments
-from .pricing import PriceBook
-from .telemetry import Recorder
+from .quota.limits import LimitTable
+from .record.call import drain_abandoned
+from .record.instruments import SCHEMA_URL, SCOPE, instruments_for
+from .record.recorder import Recorder
+from .sdk import seams
 from .version import __version__
 
 # The active recorder, for the small public status API (status.py); None when uninstrumented.
@@ -36,7 +36,7 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     ({model: {tier: {"rpm": n, "tpm": n, "rpd": n}}}).
     """
 
-    _patches: _patch.Patches | None = None
+    _patches: seams.Patches | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
@@ -58,7 +58,7 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         # Keys known now; each client's own is added when it first makes a call (_patch).
         secrets = Secrets(os.environ.get(name) for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY"))
         recorder = Recorder(tracer, instruments, settings, prices, limits, secrets)
-        self._patches = _patch.patch(recorder)
+        self._patches = seams.patch(recorder)
         instruments.recorder = recorder
         active_recorder = recorder
         # Streams dropped and not recorded yet are recorded at exit, before the providers

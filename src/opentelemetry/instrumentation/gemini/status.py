@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from . import instrumentor
-from .instruments import utilization
-from .request import normalize_model
+from .record.instruments import utilization
+from .record.request import normalize_model
 
 __all__ = ["QuotaStatus", "quota_status"]
 

@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation, get_meter
 
-from . import attributes as A
-from ._call import drain_abandoned
-from .bounds import int64
+from .. import attributes as A
+from ..bounds import int64
+from ..quota.windows import QuotaWindows
+from ..version import __version__
+from .call import drain_abandoned
 from .counters import DashboardCounters
-from .quota_windows import QuotaWindows
-from .version import __version__
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
 
-    from .telemetry import Recorder
+    from .recorder import Recorder
 
 SCOPE = "opentelemetry.instrumentation.gemini"
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"

@@ -24,7 +24,7 @@ from typing import Any, Final
 TIERS: Final = ("free", "tier_1", "tier_2", "tier_3")
 FIELDS: Final = ("rpm", "tpm", "rpd", "batch_enqueued_tokens")
 
-_DATA_PACKAGE: Final = __name__.rpartition(".")[0]
+_DATA_PACKAGE: Final = __name__.rpartition(".")[0]  # this package: data/ sits beside us
 _DATA_DIR: Final = "data"
 _DATA_NAME: Final = "limits.json"
 _DATA_FILE: Final = f"{_DATA_DIR}/{_DATA_NAME}"
@@ -345,7 +345,7 @@ def _apply_spend(spend: dict[str, float], raw: Any, origin: str) -> None:
             or not 0 <= value < math.inf  # NaN fails both
         ):
             raise LimitsFileError(
-                f"{where}[{tier!r}]: expected a non-negative finite number or null"
+                f"{where}[{tier!r}]: expected a non-negative number (finite) or null"
             )
         else:
             spend[tier] = float(value)

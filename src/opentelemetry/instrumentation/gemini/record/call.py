@@ -22,8 +22,8 @@ from opentelemetry import trace
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-    from .quota_errors import RateLimitInfo
-    from .telemetry import Recorder
+    from ..quota.errors import RateLimitInfo
+    from .recorder import Recorder
 
 _logger = logging.getLogger(__name__)
 

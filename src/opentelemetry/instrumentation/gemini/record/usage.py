@@ -10,7 +10,7 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .bounds import MAX_COUNT, count
+from ..bounds import MAX_COUNT, count
 
 _EMPTY: dict[str, int] = {}
 

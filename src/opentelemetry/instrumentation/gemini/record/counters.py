@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-from . import attributes as A
-from .bounds import OTHER_MODEL, int64
-from .pricing import COST_COMPONENTS
+from .. import attributes as A
+from ..billing.book import COST_COMPONENTS
+from ..bounds import OTHER_MODEL, int64
 
 if TYPE_CHECKING:
-    from .pricing import CostBreakdown
-    from .quota_windows import QuotaWindows
+    from ..billing.book import CostBreakdown
+    from ..quota.windows import QuotaWindows
     from .usage import Usage
 
 # Where a second's calls go once it has ended: (model, requests, input tokens, billed USD, at).

@@ -24,9 +24,9 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from ._call import ASYNC_CALL, SYNC_CALL, Call
-from ._stream import wrap_async, wrap_sync
-from .telemetry import Recorder
+from ..record.call import ASYNC_CALL, SYNC_CALL, Call
+from ..record.recorder import Recorder
+from ..record.streams import wrap_async, wrap_sync
 
 _logger = logging.getLogger(__name__)
 

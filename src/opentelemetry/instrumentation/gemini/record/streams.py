@@ -21,8 +21,8 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from . import attributes as A
-from ._call import ASYNC_CALL, SYNC_CALL, Call
+from .. import attributes as A
+from .call import ASYNC_CALL, SYNC_CALL, Call
 
 # Drop watchers live here, not on the stream or the call: a weakref's callback only runs if the
 # weakref outlives what it watches, and a stream in a reference cycle takes its call with it.

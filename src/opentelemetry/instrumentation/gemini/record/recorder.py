@@ -14,19 +14,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode, Tracer
 
-from . import attributes as A
+from .. import attributes as A
+from ..bounds import MAX_NAME, MAX_STACKTRACE, ModelCap, Secrets, warn_once
+from ..config import UNKNOWN_TIER, Settings
+from ..quota.errors import RateLimitInfo, parse_rate_limit
 from . import content
-from ._call import _ABANDONED, OK_ATTEMPT, Attempt, Call, drain_abandoned
-from .bounds import MAX_NAME, MAX_STACKTRACE, ModelCap, Secrets, warn_once
-from .config import UNKNOWN_TIER, Settings
-from .quota_errors import RateLimitInfo, parse_rate_limit
+from .call import _ABANDONED, OK_ATTEMPT, Attempt, Call, drain_abandoned
 from .request import base_attributes, config_attributes, normalize_model
 from .usage import Usage, sum_usages, usage_from_metadata
 
 if TYPE_CHECKING:
+    from ..billing.book import CostBreakdown, PriceBook
+    from ..quota.limits import LimitTable
     from .instruments import Instruments
-    from .limits import LimitTable
-    from .pricing import CostBreakdown, PriceBook
 
 _logger = logging.getLogger(__name__)
 

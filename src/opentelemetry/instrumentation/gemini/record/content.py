@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .bounds import MAX_CONTENT_PART
+from ..bounds import MAX_CONTENT_PART
 
 
 def _text(text: str) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import attributes as A
-from .bounds import MAX_NAME, fits_int64, warn_once
+from .. import attributes as A
+from ..bounds import MAX_NAME, fits_int64, warn_once
 
 # (config field, attribute, accepted python types) for the semconv request parameters.
 _REQUEST_PARAMS: tuple[tuple[str, str, tuple[type, ...]], ...] = (

@@ -1,0 +1,1 @@
+"""Quota: 429 bodies parsed, per-tier limits as dated data, in-process rolling windows."""
