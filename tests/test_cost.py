@@ -437,11 +437,13 @@ def test_cost_counter_sums_calls_exactly_by_component(
     assert telemetry.total(COST) == pytest.approx(sum(expected.values()), abs=EPS)
     for point in telemetry.points(COST):
         assert set(point.attributes) == {
+            "gen_ai.operation.name",
             "gen_ai.request.model",
             "gen_ai.response.model",
             "gcp.gemini.tier",
             "gcp.gemini.cost.component",
         }
+        assert point.attributes["gen_ai.operation.name"] == "generate_content"
 
 
 def test_prometheus_name_of_the_spend_counter(fake: FakeGemini, client: Any) -> None:

@@ -58,6 +58,7 @@ TOKEN_TYPE_OUTPUT: Final = "output"
 # --- Gemini-specific span attributes -------------------------------------------------------
 GEMINI_TIER: Final = "gcp.gemini.tier"
 GEMINI_TIER_SOURCE: Final = "gcp.gemini.tier.source"
+GEMINI_SERVICE_TIER: Final = "gcp.gemini.service_tier"  # the tier that served the call
 GEMINI_TRAFFIC_TYPE: Final = "gcp.gemini.traffic_type"
 GEMINI_REQUEST_SERVICE_TIER: Final = "gcp.gemini.request.service_tier"
 GEMINI_USAGE_TOOL_USE_PROMPT_TOKENS: Final = "gcp.gemini.usage.tool_use_prompt_tokens"

@@ -13,17 +13,28 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from .operations import GENERATE_CONTENT
+
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from ..quota.errors import RateLimitInfo
     from .recorder import Recorder
+    from .usage import Usage
+
+# What an adapter's reader makes of an answer other than generate_content's: (usage, response
+# model, response id, span attributes of its own). Pure, and never called on the hot path of
+# generate_content.
+Answer = tuple["Usage | None", "str | None", "str | None", "dict[str, Any] | None"]
+Reader = Callable[[Any], Answer]
+_NO_ANSWER: Answer = (None, None, None, None)
 
 _logger = logging.getLogger(__name__)
 
@@ -108,9 +119,12 @@ class Call:
         "is_async",
         "last",
         "model",
+        "operation",
         "provider",
+        "reader",
         "recorder",
         "request_usages",
+        "requested_tier",
         "span",
         "start",
         "stream",
@@ -150,6 +164,9 @@ class Call:
         # When the call ended, if it is recorded later than that (abandon): else None, "now".
         self.end_perf: float | None = None
         self.end_ns: int | None = None
+        self.operation = GENERATE_CONTENT  # others: set by Recorder.start with their reader
+        self.reader: Reader | None = None
+        self.requested_tier: str | None = None  # config.service_tier, when the caller set one
 
     def __enter__(self) -> None:
         """While the SDK's own call runs: the span is current, so HTTP spans below parent to
@@ -242,6 +259,16 @@ class Call:
             rid if isinstance(rid, str) and rid else None,
             reasons,
         )
+
+    def read(self) -> Answer:
+        """The answer of an operation other than generate_content, through its reader."""
+        if self.reader is None or self.last is None:
+            return _NO_ANSWER
+        try:
+            return self.reader(self.last)
+        except Exception:
+            _logger.debug("gemini instrumentation: could not read an answer", exc_info=True)
+            return _NO_ANSWER
 
     def complete(self, response: Any) -> None:
         """A whole (non-stream) response arrived: take it and finish."""

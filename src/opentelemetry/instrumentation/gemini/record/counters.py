@@ -20,6 +20,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from .. import attributes as A
 from ..billing.book import COST_COMPONENTS
 from ..bounds import OTHER_MODEL, int64
+from .operations import GENERATE_CONTENT, INFERENCE
 
 if TYPE_CHECKING:
     from ..billing.book import CostBreakdown
@@ -38,8 +39,8 @@ TOKEN_TYPES = (
     A.TOKEN_KIND_REASONING,
 )
 # A ledger row: successful attempts, tokens by type (TOKEN_TYPES), list USD by component
-# (COST_COMPONENTS). Whether the row's calls were billed is part of its key (billing is all or
-# nothing per call).
+# (COST_COMPONENTS). Its key: (model, response model, tier, billed, operation); whether the
+# row's calls were billed is part of it (billing is all or nothing per call).
 _OK = 0
 _TOKENS_AT = 1
 _IN, _CACHED, _TOOL, _OUT, _REASONING = range(_TOKENS_AT, _TOKENS_AT + len(TOKEN_TYPES))
@@ -47,6 +48,14 @@ _USD_AT = _TOKENS_AT + len(TOKEN_TYPES)
 _USD_IN, _USD_CACHED, _USD_OUT, _USD_TOOL = range(_USD_AT, _USD_AT + len(COST_COMPONENTS))
 _ROW_LENGTH = _USD_AT + len(COST_COMPONENTS)
 _CALL_KEYS = (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_TIER)
+# gcp.gemini.requests' attributes, in its keys' order.
+_REQUEST_KEYS = (
+    A.GEN_AI_OPERATION_NAME,
+    A.GEN_AI_REQUEST_MODEL,
+    A.GEMINI_TIER,
+    A.HTTP_RESPONSE_STATUS_CODE,
+    A.ERROR_TYPE,
+)
 # Series per metric: beyond this many attribute sets, further ones are counted together
 # (the OTel SDK's own cardinality limit for synchronous instruments is 2000).
 MAX_SERIES = 2000
@@ -99,7 +108,7 @@ def _total(value: float) -> float:
 
 class CallLedger:
     """Running totals of finished calls, one row of numbers per (model, response model, tier,
-    billed), summed in place: the common call touches four or five columns.
+    billed, operation), summed in place: the common call touches four or five columns.
 
     The quota windows are fed from the same totals: the first call of each new second (or a
     read, ``bank``) hands the windows what every model added since the last bank, stamped with
@@ -128,11 +137,12 @@ class CallLedger:
         ok_attempts: int,
         usage: Usage | None,
         cost: CostBreakdown | None,
+        operation: str = GENERATE_CONTENT,
     ) -> None:
         """A finished call: its successful attempts, tokens by type and (priced) USD."""
         if usage is None and not ok_attempts:
             return
-        key = (model, response_model, tier, cost is not None and cost.billed)
+        key = (model, response_model, tier, cost is not None and cost.billed, operation)
         # Written out, not looped: this runs once per call, and a loop (or a C-level
         # element-wise sum over the whole row: ~4x slower here) costs more than the adds.
         with self._lock:
@@ -144,7 +154,7 @@ class CallLedger:
             row = self._rows.get(key)
             if row is None:
                 if len(self._rows) >= MAX_SERIES:  # models are capped; this caps their pairs
-                    key = (OTHER_MODEL, OTHER_MODEL, tier, key[3])
+                    key = (OTHER_MODEL, OTHER_MODEL, tier, key[3], operation)
                 row = self._rows.get(key) or self._rows.setdefault(key, [0] * _ROW_LENGTH)
             row[_OK] += ok_attempts
             if usage is not None:
@@ -175,17 +185,19 @@ class CallLedger:
             self._bank()
 
     def _bank(self) -> None:
-        """Under the lock: per model, the successful attempts, input tokens (fresh, cached and
-        tool-use prompt) and billed USD added since the last bank, to the windows."""
+        """Under the lock: per model, the successful attempts and input tokens (fresh, cached and
+        tool-use prompt) of inference calls, and billed USD of every call, added since the last
+        bank, to the windows."""
         if self._to_windows is None:
             return
         totals: dict[str, list[float]] = {}
-        for (model, _response_model, _tier, billed), row in self._rows.items():
+        for (model, _response_model, _tier, billed, operation), row in self._rows.items():
             t = totals.get(model)
             if t is None:
                 t = totals[model] = [0, 0, 0.0]
-            t[0] += row[_OK]
-            t[1] += row[_IN] + row[_CACHED] + row[_TOOL]
+            if operation in INFERENCE:  # count_tokens and the like are not in the model's quota
+                t[0] += row[_OK]
+                t[1] += row[_IN] + row[_CACHED] + row[_TOOL]
             if billed:
                 t[2] += sum(row[_USD_AT:])  # every cost component
         for model, (requests, tokens, usd) in totals.items():
@@ -229,11 +241,10 @@ class DashboardCounters:
         # A finished call (model, response model, tier, successful attempts, usage, cost): one
         # row update, called straight from the recorder.
         self.call = self._calls.add
-        # Attempts that did not succeed count at once (a 429 storm shows while it lasts);
-        # successful ones ride on their call's row.
-        self._failed_attempts = MonotonicSums(
-            (A.GEN_AI_REQUEST_MODEL, A.GEMINI_TIER, A.HTTP_RESPONSE_STATUS_CODE, A.ERROR_TYPE)
-        )
+        # Attempts counted at once: those that did not succeed (a 429 storm shows while it
+        # lasts) and those of requests no call of ours holds; the successful attempts of a call
+        # ride on its row.
+        self._attempts = MonotonicSums(_REQUEST_KEYS)
         self.unpriced = MonotonicSums(
             (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_COST_UNPRICED_REASON)
         )
@@ -294,27 +305,25 @@ class DashboardCounters:
         self._calls.bank()
 
     def reset_after_fork(self) -> None:
-        for sums in (self._calls, self._failed_attempts, self.unpriced, self.quota_exceeded):
+        for sums in (self._calls, self._attempts, self.unpriced, self.quota_exceeded):
             sums.reset_after_fork()
 
-    def failed_attempt(
-        self, model: str, tier: str, status: int | None, error_type: str | None
+    def attempt(
+        self, operation: str, model: str, tier: str, status: int | None, error_type: str | None
     ) -> None:
-        self._failed_attempts.add((model, tier, status, error_type), 1)
+        """One HTTP attempt counted at once (see ``_attempts``)."""
+        self._attempts.add((operation, model, tier, status, error_type), 1)
 
     # --- collection time ------------------------------------------------------------------
     def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
         if self._before_collect is not None:  # the first of our callbacks in a collection
             self._before_collect()
-        totals = self._failed_attempts.snapshot()
-        for (model, _response_model, tier, _billed), row in self._calls.snapshot().items():
+        totals = self._attempts.snapshot()
+        for (model, _response_model, tier, _billed, op), row in self._calls.snapshot().items():
             if row[_OK]:
-                key = (model, tier, 200, None)
+                key = (op, model, tier, 200, None)
                 totals[key] = totals.get(key, 0) + row[_OK]
-        return [
-            Observation(_total(n), _attrs(self._failed_attempts.keys, key))
-            for key, n in totals.items()
-        ]
+        return [Observation(_total(n), _attrs(_REQUEST_KEYS, key)) for key, n in totals.items()]
 
     def _observe_tokens(self, _options: CallbackOptions) -> Iterable[Observation]:
         return self._columns(A.GEMINI_TOKEN_TYPE, TOKEN_TYPES, _TOKENS_AT, unbilled_as_zero=False)
@@ -337,14 +346,17 @@ class DashboardCounters:
         """One observation per (model, response model, tier) and label with a non-zero column
         (rows of billed and unbilled calls summed); ``unbilled_as_zero``: unbilled rows add 0."""
         totals: dict[tuple[Any, ...], float] = {}
-        for (model, response_model, tier, billed), row in self._calls.snapshot().items():
+        for (model, response_model, tier, billed, op), row in self._calls.snapshot().items():
             for i, label in enumerate(labels):
                 value = row[first + i]
                 if value:
-                    key = (model, response_model, tier, label)
+                    key = (model, response_model, tier, label, op)
                     add = 0.0 if unbilled_as_zero and not billed else value
                     totals[key] = totals.get(key, 0) + add
         return [
-            Observation(_total(value), {**_attrs(_CALL_KEYS, key[:3]), name: key[3]})
+            Observation(
+                _total(value),
+                {**_attrs(_CALL_KEYS, key[:3]), name: key[3], A.GEN_AI_OPERATION_NAME: key[4]},
+            )
             for key, value in totals.items()
         ]

@@ -19,9 +19,10 @@ from ..bounds import MAX_NAME, MAX_STACKTRACE, ModelCap, Secrets, warn_once
 from ..config import UNKNOWN_TIER, Settings
 from ..quota.errors import RateLimitInfo, parse_rate_limit
 from . import content
-from .call import _ABANDONED, OK_ATTEMPT, Attempt, Call, drain_abandoned
+from .call import _ABANDONED, OK_ATTEMPT, Attempt, Call, Reader, drain_abandoned
+from .operations import BILLED, GENERATE_CONTENT, INFERENCE
 from .request import base_attributes, config_attributes, normalize_model
-from .usage import Usage, sum_usages, usage_from_metadata
+from .usage import Usage, served_tier, sum_usages, usage_from_metadata
 
 if TYPE_CHECKING:
     from ..billing.book import CostBreakdown, PriceBook
@@ -32,6 +33,7 @@ _logger = logging.getLogger(__name__)
 
 _V = TypeVar("_V")
 _ATTR_CACHE_MAX = 1024  # distinct call shapes whose attribute dicts are kept, then cleared
+_NO_REASONS: list[str] = []  # shared, never mutated
 _UNPRICED_WARNINGS = 20  # distinct unpriced models named in the log; then one last line
 # The histograms' attributes: the operation's, and with the input and the output token type.
 _MetricAttrs = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
@@ -93,8 +95,13 @@ class Recorder:
         base_url: str | None,
         stream: bool,
         is_async: bool = False,
+        operation: str = GENERATE_CONTENT,
+        reader: Reader | None = None,
     ) -> Call | None:
-        """Open the call's span; None (and the SDK call runs untouched) if anything is off."""
+        """Open the call's span; None (and the SDK call runs untouched) if anything is off.
+
+        ``reader`` turns the SDK's answer into an Answer (usage, model, id, attributes) for
+        operations other than generate_content, whose answers ``Call.settle`` reads."""
         if _ABANDONED:  # streams dropped since the last call: record them here, not in the GC
             drain_abandoned()
         try:
@@ -104,17 +111,23 @@ class Recorder:
                 vertex,
                 base_url,
                 stream,
+                operation,
             )
             shape = self._request_shapes.get(key)
             if shape is None:
                 shape = _remember(
                     self._request_shapes,
                     key,
-                    _request_shape(model, vertex, base_url, stream, self.models),
+                    _request_shape(model, vertex, base_url, stream, self.models, operation),
                 )
             span_name, model, base, provider, host = shape
             # The SDK copies what it is given; the cached dict is only copied to be extended.
-            attrs = base if config is None else {**base, **config_attributes(config)}
+            requested_tier = None
+            if config is None:
+                attrs = base
+            else:
+                attrs = {**base, **config_attributes(config)}
+                requested_tier = attrs.get(A.GEMINI_REQUEST_SERVICE_TIER)
             if self.settings.capture_content:
                 attrs = dict(attrs)
                 self._capture_input(attrs, contents, config)
@@ -123,7 +136,13 @@ class Recorder:
             except Exception:  # a span processor that raises: the metrics still count the call
                 _logger.debug("gemini instrumentation: could not start a span", exc_info=True)
                 span = INVALID_SPAN
-            return Call(self, span, model, stream, provider, host, is_async)
+            call = Call(self, span, model, stream, provider, host, is_async)
+            if operation is not GENERATE_CONTENT:
+                call.operation = operation
+                call.reader = reader
+            if requested_tier is not None:
+                call.requested_tier = requested_tier
+            return call
         except Exception:
             _logger.debug("gemini instrumentation: could not start a span", exc_info=True)
             return None
@@ -137,8 +156,8 @@ class Recorder:
         rate_limit = self._read_429(error) if status == 429 else None
         error_type = None if status is not None else type(error).__qualname__
         call.attempts.append(Attempt(status, error_type, rate_limit))
-        self.counters.failed_attempt(call.model, self.tier, status, error_type)
-        if self.windows is not None:
+        self.counters.attempt(call.operation, call.model, self.tier, status, error_type)
+        if call.operation in INFERENCE:
             self.windows.record(call.model, requests=1)
         event: dict[str, Any] = {A.GEMINI_ATTEMPT_NUMBER: len(call.attempts)}
         if status is not None:
@@ -147,13 +166,36 @@ class Recorder:
             event[A.ERROR_TYPE] = error_type
         call.span.add_event(A.EVENT_ATTEMPT, event)
         if status == 429:
-            self._quota_hit(call, rate_limit)
+            self._quota_hit(call.model, call.span, rate_limit)
+
+    def request_attempt(
+        self, operation: str, model: str, status: int | None, error: BaseException | None
+    ) -> None:
+        """An HTTP attempt of a request no call of ours holds (a method we have no adapter for,
+        or one made outside any call): counted, its 429 parsed, fed to the model's windows when
+        the operation counts against inference quota. ``model`` as ``sdk.attempts.route`` read
+        it from the request path ("" when the path names none)."""
+        model = self.models.admit(model) if model else ""
+        rate_limit = self._read_429(error) if status == 429 else None
+        error_type = None if status is not None or error is None else type(error).__qualname__
+        self.counters.attempt(operation, model, self.tier, status, error_type)
+        if model and operation in INFERENCE:
+            self.windows.record(model, requests=1)
+        if status == 429:
+            self._quota_hit(model, None, rate_limit)
 
     def record(self, call: Call, error: BaseException | None, stream_end: str | None) -> None:
         """The single recording path: span attributes, metrics, cost and counters, once."""
         span = call.span
         duration = (call.end_perf or time.perf_counter()) - call.start
-        meta, response_model, response_id, reasons = call.settle()
+        extra: dict[str, Any] | None = None
+        if call.reader is None:  # generate_content
+            meta, response_model, response_id, reasons = call.settle()
+            metas = call.request_usages
+            usage = usage_from_metadata(meta) if not metas else _call_usage(metas)
+        else:
+            usage, response_model, response_id, extra = call.read()
+            reasons = _NO_REASONS
         if not self.per_attempt and not call.attempts:
             # Without the attempt seam each call is one attempt, judged by its outcome.
             if error is None:
@@ -162,9 +204,7 @@ class Recorder:
                 call.on_attempt_error(error)
         elif error is not None and _in_stream_429(call, error):
             # The HTTP answer was 200 and already counted; the quota details still matter.
-            self._quota_hit(call, self._read_429(error))
-        metas = call.request_usages
-        usage = usage_from_metadata(meta) if not metas else _call_usage(metas)
+            self._quota_hit(call.model, span, self._read_429(error))
         tier = self.tier
         attrs: dict[str, Any] = {A.GEMINI_TIER: tier}
         if tier != UNKNOWN_TIER:  # an unknown tier has no source to tell
@@ -188,12 +228,17 @@ class Recorder:
             attrs[A.GEMINI_STREAM_END] = stream_end or A.STREAM_END_ERROR
             if call.first_chunk_at is not None:
                 attrs[A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = call.first_chunk_at - call.start
+        served = served_tier(call.last) if error is None else None
+        if served is not None:
+            attrs[A.GEMINI_SERVICE_TIER] = served
         input_tokens = output_tokens = 0
         if usage is not None:
             input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
             attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
             attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
             _usage_attributes(attrs, usage, input_tokens + output_tokens)
+        if extra:
+            attrs.update(extra)
         if call.texts is not None and call.chunks:
             attrs[A.GEN_AI_OUTPUT_MESSAGES] = self.secrets.clean(
                 content.output_messages(call.texts, reasons), None
@@ -207,14 +252,14 @@ class Recorder:
 
         cost = None
         if self.prices is not None:
-            cost = self._price(call, attrs, usage, response_model, error)
+            cost = self._price(call, attrs, usage, response_model, error, served)
         span.set_attributes(attrs)
         try:
             span.end(call.end_ns)
         except Exception:  # a span processor's on_end raised: the metrics below still count
             _logger.debug("gemini instrumentation: ending a span raised", exc_info=True)
 
-        shape = (call.model, response_model, call.provider, call.host, error_type)
+        shape = (call.model, response_model, call.provider, call.host, error_type, call.operation)
         metric_attrs, input_attrs, output_attrs = self._metric_attrs.get(
             shape
         ) or self._new_metric_attributes(shape)
@@ -227,7 +272,13 @@ class Recorder:
         # Failed attempts were counted at once (attempt); successful ones ride on the call,
         # and reach the quota windows through the counters.
         self.counters.call(
-            call.model, response_model, tier, call.attempts.count(OK_ATTEMPT), usage, cost
+            call.model,
+            response_model,
+            tier,
+            call.attempts.count(OK_ATTEMPT),
+            usage,
+            cost,
+            call.operation,
         )
 
     # --- pieces of record() --------------------------------------------------------------------
@@ -257,12 +308,14 @@ class Recorder:
         usage: Usage | None,
         response_model: str | None,
         error: BaseException | None,
+        served: str | None = None,
     ) -> CostBreakdown | None:
         """The call's cost attributes; its cost, for the counters and the spend window. Priced
         by the model that answered (an alias resolves to a version), else the one asked for."""
         assert self.prices is not None
-        if error is not None:
-            # Google bills no failed request (400, 429, 500...): a known zero, whatever the model.
+        if error is not None or call.operation not in BILLED:
+            # Google bills no failed request (400, 429, 500...), nor count_tokens and the like:
+            # a known zero, whatever the model.
             attrs[A.GEN_AI_USAGE_COST_AMOUNT] = 0.0
             attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
             attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
@@ -273,7 +326,10 @@ class Recorder:
                 self.counters.unpriced.add((call.model, response_model, A.UNPRICED_NO_USAGE), 1)
             return None
         model = response_model or call.model
-        cost = self.prices.cost(model, usage, tier=self.tier)  # at the usage's traffic type
+        # At the traffic type the answer reports (Vertex), else the service tier that served
+        # it (Developer API), else the one asked for.
+        traffic = usage.traffic_type or served or call.requested_tier
+        cost = self.prices.cost(model, usage, tier=self.tier, traffic_type=traffic)
         if cost is None:
             # No cost attribute at all: a made-up 0 would read as "free" on every dashboard.
             if not self.prices.loaded:  # genai-prices still loading after the wait budget
@@ -319,9 +375,9 @@ class Recorder:
         Semconv attributes only: the SDK charges every histogram record per attribute, and
         the process-wide tier is on the span and on every gcp.gemini.* metric already.
         """
-        model, response_model, provider, host, error_type = shape
+        model, response_model, provider, host, error_type, operation = shape
         base: dict[str, Any] = {
-            A.GEN_AI_OPERATION_NAME: A.OPERATION_GENERATE_CONTENT,
+            A.GEN_AI_OPERATION_NAME: operation,
             A.GEN_AI_PROVIDER_NAME: provider,
             A.GEN_AI_REQUEST_MODEL: model,
         }
@@ -367,19 +423,20 @@ class Recorder:
             tier,
         )
 
-    def _quota_hit(self, call: Call, info: RateLimitInfo | None) -> None:
-        span = call.span
+    def _quota_hit(self, model: str, span: Any, info: RateLimitInfo | None) -> None:
+        """A 429's violations: counted, and events on ``span`` (None: no call of ours open)."""
         delay = info.retry_delay if info is not None else None
         if delay is not None:
-            self.last_retry[call.model] = (delay, time.time())
-            self._retry_delay.record(delay, {A.GEN_AI_REQUEST_MODEL: call.model})
+            self.last_retry[model] = (delay, time.time())
+            self._retry_delay.record(delay, {A.GEN_AI_REQUEST_MODEL: model})
         violations = info.violations if info is not None else ()
         if not violations:
             event: dict[str, Any] = {}
             if delay is not None:
                 event[A.GEMINI_RETRY_DELAY] = delay
-            span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
-            self.counters.quota_exceeded.add((call.model, self.tier, None, None, None, None), 1)
+            if span is not None:
+                span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
+            self.counters.quota_exceeded.add((model, self.tier, None, None, None, None), 1)
             return
         clean = self.secrets.clean
         for v in violations:
@@ -399,9 +456,10 @@ class Recorder:
                 )
                 if val is not None
             }
-            span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
+            if span is not None:
+                span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
             self.counters.quota_exceeded.add(
-                (call.model, self.tier, quota_id, v.window, v.dimension, location), 1
+                (model, self.tier, quota_id, v.window, v.dimension, location), 1
             )
 
     def _capture_input(self, attrs: dict[str, Any], contents: Any, config: Any) -> None:
@@ -448,14 +506,21 @@ class Recorder:
 
 
 def _request_shape(
-    model: Any, vertex: bool, base_url: str | None, stream: bool, models: ModelCap
+    model: Any,
+    vertex: bool,
+    base_url: str | None,
+    stream: bool,
+    models: ModelCap,
+    operation: str,
 ) -> _RequestShape:
-    """What every call of one (model, client, stream) shape shares; the model as the span
-    names it (capped) and as metrics count it (within the per-process cap)."""
+    """What every call of one (model, client, stream, operation) shape shares; the model as the
+    span names it (capped) and as metrics count it (within the per-process cap)."""
     name = normalize_model(model)
-    attrs = base_attributes(name, vertex=vertex, base_url=base_url, stream=stream)
+    attrs = base_attributes(
+        name, vertex=vertex, base_url=base_url, stream=stream, operation=operation
+    )
     return (
-        f"generate_content {name}",
+        f"{operation} {name}",
         models.admit(name),
         attrs,
         attrs[A.GEN_AI_PROVIDER_NAME],

@@ -60,12 +60,17 @@ def _get(config: Any, name: str) -> Any:
 
 
 def base_attributes(
-    model: str, *, vertex: bool, base_url: str | None, stream: bool
+    model: str,
+    *,
+    vertex: bool,
+    base_url: str | None,
+    stream: bool,
+    operation: str = A.OPERATION_GENERATE_CONTENT,
 ) -> dict[str, Any]:
     """The attributes every call to ``model`` on this client shares (cacheable per client)."""
     host, port = server_address(base_url, vertex)
     attrs: dict[str, Any] = {
-        A.GEN_AI_OPERATION_NAME: A.OPERATION_GENERATE_CONTENT,
+        A.GEN_AI_OPERATION_NAME: operation,
         A.GEN_AI_PROVIDER_NAME: A.PROVIDER_VERTEX_AI if vertex else A.PROVIDER_GEMINI,
         A.GEN_AI_REQUEST_MODEL: model,
         A.SERVER_ADDRESS: host,

@@ -156,3 +156,25 @@ def sum_usages(usages: list[Usage]) -> Usage:
         candidates_by_modality=_merge([u.candidates_by_modality for u in usages]),
         tool_use_by_modality=_merge([u.tool_use_by_modality for u in usages]),
     )
+
+
+_SERVICE_TIER_HEADER = "x-gemini-service-tier"
+
+
+def served_tier(response: Any) -> str | None:
+    """The service tier that served a Developer API answer (``standard``, ``flex``,
+    ``priority``), from the ``x-gemini-service-tier`` header the SDK keeps on the response
+    (google-genai 3.6 drops ``usageMetadata.serviceTier``; ``EmbedContentResponse`` keeps it).
+    None when the answer does not say."""
+    try:
+        http = response.sdk_http_response
+        headers = http.headers if http is not None else None
+        tier = headers.get(_SERVICE_TIER_HEADER) if headers else None
+        if tier is None:
+            meta = getattr(response, "usage_metadata", None)
+            tier = _enum_text(getattr(meta, "service_tier", None))
+    except AttributeError:
+        return None
+    if not isinstance(tier, str) or not tier or len(tier) > 32:
+        return None
+    return tier.lower()

@@ -1,0 +1,50 @@
+"""The operations we record, as data: their ``gen_ai.operation.name``, whether Google counts them
+against a model's inference quota (RPM, TPM, RPD) and whether they are billed per call.
+
+Semconv defines ``generate_content`` and ``embeddings``; the others are Gemini's own methods,
+named as the SDK names them. Every HTTP attempt is counted under one of these (sdk/attempts.py
+reads it from the request path), whether or not an adapter of ours opened a span for it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+GENERATE_CONTENT: Final = "generate_content"
+EMBEDDINGS: Final = "embeddings"
+COUNT_TOKENS: Final = "count_tokens"
+COMPUTE_TOKENS: Final = "compute_tokens"
+GENERATE_IMAGES: Final = "generate_images"
+GENERATE_VIDEOS: Final = "generate_videos"
+GET_OPERATION: Final = "get_operation"
+CACHES: Final = "caches"
+FILES: Final = "files"
+BATCHES: Final = "batches"
+OTHER: Final = "other"
+
+# What counts against a model's requests and tokens per minute and requests per day.
+INFERENCE: Final = frozenset({GENERATE_CONTENT, EMBEDDINGS, GENERATE_IMAGES, GENERATE_VIDEOS})
+
+# What is billed per call (caches are billed by storage time; batches at batch rates: elsewhere).
+BILLED: Final = frozenset({GENERATE_CONTENT, EMBEDDINGS, GENERATE_IMAGES, GENERATE_VIDEOS})
+
+# Request path method (``models/{model}:{method}``) -> operation.
+BY_METHOD: Final = {
+    "generateContent": GENERATE_CONTENT,
+    "streamGenerateContent": GENERATE_CONTENT,
+    "embedContent": EMBEDDINGS,
+    "batchEmbedContents": EMBEDDINGS,
+    "countTokens": COUNT_TOKENS,
+    "computeTokens": COMPUTE_TOKENS,
+    "predictLongRunning": GENERATE_VIDEOS,
+    "fetchPredictOperation": GET_OPERATION,
+    "batchGenerateContent": BATCHES,
+    "asyncBatchEmbedContent": BATCHES,
+}
+# Request path collection (the first segment after the API version) -> operation.
+BY_COLLECTION: Final = {
+    "cachedContents": CACHES,
+    "files": FILES,
+    "batches": BATCHES,
+    "operations": GET_OPERATION,
+}
