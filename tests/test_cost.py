@@ -405,9 +405,14 @@ def test_failed_calls_cost_zero(
 
 
 def test_count_tokens_is_not_priced(fake: FakeGemini, client: Any, telemetry: Telemetry) -> None:
+    """Traced (issue: every request counted), never billed, never in the token counters."""
     client.models.count_tokens(model="gemini-2.5-flash", contents="hello")
-    assert telemetry.spans() == ()
+    span = telemetry.span()
+    assert span.name == "count_tokens gemini-2.5-flash"
+    assert span.attributes["gen_ai.usage.cost.amount"] == 0.0
+    assert span.attributes["gcp.gemini.counted_tokens"] == 12
     assert telemetry.points(COST) == []
+    assert telemetry.points("gcp.gemini.tokens") == []
 
 
 # --- the spend counter ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from conftest import Telemetry, call_gemini
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor
 from opentelemetry.instrumentation.gemini.config import ENV_TIER, Settings
 from opentelemetry.instrumentation.gemini.sdk import seams as _patch
+from opentelemetry.instrumentation.gemini.sdk.attempts import _sync_attempt
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini
 
 # Wrapped by instrument().
@@ -217,7 +218,7 @@ def test_missing_sdk_seam_warns_naming_the_version(
     monkeypatch.setattr(
         _patch,
         "ATTEMPT_TARGETS",
-        (("google.genai._api_client", "BaseApiClient._no_such_method", _patch._sync_attempt),),
+        (("google.genai._api_client", "BaseApiClient._no_such_method", _sync_attempt),),
     )
     with caplog.at_level(logging.WARNING):
         telemetry = instrument()

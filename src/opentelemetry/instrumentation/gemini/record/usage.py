@@ -47,14 +47,14 @@ class Usage:
         return self.candidates_tokens + self.thoughts_tokens
 
 
-def _enum_text(value: Any) -> str | None:
+def enum_text(value: Any) -> str | None:
     if value is None:
         return None
     text = getattr(value, "value", value)
     return text if isinstance(text, str) else None
 
 
-def _by_modality(details: Any) -> dict[str, int]:
+def by_modality(details: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in details:
         modality = getattr(item, "modality", None)
@@ -65,7 +65,7 @@ def _by_modality(details: Any) -> dict[str, int]:
                 continue
         # The SDK's modalities are str enums: lower() reads the string without the (slow)
         # Enum.value property, and returns a plain str.
-        text = modality if isinstance(modality, str) else _enum_text(modality)
+        text = modality if isinstance(modality, str) else enum_text(modality)
         if text:
             key = text.lower()
             out[key] = out.get(key, 0) + n
@@ -124,11 +124,11 @@ def usage_from_metadata(meta: Any) -> Usage | None:
         thoughts if type(thoughts) is int and 0 < thoughts <= MAX_COUNT else count(thoughts),
         tool_use if type(tool_use) is int and 0 < tool_use <= MAX_COUNT else count(tool_use),
         total if type(total) is int and 0 < total <= MAX_COUNT else count(total),
-        None if traffic is None else _enum_text(traffic),
-        _by_modality(prompt_d) if prompt_d else _EMPTY,
-        _by_modality(cached_d) if cached_d else _EMPTY,
-        _by_modality(candidates_d) if candidates_d else _EMPTY,
-        _by_modality(tool_use_d) if tool_use_d else _EMPTY,
+        None if traffic is None else enum_text(traffic),
+        by_modality(prompt_d) if prompt_d else _EMPTY,
+        by_modality(cached_d) if cached_d else _EMPTY,
+        by_modality(candidates_d) if candidates_d else _EMPTY,
+        by_modality(tool_use_d) if tool_use_d else _EMPTY,
     )
 
 
@@ -172,7 +172,7 @@ def served_tier(response: Any) -> str | None:
         tier = headers.get(_SERVICE_TIER_HEADER) if headers else None
         if tier is None:
             meta = getattr(response, "usage_metadata", None)
-            tier = _enum_text(getattr(meta, "service_tier", None))
+            tier = enum_text(getattr(meta, "service_tier", None))
     except AttributeError:
         return None
     if not isinstance(tier, str) or not tier or len(tier) > 32:

@@ -1,12 +1,7 @@
-"""The only module that touches google-genai: what we wrap, and the adapters that wrap it.
-
-Public seams: ``Models``/``AsyncModels`` ``generate_content`` and ``generate_content_stream``
-(chats go through them). Private seams: the SDK retries 408/429/5xx below the public methods, in
-``BaseApiClient._request_once`` / ``_async_request_once``; wrapping those is the only way to see
-every HTTP attempt. Automatic function calling runs several billed requests inside one call;
-their hooks (``REQUEST_TARGETS``) are wrapped the first time a call carries tools, so calls
-without tools never pay for them. Reads of the SDK's objects live here too (``_start``); each
-adapter is control flow only, and the recording lives in ``Call`` and ``Recorder``.
+"""What we hook in google-genai, and how: ``Patches`` puts each adapter's hook in the SDK
+method's place and puts the original back. The adapters live beside this, one module per SDK
+surface (models.py: generate_content, embed_content, count/compute tokens; attempts.py: every
+HTTP attempt, below the SDK's retry loop).
 
 Each hook is a plain function put in the method's place (its ``__wrapped__`` is the original,
 which ``Patches.unpatch`` puts back): a wrapt ``FunctionWrapper`` on a method builds a bound
@@ -24,198 +19,15 @@ from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from ..record.call import ASYNC_CALL, SYNC_CALL, Call
 from ..record.recorder import Recorder
-from ..record.streams import wrap_async, wrap_sync
+from .attempts import ATTEMPT_TARGETS
+from .models import CALL_TARGETS, REQUEST_TARGETS
 
 _logger = logging.getLogger(__name__)
 
 Method = Callable[..., Any]  # called as the SDK calls it: (self, *args, **kwargs)
 # (module, "Class.method", hook factory(patches, original)); "A|B": the first of A, B the SDK has.
 Targets = tuple[tuple[str, str, Callable[["Patches", Method], Method]], ...]
-
-
-def _start(
-    patches: Patches, instance: Any, kwargs: dict[str, Any], *, stream: bool, is_async: bool
-) -> Call | None:
-    """Read what the span needs from the SDK's objects (its private client: host, Vertex mode)
-    and open the call; None lets the SDK call run untouched (as it does once uninstrumented,
-    should another library's hook still hold ours)."""
-    if patches.closed:
-        return None
-    config = kwargs.get("config")
-    if config is not None and not patches.request_hooks:
-        patches.add_request_hooks_for(config)  # before the SDK runs: this call's rounds count
-    try:
-        api = getattr(instance, "_api_client", None)
-        if api is not patches.last_client:  # a client's first call: learn its key to redact
-            patches.last_client = api
-            patches.recorder.secrets.add(getattr(api, "api_key", None))
-        vertex = bool(getattr(api, "vertexai", False))
-        base_url = getattr(getattr(api, "_http_options", None), "base_url", None)
-    except Exception:
-        _logger.debug("gemini instrumentation: unexpected SDK client", exc_info=True)
-        return None
-    return patches.recorder.start(
-        kwargs.get("model"),
-        config,
-        kwargs.get("contents"),
-        vertex=vertex,
-        base_url=base_url,
-        stream=stream,
-        is_async=is_async,
-    )
-
-
-def _sync_call(patches: Patches, original: Method) -> Method:
-    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = _start(patches, self, kwargs, stream=False, is_async=False)
-        if call is None:
-            return original(self, *args, **kwargs)
-        with call:
-            response = original(self, *args, **kwargs)
-        call.complete(response)
-        return response
-
-    return hook
-
-
-def _async_call(patches: Patches, original: Method) -> Method:
-    async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = _start(patches, self, kwargs, stream=False, is_async=True)
-        if call is None:
-            return await original(self, *args, **kwargs)
-        with call:
-            response = await original(self, *args, **kwargs)
-        call.complete(response)
-        return response
-
-    return hook
-
-
-def _sync_stream(patches: Patches, original: Method) -> Method:
-    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = _start(patches, self, kwargs, stream=True, is_async=False)
-        if call is None:
-            return original(self, *args, **kwargs)
-        with call:
-            stream = original(self, *args, **kwargs)
-        return wrap_sync(stream, call)
-
-    return hook
-
-
-def _async_stream(patches: Patches, original: Method) -> Method:
-    async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = _start(patches, self, kwargs, stream=True, is_async=True)
-        if call is None:
-            return await original(self, *args, **kwargs)
-        with call:
-            stream = await original(self, *args, **kwargs)
-        return await wrap_async(stream, call)
-
-    return hook
-
-
-def _sync_attempt(_patches: Patches, original: Method) -> Method:
-    # One HTTP attempt of the call in flight: its outcome is counted, the SDK's result or
-    # exception passes through untouched. No context manager: this runs per attempt.
-    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = SYNC_CALL.in_flight.call
-        if call is None:
-            return original(self, *args, **kwargs)
-        try:
-            result = original(self, *args, **kwargs)
-        except BaseException as error:
-            call.on_attempt_error(error)
-            raise
-        call.on_attempt_ok()
-        return result
-
-    return hook
-
-
-def _async_attempt(_patches: Patches, original: Method) -> Method:
-    async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        call = ASYNC_CALL.get()
-        if call is None:
-            return await original(self, *args, **kwargs)
-        try:
-            result = await original(self, *args, **kwargs)
-        except BaseException as error:
-            call.on_attempt_error(error)
-            raise
-        call.on_attempt_ok()
-        return result
-
-    return hook
-
-
-def _sync_request(_patches: Patches, original: Method) -> Method:
-    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        response = original(self, *args, **kwargs)
-        call = SYNC_CALL.in_flight.call
-        if call is not None:
-            call.on_request_response(response)
-        return response
-
-    return hook
-
-
-def _async_request(_patches: Patches, original: Method) -> Method:
-    async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-        response = await original(self, *args, **kwargs)
-        call = ASYNC_CALL.get()
-        if call is not None:
-            call.on_request_response(response)
-        return response
-
-    return hook
-
-
-def _stream_round(is_async: bool) -> Callable[[Patches, Method], Method]:
-    # A stream round starts when the SDK calls this (sync or async: it returns a generator).
-    def factory(_patches: Patches, original: Method) -> Method:
-        def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-            call = ASYNC_CALL.get() if is_async else SYNC_CALL.in_flight.call
-            if call is not None:
-                call.on_stream_round()
-            return original(self, *args, **kwargs)
-
-        return hook
-
-    return factory
-
-
-CALL_TARGETS: Targets = (
-    ("google.genai.models", "Models.generate_content", _sync_call),
-    ("google.genai.models", "Models.generate_content_stream", _sync_stream),
-    ("google.genai.models", "AsyncModels.generate_content", _async_call),
-    ("google.genai.models", "AsyncModels.generate_content_stream", _async_stream),
-)
-ATTEMPT_TARGETS: Targets = (
-    ("google.genai._api_client", "BaseApiClient._request_once", _sync_attempt),
-    ("google.genai._api_client", "BaseApiClient._async_request_once", _async_attempt),
-)
-# One billed request of a non-stream call: automatic function calling runs several of them
-# inside one generate_content, whose response only carries the last one's usage.
-# A stream's rounds: one per request before google-genai 3.6; from 3.6 a round can span
-# continuation hops, whose usage the SDK already adds up in its chunks.
-REQUEST_TARGETS: Targets = (
-    ("google.genai.models", "Models._generate_content", _sync_request),
-    ("google.genai.models", "AsyncModels._generate_content", _async_request),
-    (
-        "google.genai.models",
-        "Models._generate_content_stream_with_continuation|Models._generate_content_stream",
-        _stream_round(is_async=False),
-    ),
-    (
-        "google.genai.models",
-        "AsyncModels._generate_content_stream_with_continuation"
-        "|AsyncModels._generate_content_stream",
-        _stream_round(is_async=True),
-    ),
-)
 
 
 def sdk_version() -> str:
