@@ -309,7 +309,12 @@ class DashboardCounters:
             sums.reset_after_fork()
 
     def attempt(
-        self, operation: str, model: str, tier: str, status: int | None, error_type: str | None
+        self,
+        operation: str,
+        model: str | None,
+        tier: str,
+        status: int | None,
+        error_type: str | None,
     ) -> None:
         """One HTTP attempt counted at once (see ``_attempts``)."""
         self._attempts.add((operation, model, tier, status, error_type), 1)

@@ -175,14 +175,14 @@ class Recorder:
         or one made outside any call): counted, its 429 parsed, fed to the model's windows when
         the operation counts against inference quota. ``model`` as ``sdk.attempts.route`` read
         it from the request path ("" when the path names none)."""
-        model = self.models.admit(model) if model else ""
+        name = self.models.admit(model) if model else None
         rate_limit = self._read_429(error) if status == 429 else None
         error_type = None if status is not None or error is None else type(error).__qualname__
-        self.counters.attempt(operation, model, self.tier, status, error_type)
-        if model and operation in INFERENCE:
-            self.windows.record(model, requests=1)
+        self.counters.attempt(operation, name, self.tier, status, error_type)
+        if name is not None and operation in INFERENCE:
+            self.windows.record(name, requests=1)
         if status == 429:
-            self._quota_hit(model, None, rate_limit)
+            self._quota_hit(name, None, rate_limit)
 
     def record(self, call: Call, error: BaseException | None, stream_end: str | None) -> None:
         """The single recording path: span attributes, metrics, cost and counters, once."""
@@ -268,7 +268,8 @@ class Recorder:
             self._ttfc.record(call.first_chunk_at - call.start, metric_attrs)
         if usage is not None:
             self._token_usage.record(input_tokens, input_attrs)
-            self._token_usage.record(output_tokens, output_attrs)
+            if output_tokens or call.operation is GENERATE_CONTENT:  # embeddings: input only
+                self._token_usage.record(output_tokens, output_attrs)
         # Failed attempts were counted at once (attempt); successful ones ride on the call,
         # and reach the quota windows through the counters.
         self.counters.call(
@@ -423,12 +424,14 @@ class Recorder:
             tier,
         )
 
-    def _quota_hit(self, model: str, span: Any, info: RateLimitInfo | None) -> None:
-        """A 429's violations: counted, and events on ``span`` (None: no call of ours open)."""
+    def _quota_hit(self, model: str | None, span: Any, info: RateLimitInfo | None) -> None:
+        """A 429's violations: counted, and events on ``span`` (None: no call of ours open).
+        ``model`` None: a request that names no model (caches, files...)."""
         delay = info.retry_delay if info is not None else None
         if delay is not None:
-            self.last_retry[model] = (delay, time.time())
-            self._retry_delay.record(delay, {A.GEN_AI_REQUEST_MODEL: model})
+            if model is not None:
+                self.last_retry[model] = (delay, time.time())
+            self._retry_delay.record(delay, {A.GEN_AI_REQUEST_MODEL: model} if model else {})
         violations = info.violations if info is not None else ()
         if not violations:
             event: dict[str, Any] = {}

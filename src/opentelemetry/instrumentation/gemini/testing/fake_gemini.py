@@ -94,6 +94,8 @@ class Reply:
     response_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     raw_body: str | None = None  # sent as text/html instead of a JSON body (a proxy's page)
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. x-gemini-service-tier
+    body: dict[str, Any] | None = None  # a whole 200 body, for methods beyond generateContent
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reply:
@@ -143,6 +145,40 @@ def _scaled_usage(usage: dict[str, Any], fraction: float) -> dict[str, Any]:
         )
     )
     return out
+
+
+def _embedding(dims: int, tokens: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"values": [round(0.01 * i, 2) for i in range(dims)]}
+    if tokens is not None:  # Vertex: each embedding's own statistics
+        out["statistics"] = {"token_count": tokens, "truncated": False}  # as Vertex spells it
+    return out
+
+
+def _method_body(method: str, reply: Reply, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The 200 body of a method other than (stream)generateContent, shaped as the real API's;
+    None for those two. ``reply.body`` replaces it whole; ``reply.usage`` sets the counts."""
+    if reply.body is not None and method not in ("generateContent", "streamGenerateContent"):
+        return reply.body
+    usage = reply.usage if reply.usage is not None else {"promptTokenCount": 5}
+    if method == "countTokens":
+        return {"totalTokens": 12, **reply.extra}
+    if method == "computeTokens":
+        return {"tokensInfo": [{"tokenIds": ["1", "2", "3"], "tokens": ["YQ==", "Yg==", "Yw=="]}]}
+    if method == "batchEmbedContents":  # Developer API: one embedding per request
+        n = max(len(payload.get("requests") or []), 1)
+        return {"embeddings": [_embedding(8) for _ in range(n)], "usageMetadata": usage}
+    if method == "embedContent":  # Developer API single, and Vertex's gemini embeddings
+        return {"embedding": _embedding(8), "usageMetadata": usage}
+    if method == "predict":  # Vertex text embeddings: statistics per instance
+        n = max(len(payload.get("instances") or []), 1)
+        tokens = int(usage.get("promptTokenCount", 5))
+        return {
+            "predictions": [{"embeddings": _embedding(8, tokens)} for _ in range(n)],
+            "metadata": {"billableCharacterCount": 11 * n},
+        }
+    if method in ("generateContent", "streamGenerateContent"):
+        return None
+    return {}
 
 
 class _Server(ThreadingHTTPServer):
@@ -220,13 +256,63 @@ class FakeGemini:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def _send_json(self, status: int, body: dict[str, Any]) -> None:
+            def _send_json(
+                self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=UTF-8")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _send_scripted_error(self, reply: Reply, model: str) -> bool:
+                """Send ``reply`` if it is not a 200 (or is a raw page); whether it was sent."""
+                if reply.raw_body is not None:
+                    data = reply.raw_body.encode()
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", "text/html; charset=UTF-8")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return True
+                if reply.status == 200:
+                    return False
+                body = reply.error_body
+                if body is None:
+                    body = (
+                        quota_error_body(model=model)
+                        if reply.status == 429
+                        else server_error_body(reply.status)
+                    )
+                self._send_json(reply.status, body, reply.headers)
+                return True
+
+            def _other_method(self, verb: str) -> None:
+                """GET, PATCH, DELETE (caches, files, models.list...): a scripted error for the
+                first path segment after the version (``model=None`` scripts: any), else ``{}``."""
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                path = self.path.split("?", 1)[0]
+                with fake._lock:
+                    fake.requests.append(
+                        {"model": "", "method": f"{verb} {path}", "body": {}, "at": time.time()}
+                    )
+                reply = fake._next_reply("")
+                if not self._send_scripted_error(reply, ""):
+                    self._send_json(200, reply.body or {}, reply.headers)
+
+            def do_GET(self) -> None:
+                self._other_method("GET")
+
+            def do_PATCH(self) -> None:
+                self._other_method("PATCH")
+
+            def do_DELETE(self) -> None:
+                self._other_method("DELETE")
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -246,30 +332,15 @@ class FakeGemini:
                     fake.requests.append(
                         {"model": model, "method": method, "body": payload, "at": time.time()}
                     )
-                if method == "countTokens":
-                    self._send_json(200, {"totalTokens": 12})
+                reply = fake._next_reply(model)
+                if self._send_scripted_error(reply, model):
+                    return
+                other = _method_body(method, reply, payload)
+                if other is not None:
+                    self._send_json(200, other, reply.headers)
                     return
                 if method not in ("generateContent", "streamGenerateContent"):
                     self._send_json(404, server_error_body(404))
-                    return
-                reply = fake._next_reply(model)
-                if reply.raw_body is not None:
-                    data = reply.raw_body.encode()
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "text/html; charset=UTF-8")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                    return
-                if reply.status != 200:
-                    body = reply.error_body
-                    if body is None:
-                        body = (
-                            quota_error_body(model=model)
-                            if reply.status == 429
-                            else server_error_body(reply.status)
-                        )
-                    self._send_json(reply.status, body)
                     return
                 version = reply.model_version or model
                 response_id = reply.response_id or f"fake-{len(fake.requests)}"
@@ -283,6 +354,7 @@ class FakeGemini:
                             "responseId": response_id,
                             **reply.extra,
                         },
+                        reply.headers,
                     )
                     return
                 self._stream(reply, version, response_id)
@@ -291,6 +363,8 @@ class FakeGemini:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 usage = _usage(reply)
                 if "candidates" in reply.extra:  # e.g. a function call: one event, as scripted
