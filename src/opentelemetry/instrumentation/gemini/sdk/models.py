@@ -13,6 +13,7 @@ by the first call that carries tools, so calls without tools never pay for them.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -189,7 +190,7 @@ def read_embeddings(response: Any) -> Answer:
     tokens = count(getattr(meta, "prompt_token_count", None)) if meta is not None else 0
     if not tokens:
         tokens = sum(
-            count(getattr(getattr(e, "statistics", None), "token_count", None)) for e in embeddings
+            _whole(getattr(getattr(e, "statistics", None), "token_count", None)) for e in embeddings
         )
     attrs: dict[str, Any] = {A.GEMINI_EMBEDDINGS_COUNT: len(embeddings)}
     values = getattr(embeddings[0], "values", None) if embeddings else None
@@ -208,6 +209,13 @@ def read_embeddings(response: Any) -> Answer:
         prompt_by_modality=by_modality(details) if details else {},
     )
     return usage, None, None, attrs
+
+
+def _whole(value: Any) -> int:
+    """A token count the SDK types as a float (Vertex embedding statistics): whole, bounded."""
+    if isinstance(value, float) and math.isfinite(value):
+        value = int(value)
+    return count(value)
 
 
 def read_counted_tokens(response: Any) -> Answer:
