@@ -69,6 +69,17 @@ def stream_body(chunks: int) -> bytes:
     return "".join(events).encode()
 
 
+EMBED_MODEL = "gemini-embedding-001"
+
+
+def embed_body() -> bytes:
+    """A batchEmbedContents answer: one 768-dimension vector and its usage."""
+    values = [round(0.001 * i, 3) for i in range(768)]
+    return json.dumps(
+        {"embeddings": [{"values": values}], "usageMetadata": {"promptTokenCount": 12}}
+    ).encode()
+
+
 def quota_body() -> bytes:
     metric = "generativelanguage.googleapis.com/generate_content_paid_tier_input_token_count"
     return json.dumps(
@@ -117,12 +128,15 @@ def mock_transport(httpx: Any) -> Any:
     Bodies are built once; a request costs the transport a header lookup and a Response object.
     """
     generate = generate_body()
+    embed = embed_body()
     quota = quota_body()
     streams: dict[int, bytes] = {}
 
     def handler(request: Any) -> Any:
         if request.headers.get("x-bench-status") == "429":
             return httpx.Response(429, headers=_JSON, content=quota)
+        if request.url.path.endswith(":batchEmbedContents"):
+            return httpx.Response(200, headers=_JSON, content=embed)
         if request.url.path.endswith(":streamGenerateContent"):
             chunks = int(request.headers.get("x-bench-chunks", "1"))
             body = streams.get(chunks)

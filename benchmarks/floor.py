@@ -49,7 +49,9 @@ def install(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> N
     )
     addresses: dict[str | None, tuple[str, int]] = {}
 
-    def start(instance: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    def start(
+        instance: Any, kwargs: dict[str, Any], operation: str = _OPERATION
+    ) -> tuple[Any, dict[str, Any]]:
         base_url = instance._api_client._http_options.base_url
         address = addresses.get(base_url)
         if address is None:
@@ -59,15 +61,15 @@ def install(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> N
             )
         model = kwargs.get("model")
         attrs = {
-            "gen_ai.operation.name": _OPERATION,
+            "gen_ai.operation.name": operation,
             "gen_ai.provider.name": _PROVIDER,
             "gen_ai.request.model": model,
             "server.address": address[0],
             "server.port": address[1],
         }
-        span = tracer.start_span(f"{_OPERATION} {model}", kind=SpanKind.CLIENT, attributes=attrs)
+        span = tracer.start_span(f"{operation} {model}", kind=SpanKind.CLIENT, attributes=attrs)
         metric_attrs = {
-            "gen_ai.operation.name": _OPERATION,
+            "gen_ai.operation.name": operation,
             "gen_ai.provider.name": _PROVIDER,
             "gen_ai.request.model": model,
             "server.address": address[0],
@@ -170,6 +172,31 @@ def install(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> N
 
         return generate_content_stream
 
+    def sync_embed(wrapped: Callable[..., Any]) -> Callable[..., Any]:
+        # The least an embeddings span needs: the semconv span, duration and input tokens.
+        def embed_content(self: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            span, metric_attrs = start(self, kwargs, "embeddings")
+            token = context.attach(trace.set_span_in_context(span))
+            try:
+                response = wrapped(self, **kwargs)
+            except BaseException as error:
+                context.detach(token)
+                span.set_status(Status(StatusCode.ERROR, str(error)))
+                span.end()
+                raise
+            context.detach(token)
+            usage = response.usage_metadata
+            n = (usage.prompt_token_count or 0) if usage is not None else 0
+            span.set_attribute("gen_ai.usage.input_tokens", n)
+            span.end()
+            duration.record(time.perf_counter() - t0, metric_attrs)
+            tokens.record(n, {**metric_attrs, "gen_ai.token.type": "input"})
+            return response
+
+        return embed_content
+
+    models.Models.embed_content = sync_embed(models.Models.embed_content)
     models.Models.generate_content = sync_call(models.Models.generate_content)
     models.AsyncModels.generate_content = async_call(models.AsyncModels.generate_content)
     models.Models.generate_content_stream = sync_stream(models.Models.generate_content_stream)

@@ -64,6 +64,7 @@ SCENARIOS = {  # name -> (row label, transports it runs on)
     "stream_n": ("stream, {chunks} chunks", ("inproc", "loopback")),
     "parsed_1": ("parsed stream, 1 chunk", ("inproc",)),
     "parsed_n": ("parsed stream, {parsed_chunks} chunks", ("inproc",)),
+    "embed": ("embed_content, sync", ("inproc", "loopback")),
 }
 # Targets, checked in the same run.
 MAX_SYNC_RATIO = 1.3  # our sync overhead / the floor's

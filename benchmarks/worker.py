@@ -134,6 +134,7 @@ class Bench:
             "stream_1": {"x-bench-chunks": "1"},
             "stream_n": {"x-bench-chunks": str(self.chunks)},
             "sync_429": {"x-bench-status": "429"},
+            "embed": {},
         }
         clients: dict[tuple[str, str], Any] = {}
         # Streams of chunks parsed once: the SDK's public stream method and everything above it
@@ -196,6 +197,15 @@ class Bench:
                 for _ in range(n):
                     for _chunk in call(model=model, contents=PROMPT):
                         pass
+                return time.perf_counter() - t0
+
+        elif scenario == "embed":
+
+            def run(n: int) -> float:
+                call = client.models.embed_content
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    call(model=bodies.EMBED_MODEL, contents=PROMPT)
                 return time.perf_counter() - t0
 
         elif scenario == "async":
