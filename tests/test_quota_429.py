@@ -232,6 +232,9 @@ def gauge(telemetry: Telemetry, name: str, dimension: str, model: str = FLASH) -
 
 
 # --- each body through the real client --------------------------------------------------------
+PROJECTS = {"error_info_legacy": "123456789012"}  # fixtures whose ErrorInfo names a consumer
+
+
 @pytest.mark.parametrize("fixture", sorted(EXPECTED))
 def test_each_429_body_through_the_real_client(
     fake: FakeGemini, client: Any, telemetry: Telemetry, entrypoint: str, fixture: str
@@ -281,6 +284,8 @@ def test_each_429_body_through_the_real_client(
             "gcp.gemini.quota.window": window,
             "gcp.gemini.quota.dimension": dimension,
             "gcp.gemini.quota.location": location,
+            # Learned from an ErrorInfo's consumer (the legacy body names one).
+            "gcp.gemini.project": PROJECTS.get(fixture),
         }
         expected_attrs = {k: v for k, v in low_cardinality.items() if v is not None}
         assert [

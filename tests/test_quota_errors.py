@@ -185,6 +185,7 @@ EXPECTED: dict[str, RateLimitInfo] = {
             ),
         ),
         message=message_of("error_info_legacy").replace("123456789012", "<redacted>"),
+        project="123456789012",
     ),
     "vertex_bare": RateLimitInfo(
         code=429, status="RESOURCE_EXHAUSTED", message=message_of("vertex_bare")
@@ -289,10 +290,13 @@ def test_reference_body_order_does_not_matter() -> None:
         assert parse_rate_limit(body) == EXPECTED["multiple_violations"]
 
 
-def test_legacy_error_info_never_carries_the_consumer() -> None:
+def test_legacy_error_info_names_the_project_only_in_its_own_field() -> None:
+    # The consumer is the project gcp.gemini.project is learned from (issue 18); the message
+    # copied to span status stays redacted, so the number appears in exactly one place.
     info = parse_rate_limit(load("error_info_legacy"))
-    assert info is not None and "123456789012" not in repr(info)
-    assert info.message is not None and "project_number:<redacted>" in info.message
+    assert info is not None and info.project == "123456789012"
+    assert info.message is not None and "123456789012" not in info.message
+    assert "project_number:<redacted>" in info.message
 
 
 def test_vertex_bare_429_says_nothing_more() -> None:

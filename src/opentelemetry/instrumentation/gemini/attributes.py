@@ -59,6 +59,8 @@ TOKEN_TYPE_OUTPUT: Final = "output"
 # --- Gemini-specific span attributes -------------------------------------------------------
 GEMINI_TIER: Final = "gcp.gemini.tier"
 GEMINI_TIER_SOURCE: Final = "gcp.gemini.tier.source"
+GEMINI_PROJECT: Final = "gcp.gemini.project"  # the Google Cloud project quota and bills count in
+GEMINI_PROJECT_SOURCE: Final = "gcp.gemini.project.source"  # config, client, error_info
 GEMINI_SERVICE_TIER: Final = "gcp.gemini.service_tier"  # the tier that served the call
 GEMINI_EMBEDDINGS_COUNT: Final = "gcp.gemini.embeddings.count"  # embeddings returned (inputs)
 GEMINI_BILLABLE_CHARACTERS: Final = "gcp.gemini.usage.billable_characters"  # Vertex embeddings

@@ -18,6 +18,7 @@ ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
 ENV_PRICES_FILE: Final = "OTEL_INSTRUMENTATION_GEMINI_PRICES_FILE"
 ENV_LIMITS_FILE: Final = "OTEL_INSTRUMENTATION_GEMINI_LIMITS_FILE"
 ENV_MAX_MODELS: Final = "OTEL_INSTRUMENTATION_GEMINI_MAX_MODELS"
+ENV_PROJECT: Final = "OTEL_INSTRUMENTATION_GEMINI_PROJECT"
 # Distinct model names a process records metrics under; later ones count as "other".
 DEFAULT_MAX_MODELS: Final = 256
 
@@ -102,6 +103,7 @@ class Settings:
     limits_file: str | None = None
     limits: Mapping[str, Mapping[str, Mapping[str, int | None]]] | None = None
     max_models: int = DEFAULT_MAX_MODELS
+    project: str | None = None  # gcp.gemini.project on the Developer API (Vertex: the client's)
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str], kwargs: Mapping[str, Any]) -> Settings:
@@ -117,6 +119,7 @@ class Settings:
         prices_file, _ = pick("prices_file", ENV_PRICES_FILE)
         limits_file, _ = pick("limits_file", ENV_LIMITS_FILE)
         max_models, max_models_origin = pick("max_models", ENV_MAX_MODELS)
+        project, _ = pick("project", ENV_PROJECT)
         return cls(
             tier=normalize_tier(tier, origin=tier_origin),
             capture_content=False
@@ -126,4 +129,5 @@ class Settings:
             limits_file=str(limits_file) if limits_file else None,
             limits=kwargs.get("limits"),
             max_models=_parse_cap(max_models, origin=max_models_origin),
+            project=str(project).strip()[:256] or None if project else None,
         )

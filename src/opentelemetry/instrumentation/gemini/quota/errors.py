@@ -16,8 +16,9 @@ Forms understood (see tests/fixtures/quota_errors/):
 
 The quota id names the window and the tier (``...PerMinute...-FreeTier``); when it is missing,
 the metric name is read instead (``generate_content_paid_tier_2_requests``,
-``generate_requests_per_model_per_day``). The consumer (project number) is never kept: it is
-dropped from ErrorInfo metadata and masked in the message.
+``generate_requests_per_model_per_day``). The consumer (project number) is kept in one place
+only, ``RateLimitInfo.project`` (the source of ``gcp.gemini.project`` when none is configured);
+it is dropped from the violations' metadata and masked in the message.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class RateLimitInfo:
     violations: tuple[QuotaViolation, ...] = ()
     retry_delay: float | None = None
     message: str | None = None
+    project: str | None = None
+    """The project number an ErrorInfo's ``consumer`` names (``projects/123``), if any."""
 
     @property
     def tier(self) -> str | None:
@@ -208,6 +211,7 @@ def _parse(body: object, depth: int) -> RateLimitInfo | None:
     violations: list[QuotaViolation] = []
     retry_delay: float | None = None
     reset_delay: float | None = None
+    project: str | None = None
     for entry in entries:
         kind = _entry_kind(entry)
         if kind == _QUOTA_FAILURE:
@@ -215,6 +219,7 @@ def _parse(body: object, depth: int) -> RateLimitInfo | None:
         elif kind == _RETRY_INFO and retry_delay is None:
             retry_delay = _duration(_get(entry, "retryDelay", "retry_delay"))
         elif kind == _ERROR_INFO:
+            project = project or _consumer(entry)
             violation, delay = _error_info(entry)
             if violation is not None:
                 violations.append(violation)
@@ -237,6 +242,7 @@ def _parse(body: object, depth: int) -> RateLimitInfo | None:
         violations=tuple(violations[:_MAX_VIOLATIONS]),
         retry_delay=retry_delay,
         message=_CONSUMER.sub(r"\1<redacted>", message) if message is not None else None,
+        project=project,
     )
 
 
@@ -302,6 +308,17 @@ def _quota_failure(entry: Mapping[str, Any]) -> Iterable[QuotaViolation]:
             yield violation
 
 
+_CONSUMER_PROJECT = re.compile(r"projects/(\d{1,20})")
+
+
+def _consumer(entry: Mapping[str, Any]) -> str | None:
+    """The project number of an ErrorInfo's ``metadata.consumer`` ("projects/123456")."""
+    metadata = entry.get("metadata")
+    consumer = metadata.get("consumer") if isinstance(metadata, Mapping) else None
+    found = _CONSUMER_PROJECT.fullmatch(consumer) if isinstance(consumer, str) else None
+    return found.group(1) if found else None
+
+
 def _error_info(entry: Mapping[str, Any]) -> tuple[QuotaViolation | None, float | None]:
     metadata = entry.get("metadata")
     if not isinstance(metadata, Mapping):
@@ -311,7 +328,7 @@ def _error_info(entry: Mapping[str, Any]) -> tuple[QuotaViolation | None, float 
     metric = _text(metadata.get("quota_metric"))
     if quota_id is None and metric is None:
         return None, delay
-    # "consumer" and "service" are deliberately not read: the consumer is the project number.
+    # "consumer" (the project number) is read by _consumer, for gcp.gemini.project only.
     violation = _violation(
         quota_id=quota_id,
         metric=metric,

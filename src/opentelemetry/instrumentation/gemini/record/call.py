@@ -120,6 +120,7 @@ class Call:
         "last",
         "model",
         "operation",
+        "project",
         "provider",
         "reader",
         "recorder",
@@ -167,6 +168,7 @@ class Call:
         self.operation = GENERATE_CONTENT  # others: set by Recorder.start with their reader
         self.reader: Reader | None = None
         self.requested_tier: str | None = None  # config.service_tier, when the caller set one
+        self.project: str | None = None  # a Vertex client's project (else the recorder's)
 
     def __enter__(self) -> None:
         """While the SDK's own call runs: the span is current, so HTTP spans below parent to

@@ -39,7 +39,7 @@ TOKEN_TYPES = (
     A.TOKEN_KIND_REASONING,
 )
 # A ledger row: successful attempts, tokens by type (TOKEN_TYPES), list USD by component
-# (COST_COMPONENTS). Its key: (model, response model, tier, billed, operation); whether the
+# (COST_COMPONENTS). Its key: (model, response model, tier, billed, operation, project); whether the
 # row's calls were billed is part of it (billing is all or nothing per call).
 _OK = 0
 _TOKENS_AT = 1
@@ -55,6 +55,7 @@ _REQUEST_KEYS = (
     A.GEMINI_TIER,
     A.HTTP_RESPONSE_STATUS_CODE,
     A.ERROR_TYPE,
+    A.GEMINI_PROJECT,
 )
 # Series per metric: beyond this many attribute sets, further ones are counted together
 # (the OTel SDK's own cardinality limit for synchronous instruments is 2000).
@@ -138,11 +139,12 @@ class CallLedger:
         usage: Usage | None,
         cost: CostBreakdown | None,
         operation: str = GENERATE_CONTENT,
+        project: str | None = None,
     ) -> None:
         """A finished call: its successful attempts, tokens by type and (priced) USD."""
         if usage is None and not ok_attempts:
             return
-        key = (model, response_model, tier, cost is not None and cost.billed, operation)
+        key = (model, response_model, tier, cost is not None and cost.billed, operation, project)
         # Written out, not looped: this runs once per call, and a loop (or a C-level
         # element-wise sum over the whole row: ~4x slower here) costs more than the adds.
         with self._lock:
@@ -154,7 +156,7 @@ class CallLedger:
             row = self._rows.get(key)
             if row is None:
                 if len(self._rows) >= MAX_SERIES:  # models are capped; this caps their pairs
-                    key = (OTHER_MODEL, OTHER_MODEL, tier, key[3], operation)
+                    key = (OTHER_MODEL, OTHER_MODEL, tier, key[3], operation, project)
                 row = self._rows.get(key) or self._rows.setdefault(key, [0] * _ROW_LENGTH)
             row[_OK] += ok_attempts
             if usage is not None:
@@ -191,7 +193,7 @@ class CallLedger:
         if self._to_windows is None:
             return
         totals: dict[str, list[float]] = {}
-        for (model, _response_model, _tier, billed, operation), row in self._rows.items():
+        for (model, _response_model, _tier, billed, operation, _project), row in self._rows.items():
             t = totals.get(model)
             if t is None:
                 t = totals[model] = [0, 0, 0.0]
@@ -246,7 +248,12 @@ class DashboardCounters:
         # ride on its row.
         self._attempts = MonotonicSums(_REQUEST_KEYS)
         self.unpriced = MonotonicSums(
-            (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_COST_UNPRICED_REASON)
+            (
+                A.GEN_AI_REQUEST_MODEL,
+                A.GEN_AI_RESPONSE_MODEL,
+                A.GEMINI_COST_UNPRICED_REASON,
+                A.GEMINI_PROJECT,
+            )
         )
         self.quota_exceeded = MonotonicSums(
             (
@@ -256,6 +263,7 @@ class DashboardCounters:
                 A.GEMINI_QUOTA_WINDOW,
                 A.GEMINI_QUOTA_DIMENSION,
                 A.GEMINI_QUOTA_LOCATION,
+                A.GEMINI_PROJECT,
             )
         )
         counters = (  # (name, callback, unit, description)
@@ -315,18 +323,19 @@ class DashboardCounters:
         tier: str,
         status: int | None,
         error_type: str | None,
+        project: str | None = None,
     ) -> None:
         """One HTTP attempt counted at once (see ``_attempts``)."""
-        self._attempts.add((operation, model, tier, status, error_type), 1)
+        self._attempts.add((operation, model, tier, status, error_type, project), 1)
 
     # --- collection time ------------------------------------------------------------------
     def _observe_requests(self, _options: CallbackOptions) -> Iterable[Observation]:
         if self._before_collect is not None:  # the first of our callbacks in a collection
             self._before_collect()
         totals = self._attempts.snapshot()
-        for (model, _response_model, tier, _billed, op), row in self._calls.snapshot().items():
+        for (model, _resp, tier, _billed, op, project), row in self._calls.snapshot().items():
             if row[_OK]:
-                key = (op, model, tier, 200, None)
+                key = (op, model, tier, 200, None, project)
                 totals[key] = totals.get(key, 0) + row[_OK]
         return [Observation(_total(n), _attrs(_REQUEST_KEYS, key)) for key, n in totals.items()]
 
@@ -351,17 +360,29 @@ class DashboardCounters:
         """One observation per (model, response model, tier) and label with a non-zero column
         (rows of billed and unbilled calls summed); ``unbilled_as_zero``: unbilled rows add 0."""
         totals: dict[tuple[Any, ...], float] = {}
-        for (model, response_model, tier, billed, op), row in self._calls.snapshot().items():
+        for (
+            model,
+            response_model,
+            tier,
+            billed,
+            op,
+            project,
+        ), row in self._calls.snapshot().items():
             for i, label in enumerate(labels):
                 value = row[first + i]
                 if value:
-                    key = (model, response_model, tier, label, op)
+                    key = (model, response_model, tier, label, op, project)
                     add = 0.0 if unbilled_as_zero and not billed else value
                     totals[key] = totals.get(key, 0) + add
         return [
             Observation(
                 _total(value),
-                {**_attrs(_CALL_KEYS, key[:3]), name: key[3], A.GEN_AI_OPERATION_NAME: key[4]},
+                {
+                    **_attrs(_CALL_KEYS, key[:3]),
+                    name: key[3],
+                    A.GEN_AI_OPERATION_NAME: key[4],
+                    **({A.GEMINI_PROJECT: key[5]} if key[5] is not None else {}),
+                },
             )
             for key, value in totals.items()
         ]

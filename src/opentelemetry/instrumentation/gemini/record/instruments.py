@@ -108,7 +108,7 @@ class Instruments:
             return []
         tier = recorder.tier
         return [
-            Observation(int64(value), _gauge_attrs(model, tier, dim))
+            Observation(int64(value), _gauge_attrs(model, tier, dim, recorder.project))
             for model, limits, _usage in self._positions()
             for dim, value in limits.items()
         ]
@@ -119,11 +119,13 @@ class Instruments:
             return []
         tier = recorder.tier
         out = [
-            Observation(int64(value), _gauge_attrs(model, tier, dim))
+            Observation(int64(value), _gauge_attrs(model, tier, dim, recorder.project))
             for model, _limits, usage in self._positions()
             for dim, value in usage.items()
         ]
-        out.append(Observation(self.windows.spend_10m_total(), _spend_attrs(tier)))
+        out.append(
+            Observation(self.windows.spend_10m_total(), _spend_attrs(tier, recorder.project))
+        )
         return out
 
     def _observe_utilization(self, _options: CallbackOptions) -> Iterable[Observation]:
@@ -132,14 +134,17 @@ class Instruments:
             return []
         tier = recorder.tier
         out = [
-            Observation(value, _gauge_attrs(model, tier, dim))
+            Observation(value, _gauge_attrs(model, tier, dim, recorder.project))
             for model, limits, usage in self._positions()
             for dim, value in utilization(usage, limits).items()
         ]
         spend_limit = recorder.spend_limit_10m(tier)
         if spend_limit:
             out.append(
-                Observation(self.windows.spend_10m_total() / spend_limit, _spend_attrs(tier))
+                Observation(
+                    self.windows.spend_10m_total() / spend_limit,
+                    _spend_attrs(tier, recorder.project),
+                )
             )
         return out
 
@@ -155,12 +160,24 @@ def utilization(usage: dict[str, int], limits: dict[str, int]) -> dict[str, floa
     return {dim: usage.get(dim, 0) / limit for dim, limit in limits.items() if limit}
 
 
-def _gauge_attrs(model: str, tier: str, dimension: str) -> dict[str, str]:
-    return {A.GEN_AI_REQUEST_MODEL: model, A.GEMINI_TIER: tier, A.GEMINI_QUOTA_DIMENSION: dimension}
+def _gauge_attrs(
+    model: str, tier: str, dimension: str, project: str | None = None
+) -> dict[str, str]:
+    attrs = {
+        A.GEN_AI_REQUEST_MODEL: model,
+        A.GEMINI_TIER: tier,
+        A.GEMINI_QUOTA_DIMENSION: dimension,
+    }
+    if project is not None:
+        attrs[A.GEMINI_PROJECT] = project
+    return attrs
 
 
-def _spend_attrs(tier: str) -> dict[str, str]:
-    return {A.GEMINI_TIER: tier, A.GEMINI_QUOTA_DIMENSION: "spend_10m"}
+def _spend_attrs(tier: str, project: str | None = None) -> dict[str, str]:
+    attrs = {A.GEMINI_TIER: tier, A.GEMINI_QUOTA_DIMENSION: "spend_10m"}
+    if project is not None:
+        attrs[A.GEMINI_PROJECT] = project
+    return attrs
 
 
 # One Instruments per meter provider, for the life of the provider.

@@ -64,6 +64,10 @@ class Recorder:
         self.per_attempt = False  # set by _patch.patch once the attempt seam is in place
         self.tier = settings.tier
         self.tier_source = "config" if settings.tier != UNKNOWN_TIER else "default"
+        # The Developer API's project: configured, else learned from an ErrorInfo's consumer
+        # (a call on Vertex carries its client's project instead: Call.project).
+        self.project = settings.project
+        self.project_source = "config" if settings.project else None
         self._lock = threading.Lock()
         self._warned_unpriced: set[str] = set()
         self._metric_attrs: dict[tuple[Any, ...], _MetricAttrs] = {}
@@ -97,6 +101,7 @@ class Recorder:
         is_async: bool = False,
         operation: str = GENERATE_CONTENT,
         reader: Reader | None = None,
+        project: str | None = None,
     ) -> Call | None:
         """Open the call's span; None (and the SDK call runs untouched) if anything is off.
 
@@ -142,6 +147,8 @@ class Recorder:
                 call.reader = reader
             if requested_tier is not None:
                 call.requested_tier = requested_tier
+            if project is not None:
+                call.project = project
             return call
         except Exception:
             _logger.debug("gemini instrumentation: could not start a span", exc_info=True)
@@ -154,9 +161,13 @@ class Recorder:
             return
         # Read the 429 first: the tier it reveals must already be on this attempt's count.
         rate_limit = self._read_429(error) if status == 429 else None
+        if status == 403:
+            self._read_403(error)
         error_type = None if status is not None else type(error).__qualname__
         call.attempts.append(Attempt(status, error_type, rate_limit))
-        self.counters.attempt(call.operation, call.model, self.tier, status, error_type)
+        self.counters.attempt(
+            call.operation, call.model, self.tier, status, error_type, call.project or self.project
+        )
         if call.operation in INFERENCE:
             self.windows.record(call.model, requests=1)
         event: dict[str, Any] = {A.GEMINI_ATTEMPT_NUMBER: len(call.attempts)}
@@ -177,8 +188,10 @@ class Recorder:
         it from the request path ("" when the path names none)."""
         name = self.models.admit(model) if model else None
         rate_limit = self._read_429(error) if status == 429 else None
+        if status == 403:
+            self._read_403(error)
         error_type = None if status is not None or error is None else type(error).__qualname__
-        self.counters.attempt(operation, name, self.tier, status, error_type)
+        self.counters.attempt(operation, name, self.tier, status, error_type, self.project)
         if name is not None and operation in INFERENCE:
             self.windows.record(name, requests=1)
         if status == 429:
@@ -209,6 +222,9 @@ class Recorder:
         attrs: dict[str, Any] = {A.GEMINI_TIER: tier}
         if tier != UNKNOWN_TIER:  # an unknown tier has no source to tell
             attrs[A.GEMINI_TIER_SOURCE] = self.tier_source
+        project = call.project or self.project
+        if project is not None:
+            attrs[A.GEMINI_PROJECT] = project
         if response_model is not None:
             names = self._response_models.get(response_model) or self._response_model(
                 response_model
@@ -280,6 +296,7 @@ class Recorder:
             usage,
             cost,
             call.operation,
+            project,
         )
 
     # --- pieces of record() --------------------------------------------------------------------
@@ -324,7 +341,10 @@ class Recorder:
         if usage is None:
             attrs[A.GEMINI_COST_UNPRICED_REASON] = A.UNPRICED_NO_USAGE
             if call.chunks:  # a stream that never delivered a chunk had nothing to price
-                self.counters.unpriced.add((call.model, response_model, A.UNPRICED_NO_USAGE), 1)
+                self.counters.unpriced.add(
+                    (call.model, response_model, A.UNPRICED_NO_USAGE, call.project or self.project),
+                    1,
+                )
             return None
         model = response_model or call.model
         # At the traffic type the answer reports (Vertex), else the service tier that served
@@ -339,7 +359,9 @@ class Recorder:
                 reason = A.UNPRICED_UNKNOWN_MODEL
                 self._warn_unpriced(model)
             attrs[A.GEMINI_COST_UNPRICED_REASON] = reason
-            self.counters.unpriced.add((call.model, response_model, reason), 1)
+            self.counters.unpriced.add(
+                (call.model, response_model, reason, call.project or self.project), 1
+            )
             return None
         attrs[A.GEN_AI_USAGE_COST_AMOUNT] = cost.total
         attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
@@ -403,7 +425,22 @@ class Recorder:
         info = parse_rate_limit(getattr(error, "details", None))
         if info is not None and info.tier is not None:
             self._learn_tier(info.tier)
+        if info is not None and info.project is not None:
+            self._learn_project(info.project)
         return info
+
+    def _read_403(self, error: BaseException | None) -> None:
+        """A 403 may name the project in an ErrorInfo too (an API not enabled, a key refused)."""
+        info = parse_rate_limit(getattr(error, "details", None))
+        if info is not None and info.project is not None:
+            self._learn_project(info.project)
+
+    def _learn_project(self, project: str) -> None:
+        if self.project_source == "config" or project == self.project:
+            return
+        with self._lock:
+            self.project = project
+            self.project_source = "error_info"
 
     def _learn_tier(self, tier: str) -> None:
         if tier == self.tier:
@@ -439,7 +476,9 @@ class Recorder:
                 event[A.GEMINI_RETRY_DELAY] = delay
             if span is not None:
                 span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
-            self.counters.quota_exceeded.add((model, self.tier, None, None, None, None), 1)
+            self.counters.quota_exceeded.add(
+                (model, self.tier, None, None, None, None, self.project), 1
+            )
             return
         clean = self.secrets.clean
         for v in violations:
@@ -462,7 +501,7 @@ class Recorder:
             if span is not None:
                 span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
             self.counters.quota_exceeded.add(
-                (model, self.tier, quota_id, v.window, v.dimension, location), 1
+                (model, self.tier, quota_id, v.window, v.dimension, location, self.project), 1
             )
 
     def _capture_input(self, attrs: dict[str, Any], contents: Any, config: Any) -> None:

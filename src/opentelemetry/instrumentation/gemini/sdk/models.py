@@ -55,6 +55,7 @@ def _start(
             patches.recorder.secrets.add(getattr(api, "api_key", None))
         vertex = bool(getattr(api, "vertexai", False))
         base_url = getattr(getattr(api, "_http_options", None), "base_url", None)
+        project = getattr(api, "project", None) if vertex else None
     except Exception:
         _logger.debug("gemini instrumentation: unexpected SDK client", exc_info=True)
         return None
@@ -68,6 +69,7 @@ def _start(
         is_async=is_async,
         operation=operation,
         reader=reader,
+        project=project if isinstance(project, str) and project else None,
     )
 
 
