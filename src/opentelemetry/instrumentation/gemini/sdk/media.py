@@ -106,7 +106,10 @@ def _images(response: Any) -> tuple[int, int]:
         items = getattr(response, "generated_masks", None)  # segment_image
     returned = filtered = 0
     for item in items or ():
-        if getattr(item, "image", None) is not None or getattr(item, "mask", None) is not None:
+        # The SDK builds an Image even for a filtered prediction (from the same object): an
+        # image is returned when it carries bytes or a Cloud Storage URI.
+        image = getattr(item, "image", None) or getattr(item, "mask", None)
+        if getattr(image, "image_bytes", None) or getattr(image, "gcs_uri", None):
             returned += 1
         elif getattr(item, "rai_filtered_reason", None):
             filtered += 1
@@ -154,9 +157,11 @@ def _videos(operation: Any) -> tuple[int, int]:
     return len(videos), count(getattr(result, "rai_media_filtered_count", None))
 
 
-def read_operation(_request: Request, operation: Any) -> Answer:
+def read_operation(request: Request, operation: Any) -> Answer:
+    """A poll's answer; on the poll that priced the operation, also what its submit asked for
+    and the seconds billed (``operation_units``, which runs first, put them in ``request``)."""
     done = bool(getattr(operation, "done", False))
-    attrs: dict[str, Any] = {A.GEMINI_OPERATION_DONE: done}
+    attrs: dict[str, Any] = {**request["attrs"], A.GEMINI_OPERATION_DONE: done}
     name = _operation_name(operation)
     if name is not None:
         attrs[A.GEMINI_OPERATION_NAME] = name[:1024]
@@ -168,9 +173,10 @@ def read_operation(_request: Request, operation: Any) -> Answer:
     return None, None, None, attrs
 
 
-def operation_units(_request: Request, operation: Any, call: Call) -> UnitUsage | None:
+def operation_units(request: Request, operation: Any, call: Call) -> UnitUsage | None:
     """The first poll that sees an operation done bills it: seconds x videos returned x
-    rate; later polls of the same operation bill nothing (None: a known zero)."""
+    rate; later polls of the same operation bill nothing (None: a known zero). Leaves the
+    submit's attributes and the seconds billed in ``request`` for ``read_operation``."""
     name = _operation_name(operation)
     if name is None or not getattr(operation, "done", False):
         return None
@@ -181,8 +187,11 @@ def operation_units(_request: Request, operation: Any, call: Call) -> UnitUsage 
     seconds = submit.get("seconds") if submit is not None else None
     if seconds is None:  # submitted by another process, or no duration known for the model
         return UnitUsage(VIDEO_SECOND, 0, unpriced=A.UNPRICED_UNKNOWN_DURATION)
+    billed = seconds * returned
+    request["attrs"].update(submit["attrs"])
+    request["attrs"][A.GEMINI_USAGE_VIDEO_SECONDS] = billed
     conditions = {"audio": submit["audio"], "resolution": submit["resolution"]}
-    return UnitUsage(VIDEO_SECOND, seconds * returned, conditions)
+    return UnitUsage(VIDEO_SECOND, billed, conditions)
 
 
 def _model_of_operation(operation: Any) -> str | None:
