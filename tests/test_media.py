@@ -113,6 +113,7 @@ def test_generate_images_counts_and_cost_per_image_returned(
     assert not telemetry.points("gen_ai.client.token.usage")  # images carry no tokens
     status = quota_status(FAST)
     assert status is not None and status.usage["rpm"] == 1
+    assert status.spend_10m_usd == pytest.approx(expected)  # unit costs are spend too
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -226,6 +227,22 @@ def test_video_operation_polled_several_times_is_priced_once(
     assert telemetry.total(REQUESTS, gen_ai__operation__name="get_operation") == 7
     status = quota_status(VEO)
     assert status is not None and status.usage["rpm"] == 1  # polls are not in the model's RPM
+    assert status.spend_10m_usd == pytest.approx(expected)
+
+
+def test_free_tier_bills_zero_and_keeps_the_list_price(
+    fake: FakeGemini, instrument: Callable[..., Telemetry]
+) -> None:
+    telemetry = instrument(tier="free")
+    client = make_client(fake, vertexai=True)
+    _run(client, "sync", "generate_images", model=FAST, prompt="a cat")
+    a = telemetry.span().attributes
+    assert a["gen_ai.usage.cost.amount"] == 0.0
+    assert a["gcp.gemini.cost.list_amount"] == pytest.approx(_rate(FAST))
+    assert telemetry.total(COST) == 0
+    assert telemetry.total("gcp.gemini.cost.list", gcp__gemini__cost__component="image_output") == (
+        pytest.approx(_rate(FAST))
+    )
 
 
 def test_video_defaults_and_filtered_videos(fake: FakeGemini, telemetry: Telemetry) -> None:

@@ -35,7 +35,7 @@ NO_MATCHING_RATE = "no_matching_rate"  # the model has no rate for the request's
 class UnitUsage:
     """What one call (or one finished long-running operation) bills by unit."""
 
-    __slots__ = ("conditions", "quantity", "unit", "unpriced")
+    __slots__ = ("bills", "conditions", "quantity", "unit", "unpriced")
 
     def __init__(
         self,
@@ -43,6 +43,7 @@ class UnitUsage:
         quantity: float,
         conditions: Mapping[str, Any] | None = None,
         unpriced: str | None = None,
+        bills: str | None = None,
     ) -> None:
         self.unit = unit
         self.quantity = quantity  # images returned; video seconds x videos returned
@@ -50,6 +51,9 @@ class UnitUsage:
         self.conditions = conditions or {}
         # Known unpriceable before any lookup (a submit priced later, a duration never seen).
         self.unpriced = unpriced
+        # The operation these units bill when it is not the call's own (a poll that finds a
+        # video generation done bills generate_videos); None: the call's own.
+        self.bills = bills
 
 
 class UnitCost:
@@ -76,14 +80,14 @@ class UnitCost:
         usd: float,
         rate: float,
         billed: bool,
-        operation: str,
+        operation: str | None,
         prices_version: str,
         verified: bool,
     ) -> None:
         self.component = component
         self.rate = rate
         self.billed = billed
-        self.operation = operation  # what the units bill, e.g. generate_videos for a poll
+        self.operation = operation  # what the units bill if not the call's own (UnitUsage.bills)
         self.prices_version = prices_version
         self.verified = verified
         self.list_total = usd
@@ -143,7 +147,7 @@ class UnitPrices:
                 usage.quantity * rate,
                 rate,
                 _bundled_extras().tiers_billed.get(tier, True),
-                unit["operation"],
+                usage.bills,
                 f"gemini-units {self.version}",
                 bool(found.get("verified", False)),
             ),

@@ -292,7 +292,7 @@ class Recorder:
             self._token_usage.record(input_tokens, input_attrs)
             if output_tokens or call.operation is GENERATE_CONTENT:  # embeddings: input only
                 self._token_usage.record(output_tokens, output_attrs)
-        if call.units is not None and cost is not None and cost.operation != call.operation:
+        if call.units is not None and cost is not None and cost.operation is not None:
             # A long-running operation's cost, seen at a poll: counted under the operation
             # that bills it (generate_videos), the poll's own attempts under its own.
             self.counters.call(

@@ -191,7 +191,7 @@ def operation_units(request: Request, operation: Any, call: Call) -> UnitUsage |
     request["attrs"].update(submit["attrs"])
     request["attrs"][A.GEMINI_USAGE_VIDEO_SECONDS] = billed
     conditions = {"audio": submit["audio"], "resolution": submit["resolution"]}
-    return UnitUsage(VIDEO_SECOND, billed, conditions)
+    return UnitUsage(VIDEO_SECOND, billed, conditions, bills=ops.GENERATE_VIDEOS)
 
 
 def _model_of_operation(operation: Any) -> str | None:
