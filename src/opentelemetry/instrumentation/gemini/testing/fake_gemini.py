@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .fake_media import FakeMedia
+
 DEFAULT_USAGE: dict[str, Any] = {"promptTokenCount": 12, "candidatesTokenCount": 8}
 
 
@@ -198,6 +200,7 @@ class FakeGemini:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._max_lifetime = max_lifetime
         self._timer: threading.Timer | None = None
+        self.media = FakeMedia()  # Imagen and Veo endpoints (fake_media.py)
 
     @property
     def port(self) -> int:
@@ -234,6 +237,7 @@ class FakeGemini:
         with self._lock:
             self._scripts.clear()
             self.requests.clear()
+        self.media.reset()
 
     def _next_reply(self, model: str) -> Reply:
         with self._lock:
@@ -334,6 +338,10 @@ class FakeGemini:
                     )
                 reply = fake._next_reply(model)
                 if self._send_scripted_error(reply, model):
+                    return
+                media = fake.media.answer(path, model, method, reply, payload)
+                if media is not None:
+                    self._send_json(200, media, reply.headers)
                     return
                 other = _method_body(method, reply, payload)
                 if other is not None:
