@@ -130,6 +130,7 @@ class Call:
         "start",
         "stream",
         "texts",
+        "tools",
         "usage_chunk",
     )
 
@@ -169,6 +170,7 @@ class Call:
         self.reader: Reader | None = None
         self.requested_tier: str | None = None  # config.service_tier, when the caller set one
         self.project: str | None = None  # a Vertex client's project (else the recorder's)
+        self.tools = False  # the config carries tools: the answer may report grounding
 
     def __enter__(self) -> None:
         """While the SDK's own call runs: the span is current, so HTTP spans below parent to
