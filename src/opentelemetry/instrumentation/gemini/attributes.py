@@ -190,6 +190,7 @@ METRIC_CACHE_TOKENS: Final = "gcp.gemini.cache.tokens"  # gauge: live cached tok
 METRIC_CACHE_STORAGE_RATE: Final = "gcp.gemini.cache.storage_rate"  # gauge: USD per hour
 COST_COMPONENT_CACHE_STORAGE: Final = "cache_storage"
 UNPRICED_NO_STORAGE_PRICE: Final = "no_storage_price"
+GEMINI_CACHE_UNPRICED_REASON: Final = "gcp.gemini.cache.storage_unpriced_reason"
 
 # --- Grounding (record/grounding.py) -----------------------------------------------------------
 GEMINI_GROUNDING_SEARCH_QUERIES: Final = "gcp.gemini.grounding.search_queries"

@@ -40,7 +40,7 @@ _KEYS = (A.GEN_AI_REQUEST_MODEL, A.GEMINI_TIER, A.GEMINI_PROJECT)
 
 
 class _Live:
-    """One metered cache. ``rate``: list USD per token-hour (None: no storage price)."""
+    """One metered cache. ``rate``: list USD per token per hour (None: no storage price)."""
 
     __slots__ = ("billed", "expire", "model", "project", "rate", "since", "tier", "tokens")
 
@@ -165,7 +165,7 @@ class StorageMeter:
         live = self._live.get(name)
         if live is None or live.rate is None:
             return None
-        return live.tokens * live.rate * _HOUR
+        return live.tokens * live.rate
 
     # --- banking -----------------------------------------------------------------------------
     def bank(self) -> None:
@@ -221,7 +221,7 @@ class StorageMeter:
             for live in self._live.values():
                 key = (live.model, live.tier, live.project)
                 tokens, usd = out.get(key, (0, 0.0))
-                per_hour = live.tokens * live.rate * _HOUR if live.rate and live.billed else 0.0
+                per_hour = live.tokens * live.rate if live.rate and live.billed else 0.0
                 out[key] = (tokens + live.tokens, usd + per_hour)
             return out
 

@@ -91,9 +91,9 @@ def read_created(
     rate = storage_rate(priced)
     tokens = attrs.get(A.GEMINI_CACHE_TOKENS, 0)
     if rate is None:
-        attrs[A.GEMINI_COST_UNPRICED_REASON] = A.UNPRICED_NO_STORAGE_PRICE
+        attrs[A.GEMINI_CACHE_UNPRICED_REASON] = A.UNPRICED_NO_STORAGE_PRICE
     else:
-        attrs[A.GEMINI_CACHE_STORAGE_RATE] = tokens * rate * 3600
+        attrs[A.GEMINI_CACHE_STORAGE_RATE] = tokens * rate  # rate: USD per token per hour
     key = cache_key(response.name)
     if key is not None and metric_model is not None:
         storage.created(
@@ -121,12 +121,15 @@ def read_updated(storage: StorageMeter, name: str | None, response: Any) -> Answ
     return _answer(response, attrs)
 
 
-def read_deleted(storage: StorageMeter, name: str | None, _response: Any) -> Answer:
+def read_deleted(
+    storage: StorageMeter, key: str | None, name: str | None, _response: Any
+) -> Answer:
     """A delete answered: the cache's storage stops; what it came to in this process."""
     attrs: dict[str, Any] = {}
-    if name is not None:
-        attrs[A.GEMINI_CACHE_NAME] = name
-        spent = storage.deleted(name)
+    if name:
+        attrs[A.GEMINI_CACHE_NAME] = name[: MAX_NAME * 2]
+    if key is not None:
+        spent = storage.deleted(key)
         if spent is not None:
             attrs[A.GEMINI_CACHE_STORAGE_AMOUNT] = spent
     return None, None, None, attrs
@@ -177,7 +180,10 @@ def _open(patches: Patches, instance: Any, operation: str, kwargs: dict[str, Any
         elif operation is ops.UPDATE_CACHE:
             call.reader = functools.partial(read_updated, storage, key)
         elif operation is ops.DELETE_CACHE:
-            call.reader = functools.partial(read_deleted, storage, key)
+            name = kwargs.get("name")
+            call.reader = functools.partial(
+                read_deleted, storage, key, name if isinstance(name, str) else None
+            )
         elif operation is ops.LIST_CACHES:
             call.reader = read_listed
         return call
