@@ -331,7 +331,9 @@ def test_a_429_on_each_cache_method_is_counted_and_parsed(
     assert span.attributes["error.type"] == "429"
     assert [e.name for e in span.events].count("gcp.gemini.quota.exceeded") == 1
     assert (
-        telemetry.total(REQUESTS, gen_ai__operation__name=operation, http__response__status_code=429)
+        telemetry.total(
+            REQUESTS, gen_ai__operation__name=operation, http__response__status_code=429
+        )
         == 1
     )
     assert telemetry.total("gcp.gemini.quota.exceeded") == 1
@@ -364,9 +366,12 @@ def test_google_search_grounding_on_every_entry_point(
     tokens_list = 12 * 0.30e-6 + 8 * 2.50e-6
     assert a["gcp.gemini.cost.list_amount"] == pytest.approx(tokens_list + 0.035)
     assert a["gen_ai.usage.cost.amount"] == pytest.approx(tokens_list)
-    assert _grounding_units(
-        telemetry, gcp__gemini__grounding__source="google_search", gen_ai__request__model=FLASH
-    ) == 1
+    assert (
+        _grounding_units(
+            telemetry, gcp__gemini__grounding__source="google_search", gen_ai__request__model=FLASH
+        )
+        == 1
+    )
     grounding_list = telemetry.total(COST_LIST, gcp__gemini__cost__component="grounding")
     assert grounding_list == pytest.approx(0.035)
 
@@ -429,7 +434,11 @@ def test_maps_url_context_and_code_execution_are_counted(
         model=FLASH, contents="x", config=types.GenerateContentConfig(tools=tools)
     )
     a = telemetry.span().attributes
-    assert set(a["gcp.gemini.grounding.sources"]) == {"google_maps", "url_context", "code_execution"}
+    assert set(a["gcp.gemini.grounding.sources"]) == {
+        "google_maps",
+        "url_context",
+        "code_execution",
+    }
     assert a["gcp.gemini.grounding.urls"] == 2
     assert a["gcp.gemini.grounding.code_executions"] == 1
     assert a["gcp.gemini.grounding.unpriced_reason"] == "no_maps_price"

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -236,9 +236,6 @@ class GroundingMeter:
             )
             for values, total in sums.snapshot().items()
         ]
-
-    def observe_units(self, options: Any) -> Iterable[Observation]:
-        return self._units.observe(options)
 
     def reset_after_fork(self) -> None:
         self._lock = threading.Lock()
