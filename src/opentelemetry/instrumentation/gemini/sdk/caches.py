@@ -145,7 +145,9 @@ def read_listed(response: Any) -> Answer:
 
 
 # --- control flow ------------------------------------------------------------------------------
-def _open(patches: Patches, instance: Any, operation: str, kwargs: dict[str, Any], is_async: bool):
+def _open(
+    patches: Patches, instance: Any, operation: str, kwargs: dict[str, Any], is_async: bool
+) -> Call | None:
     """The call for one cache method, its reader bound to what the answer needs; None lets
     the SDK run untouched."""
     if patches.closed:
