@@ -273,7 +273,7 @@ class Recorder:
         if self.prices is not None:
             cost = self._price(call, attrs, usage, response_model, error, served)
         if call.tools and error is None:
-            self._grounding(call, attrs, response_model, tier, project)
+            self._grounding(call, attrs, tier, project)
         span.set_attributes(attrs)
         try:
             span.end(call.end_ns)
@@ -376,12 +376,7 @@ class Recorder:
         return cost
 
     def _grounding(
-        self,
-        call: Call,
-        attrs: dict[str, Any],
-        response_model: str | None,
-        tier: str,
-        project: str | None,
+        self, call: Call, attrs: dict[str, Any], tier: str, project: str | None
     ) -> None:
         """Grounding the answer reports (record/grounding.py): counted, and its Google Search
         fee added to the call's cost where the call's tokens are priced."""
@@ -392,8 +387,8 @@ class Recorder:
             return
         billed, list_usd = self.instruments.grounding.record(
             found,
-            response_model or call.model,
-            attrs.get(A.GEN_AI_RESPONSE_MODEL) or call.model,
+            call.model,  # metrics: as the call's other counters name it
+            attrs.get(A.GEN_AI_RESPONSE_MODEL) or call.model,  # priced: the model that answered
             tier,
             project,
             call.provider == A.PROVIDER_VERTEX_AI,
