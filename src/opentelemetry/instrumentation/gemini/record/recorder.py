@@ -375,9 +375,7 @@ class Recorder:
         attrs[A.GEMINI_COST_PRICES_VERSION] = cost.prices_version
         return cost
 
-    def _grounding(
-        self, call: Call, attrs: dict[str, Any], tier: str, project: str | None
-    ) -> None:
+    def _grounding(self, call: Call, attrs: dict[str, Any], tier: str, project: str | None) -> None:
         """Grounding the answer reports (record/grounding.py): counted, and its Google Search
         fee added to the call's cost where the call's tokens are priced."""
         found = read_grounding(call.last)
