@@ -227,6 +227,27 @@ def test_update_moves_the_expiry(
     assert _storage(telemetry) == pytest.approx(PER_HOUR * (300 + 3600) / 3600)
 
 
+@pytest.mark.parametrize("how", ["get", "list"])
+def test_an_expiry_moved_by_another_process_is_followed_when_read_back(
+    fake: FakeGemini, client: Any, telemetry: Telemetry, clock: FakeClock, how: str
+) -> None:
+    """Another process extends our cache to an hour (on the server's clock, right after the
+    create); our next get or list reads the new expiry and the meter follows it."""
+    _scripted_create(fake)
+    name = _create(client, "sync", ttl="600s").name
+    status, _ = fake.caches.handle("PATCH", f"/v1beta/{name}", {}, {"ttl": "3600s"})
+    assert status == 200
+    clock.advance(300)
+    if how == "get":
+        _get(client, "sync", name)
+    else:
+        _list(client, "sync")
+    clock.advance(1500)  # 30 minutes after the create: the old expiry (10) long past
+    assert _storage(telemetry) == pytest.approx(PER_HOUR / 2, rel=1e-3)
+    clock.advance(7200)
+    assert _storage(telemetry) == pytest.approx(PER_HOUR, rel=1e-3)
+
+
 def test_free_tier_storage_bills_nothing_but_keeps_its_list_price(
     fake: FakeGemini, client: Any, instrument: Callable[..., Telemetry]
 ) -> None:

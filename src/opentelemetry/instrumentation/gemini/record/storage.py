@@ -5,8 +5,10 @@ is deleted or expires (an update moves the expiry). Nothing in an answer reports
 it is metered here, in process: each cache this process created is kept (name, model, tokens,
 rate, expiry) and its storage is *banked* - priced from the last bank up to now, or up to its
 expiry if that came first - at every metric collection, at an update (before the expiry moves)
-and at a delete (which stops the meter). The banked USD is the ``cache_storage`` component of
-``gcp.gemini.cost`` (and of ``gcp.gemini.cost.list``); two gauges show what is live now.
+and at a delete (which stops the meter). A get or list answer that shows a metered cache with
+another expiry (another process updated it) moves the expiry too (``seen``). The banked USD is
+the ``cache_storage`` component of ``gcp.gemini.cost`` (and of ``gcp.gemini.cost.list``); two
+gauges show what is live now.
 
 Bounded: at most ``MAX_CACHES`` caches are metered at once (further ones are not, with one
 warning). Only caches created here are metered: a cache created by another process is that
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 
 MAX_CACHES = 4096  # caches metered at once; each costs ~200 bytes
 _HOUR = 3600.0
+_SAME_EXPIRY = 1.0  # s: an expiry read back within this of ours is the one we know
 # (model, tier, project): the banked USD's series, and the gauges'.
 _KEYS = (A.GEN_AI_REQUEST_MODEL, A.GEMINI_TIER, A.GEMINI_PROJECT)
 
@@ -42,7 +45,17 @@ _KEYS = (A.GEN_AI_REQUEST_MODEL, A.GEMINI_TIER, A.GEMINI_PROJECT)
 class _Live:
     """One metered cache. ``rate``: list USD per token per hour (None: no storage price)."""
 
-    __slots__ = ("billed", "expire", "model", "project", "rate", "since", "tier", "tokens")
+    __slots__ = (
+        "billed",
+        "expire",
+        "model",
+        "offset",
+        "project",
+        "rate",
+        "since",
+        "tier",
+        "tokens",
+    )
 
     def __init__(
         self,
@@ -63,6 +76,9 @@ class _Live:
         self.project = project
         self.since = since  # banked up to here (epoch s, this process's clock)
         self.expire = expire
+        # This process's clock minus Google's, as measured by the latest create/update answer
+        # (latency included): turns an expire time read later (get, list) into ours.
+        self.offset: float | None = None
 
 
 class StorageMeter:
@@ -108,9 +124,11 @@ class StorageMeter:
         billed: bool,
         tier: str,
         project: str | None,
+        answered_at: float | None = None,
     ) -> bool:
         """Start metering ``name`` (live for ``ttl`` seconds from now); whether it is metered
-        (False beyond MAX_CACHES, or for a name already metered)."""
+        (False beyond MAX_CACHES, or for a name already metered). ``answered_at``: the answer's
+        create time (epoch s, Google's clock)."""
         now = self.clock()
         with self._lock:
             if name in self._live:
@@ -125,14 +143,22 @@ class StorageMeter:
                         MAX_CACHES,
                     )
                     return False
-            self._live[name] = _Live(
-                model, tokens, rate, billed, tier, project, now, now + max(ttl, 0.0)
-            )
+            live = _Live(model, tokens, rate, billed, tier, project, now, now + max(ttl, 0.0))
+            if answered_at is not None:
+                live.offset = now - answered_at
+            self._live[name] = live
             return True
 
-    def updated(self, name: str, ttl: float | None, tokens: int | None = None) -> bool:
+    def updated(
+        self,
+        name: str,
+        ttl: float | None,
+        tokens: int | None = None,
+        answered_at: float | None = None,
+    ) -> bool:
         """An update answered: the storage so far is banked at the old expiry, then the expiry
-        moves to ``ttl`` seconds from now. Whether ``name`` is metered here."""
+        moves to ``ttl`` seconds from now. Whether ``name`` is metered here. ``answered_at``:
+        the answer's update time (Google's clock)."""
         now = self.clock()
         with self._lock:
             self._bank(now)
@@ -141,9 +167,24 @@ class StorageMeter:
                 return False
             if ttl is not None:
                 live.expire = now + max(ttl, 0.0)
+                if answered_at is not None:
+                    live.offset = now - answered_at
             if tokens:
                 live.tokens = tokens
             return True
+
+    def seen(self, name: str, expire_at: float) -> None:
+        """A get or list answer shows a metered cache's expiry (``expire_at``, Google's clock):
+        if another process moved it, follow (then bank: a cut expiry stops the meter there)."""
+        with self._lock:
+            live = self._live.get(name)
+            if live is None or live.offset is None:
+                return
+            expire = expire_at + live.offset
+            if abs(expire - live.expire) <= _SAME_EXPIRY:
+                return
+            live.expire = expire
+            self._bank(self.clock())
 
     def deleted(self, name: str) -> float | None:
         """A delete answered: bank up to now and stop. The billed USD the cache's storage came

@@ -2,12 +2,12 @@
 delete, get and list (each page the pager fetches: ``_list``), control flow only.
 
 Each method gets a span of its own operation (create_cache, update_cache, delete_cache,
-get_cache, list_caches), none billed per call and none in a model's inference quota. The
-answers (``CachedContent``) are read by the readers below, which also drive the storage meter
+get_cache, list_caches), none billed per call and none in a model's inference quota. The answers
+(``CachedContent``) are read by the readers below, which also drive the storage meter
 (record/storage.py): a create starts metering the cache's token-hours, an update moves its
-expiry, a delete stops it. The span's model is the one asked for (create), else the one this
-process created the cache with, else none (list; a cache made elsewhere).
-"""
+expiry, a delete stops it, and a get or list that shows a metered cache with another expiry
+(another process updated it) moves it too. The span's model is the one asked for (create), else
+the one this process created the cache with, else none (list; a cache made elsewhere)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,15 @@ def _seconds_between(start: Any, end: Any) -> float | None:
         try:
             return (end - start).total_seconds()
         except (TypeError, OverflowError):  # naive against aware
+            return None
+    return None
+
+
+def _epoch(when: Any) -> float | None:
+    if isinstance(when, datetime) and when.tzinfo is not None:
+        try:
+            return when.timestamp()
+        except (OverflowError, OSError, ValueError):
             return None
     return None
 
@@ -105,6 +114,7 @@ def read_created(
             tier_billed(tier),
             tier,
             project,
+            _epoch(getattr(response, "create_time", None)),
         )
     return _answer(response, attrs)
 
@@ -114,7 +124,8 @@ def read_updated(storage: StorageMeter, name: str | None, response: Any) -> Answ
     ttl = _seconds_between(getattr(response, "update_time", None), response.expire_time)
     attrs = _cache_attributes(response, ttl)
     key = cache_key(getattr(response, "name", None)) or name
-    if key is not None and storage.updated(key, ttl, attrs.get(A.GEMINI_CACHE_TOKENS)):
+    answered_at = _epoch(getattr(response, "update_time", None))
+    if key is not None and storage.updated(key, ttl, attrs.get(A.GEMINI_CACHE_TOKENS), answered_at):
         per_hour = storage.rate_per_hour(key)
         if per_hour is not None:
             attrs[A.GEMINI_CACHE_STORAGE_RATE] = per_hour
@@ -135,12 +146,23 @@ def read_deleted(
     return None, None, None, attrs
 
 
-def read_got(response: Any) -> Answer:
+def _follow(storage: StorageMeter, cache: Any) -> None:
+    """A cache as a get or list shows it: its expiry, should another process have moved it."""
+    key = cache_key(getattr(cache, "name", None))
+    expire = _epoch(getattr(cache, "expire_time", None))
+    if key is not None and expire is not None:
+        storage.seen(key, expire)
+
+
+def read_got(storage: StorageMeter, response: Any) -> Answer:
+    _follow(storage, response)
     return _answer(response, _cache_attributes(response, None))
 
 
-def read_listed(response: Any) -> Answer:
+def read_listed(storage: StorageMeter, response: Any) -> Answer:
     listed = getattr(response, "cached_contents", None) or ()
+    for cache in listed:
+        _follow(storage, cache)
     return None, None, None, {A.GEMINI_CACHE_LISTED: len(listed)}
 
 
@@ -166,7 +188,7 @@ def _open(
             stream=False,
             is_async=is_async,
             operation=operation,
-            reader=read_got,
+            reader=functools.partial(read_got, storage),
         )
         if call is None:
             return None
@@ -187,7 +209,7 @@ def _open(
                 read_deleted, storage, key, name if isinstance(name, str) else None
             )
         elif operation is ops.LIST_CACHES:
-            call.reader = read_listed
+            call.reader = functools.partial(read_listed, storage)
         return call
     except Exception:
         _logger.debug("gemini instrumentation: could not open a cache call", exc_info=True)
