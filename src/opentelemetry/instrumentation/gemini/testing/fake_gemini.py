@@ -2,10 +2,11 @@
 
 It answers the real ``google-genai`` client over HTTP with bodies shaped like the real API's:
 ``generateContent`` JSON, ``streamGenerateContent?alt=sse`` server-sent events with cumulative
-usage, ``countTokens``, and error bodies (429 RESOURCE_EXHAUSTED with QuotaFailure/RetryInfo,
-500...). Replies can be scripted per model, in process (``enqueue``) or from another process
-(``POST /_fake/enqueue``). The server binds loopback only and stops itself after
-``max_lifetime`` seconds.
+usage, ``countTokens``, context caches (``cachedContents``: fake_caches.py), grounding on demand
+(``Reply.candidate_fields``: fake_grounding.py), and error bodies (429 RESOURCE_EXHAUSTED with
+QuotaFailure/RetryInfo, 500...). Replies can be scripted per model, in process (``enqueue``) or
+from another process (``POST /_fake/enqueue``). The server binds loopback only and stops itself
+after ``max_lifetime`` seconds.
 
     with FakeGemini() as fake:
         client = genai.Client(api_key="fake-key",
