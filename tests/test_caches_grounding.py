@@ -499,3 +499,28 @@ def test_a_call_without_tools_reads_no_grounding(
     client.models.generate_content(model=FLASH, contents="x")
     assert not any(k.startswith("gcp.gemini.grounding") for k in telemetry.span().attributes)
     assert telemetry.points("gcp.gemini.grounding") == []
+
+
+def test_a_family_without_a_grounding_rule_is_counted_not_priced(
+    fake: FakeGemini, client: Any, telemetry: Telemetry
+) -> None:
+    fake.enqueue(None, _grounded())
+    client.models.generate_content(model="gemini-2.0-flash", contents="x", config=SEARCH)
+    a = telemetry.span().attributes
+    assert a["gcp.gemini.grounding.unpriced_reason"] == "unknown_model"
+    assert "gcp.gemini.cost.grounding.list_amount" not in a
+    assert _grounding_units(telemetry, gcp__gemini__grounding__unit="grounded_prompt") == 1
+
+
+def test_reading_grounding_never_raises_on_odd_answers() -> None:
+    class Odd:
+        @property
+        def candidates(self) -> Any:
+            raise RuntimeError("boom")
+
+    class NoQueries:
+        candidates = [type("C", (), {"grounding_metadata": object(), "content": None})()]
+
+    assert grounding_module.read_grounding(Odd()) is None
+    assert grounding_module.read_grounding(NoQueries()) is None
+    assert grounding_module.read_grounding(None) is None
