@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -93,7 +94,8 @@ def read_created(
     response: Any,
 ) -> Answer:
     """A cache was created: its tokens and expiry, and its storage metered from now."""
-    ttl = _seconds_between(getattr(response, "create_time", None), response.expire_time)
+    expire = getattr(response, "expire_time", None)
+    ttl = _seconds_between(getattr(response, "create_time", None), expire)
     attrs = _cache_attributes(response, ttl)
     answered = getattr(response, "model", None)
     priced = normalize_model(answered) if isinstance(answered, str) and answered else model
@@ -103,13 +105,18 @@ def read_created(
         attrs[A.GEMINI_CACHE_UNPRICED_REASON] = A.UNPRICED_NO_STORAGE_PRICE
     else:
         attrs[A.GEMINI_CACHE_STORAGE_RATE] = tokens * rate  # rate: USD per token per hour
-    key = cache_key(response.name)
+    key = cache_key(getattr(response, "name", None))
+    if ttl is None:  # no create time: the expiry against this host's clock, else the default
+        expire_at = _epoch(expire)
+        ttl_now = expire_at - time.time() if expire_at is not None else _DEFAULT_TTL
+    else:
+        ttl_now = ttl
     if key is not None and metric_model is not None:
         storage.created(
             key,
             metric_model,
             tokens,
-            _DEFAULT_TTL if ttl is None else ttl,
+            ttl_now,
             rate,
             tier_billed(tier),
             tier,
@@ -121,7 +128,9 @@ def read_created(
 
 def read_updated(storage: StorageMeter, name: str | None, response: Any) -> Answer:
     """An update answered: the expiry it moved to (counted from the answer's update time)."""
-    ttl = _seconds_between(getattr(response, "update_time", None), response.expire_time)
+    ttl = _seconds_between(
+        getattr(response, "update_time", None), getattr(response, "expire_time", None)
+    )
     attrs = _cache_attributes(response, ttl)
     key = cache_key(getattr(response, "name", None)) or name
     answered_at = _epoch(getattr(response, "update_time", None))
