@@ -138,16 +138,16 @@ def test_compute_tokens_on_vertex(fake: FakeGemini, telemetry: Telemetry) -> Non
 def test_a_request_no_adapter_knows_still_counts(
     fake: FakeGemini, client: Any, telemetry: Telemetry
 ) -> None:
-    """caches.list has no adapter yet: its attempts (a 429 among them) are counted under the
+    """files.list has no adapter yet: its attempts (a 429 among them) are counted under the
     operation its path names, and the 429 is parsed, with no span of ours."""
     fake.enqueue(None, Reply(status=429))
     with pytest.raises(errors.ClientError):
-        client.caches.list()
-    client.caches.list()
+        client.files.list()
+    client.files.list()
     assert telemetry.spans() == ()
-    assert telemetry.total(REQUESTS, gen_ai__operation__name="caches") == 2
+    assert telemetry.total(REQUESTS, gen_ai__operation__name="files") == 2
     assert (
-        telemetry.total(REQUESTS, gen_ai__operation__name="caches", http__response__status_code=429)
+        telemetry.total(REQUESTS, gen_ai__operation__name="files", http__response__status_code=429)
         == 1
     )
     assert telemetry.total("gcp.gemini.quota.exceeded") == 1

@@ -197,3 +197,37 @@ TOKEN_BUCKETS: Final = (
     16777216,
     67108864,
 )
+
+# --- Context caches (sdk/caches.py, record/caches.py) ----------------------------------------
+GEMINI_CACHE_NAME: Final = "gcp.gemini.cache.name"  # cachedContents/{id} (Vertex: full path)
+GEMINI_CACHE_TOKENS: Final = "gcp.gemini.cache.tokens"  # usage_metadata.total_token_count
+GEMINI_CACHE_EXPIRE_TIME: Final = "gcp.gemini.cache.expire_time"  # RFC 3339, as answered
+GEMINI_CACHE_TTL: Final = "gcp.gemini.cache.ttl"  # seconds from the answer to its expiry
+GEMINI_CACHE_STORAGE_RATE: Final = "gcp.gemini.cache.storage_usd_per_hour"  # list, this cache
+GEMINI_CACHE_STORAGE_AMOUNT: Final = "gcp.gemini.cache.storage_amount"  # billed USD banked
+GEMINI_CACHE_LISTED: Final = "gcp.gemini.cache.listed"  # caches on a list page
+METRIC_CACHE_TOKENS: Final = "gcp.gemini.cache.tokens"  # gauge: live cached tokens per model
+METRIC_CACHE_STORAGE_RATE: Final = "gcp.gemini.cache.storage_rate"  # gauge: USD per hour
+COST_COMPONENT_CACHE_STORAGE: Final = "cache_storage"
+UNPRICED_NO_STORAGE_PRICE: Final = "no_storage_price"
+GEMINI_CACHE_UNPRICED_REASON: Final = "gcp.gemini.cache.storage_unpriced_reason"
+
+# --- Grounding (record/grounding.py) -----------------------------------------------------------
+GEMINI_GROUNDING_SEARCH_QUERIES: Final = "gcp.gemini.grounding.search_queries"
+GEMINI_GROUNDING_CHUNKS: Final = "gcp.gemini.grounding.chunks"
+GEMINI_GROUNDING_SOURCES: Final = "gcp.gemini.grounding.sources"  # google_search, google_maps...
+GEMINI_GROUNDING_URLS: Final = "gcp.gemini.grounding.urls"  # url_context_metadata entries
+GEMINI_GROUNDING_CODE_EXECUTIONS: Final = "gcp.gemini.grounding.code_executions"
+GEMINI_GROUNDING_UNIT: Final = "gcp.gemini.grounding.unit"  # grounded_prompt, search_query...
+GEMINI_GROUNDING_BILLABLE: Final = "gcp.gemini.grounding.billable_units"  # priced units
+GEMINI_GROUNDING_SOURCE: Final = "gcp.gemini.grounding.source"  # metric attribute
+GEMINI_COST_GROUNDING_AMOUNT: Final = "gcp.gemini.cost.grounding.amount"  # in-process billed
+GEMINI_COST_GROUNDING_LIST_AMOUNT: Final = "gcp.gemini.cost.grounding.list_amount"
+GEMINI_GROUNDING_UNPRICED_REASON: Final = "gcp.gemini.grounding.unpriced_reason"
+METRIC_GROUNDING: Final = "gcp.gemini.grounding"
+COST_COMPONENT_GROUNDING: Final = "grounding"
+GROUNDING_GOOGLE_SEARCH: Final = "google_search"
+GROUNDING_GOOGLE_MAPS: Final = "google_maps"
+GROUNDING_URL_CONTEXT: Final = "url_context"
+GROUNDING_CODE_EXECUTION: Final = "code_execution"
+GROUNDING_RETRIEVAL: Final = "retrieval"  # Vertex AI Search / RAG chunks

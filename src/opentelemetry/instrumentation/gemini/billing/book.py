@@ -67,9 +67,11 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from .extras import _bundled_extras, _Extras, cache_storage_cost, grounding_cost
+from .extras import _bundled_extras, _Extras
+from .grounding import grounding_cost
 from .lookup import _candidates, _clause_score, _normalize, _validity, _variant_active
 from .overrides import PricesFileError, _load_overrides, _Override, _Overrides
+from .storage import cache_storage_cost
 from .tables import (
     _NOT_LOADED,
     _UNPRICED,

@@ -10,7 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .lookup import _lookup_key, _normalize
+from .lookup import _lookup_key
 from .overrides import PricesFileError
 
 _PER_MTOK = 1e-6
@@ -76,34 +76,6 @@ def _bundled_extras() -> _Extras:
     return extras
 
 
-def cache_storage_cost(model: str, tokens: int, hours: float) -> float | None:
-    """USD to keep ``tokens`` in an explicit context cache for ``hours`` (its TTL).
-
-    None when we have no storage price for the model (unknown, or no caching).
-    """
-    if tokens < 0 or hours < 0:
-        raise ValueError("tokens and hours must be >= 0")
-    rate = _bundled_extras().model(_normalize(model)).get("cache_storage_usd_per_mtok_hour")
-    if rate is None:
-        return None
-    return tokens * _PER_MTOK * float(rate) * hours
-
-
-def grounding_cost(model_family: str, prompts: int) -> float:
-    """USD for ``prompts`` Google Search grounded prompts (Gemini 3: search queries) in one
-    allowance period (a day for 2.5, a month for Gemini 3), beyond its free allowance.
-
-    ``model_family`` is ``"gemini-2.5"`` or ``"gemini-3"``, or any model name in them
-    (``"gemini-2.5-flash"``, ``"models/gemini-3-pro-preview"``). Unknown family: ValueError.
-    """
-    if prompts < 0:
-        raise ValueError("prompts must be >= 0")
-    table = _bundled_extras().grounding
-    key = _lookup_key(_normalize(model_family), table, same_variant=False)
-    if key is None:
-        raise ValueError(f"no grounding price for {model_family!r}; known: {sorted(table)}")
-    rule = table[key]
-    billable = max(0, prompts - int(rule["free_per_period"]))
-    return billable * float(rule["usd_per_1000"]) / 1000
-
-
+def tier_billed(tier: str) -> bool:
+    """Whether ``tier`` pays (the free tier does not; an unknown tier is taken to pay)."""
+    return _bundled_extras().tiers_billed.get(tier, True)

@@ -13,7 +13,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .extras import _bundled_extras
+from .extras import tier_billed
 from .lookup import _candidates, _normalize
 from .overrides import PricesFileError
 
@@ -146,7 +146,7 @@ class UnitPrices:
                 unit["component"],
                 usage.quantity * rate,
                 rate,
-                _bundled_extras().tiers_billed.get(tier, True),
+                tier_billed(tier),
                 usage.bills,
                 f"gemini-units {self.version}",
                 bool(found.get("verified", False)),

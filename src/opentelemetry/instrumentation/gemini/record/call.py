@@ -131,6 +131,7 @@ class Call:
         "start",
         "stream",
         "texts",
+        "tools",
         "units",
         "usage_chunk",
     )
@@ -173,6 +174,7 @@ class Call:
         self.project: str | None = None  # a Vertex client's project (else the recorder's)
         # What the call bills by unit (images, video seconds): set by a media adapter.
         self.units: UnitUsage | None = None
+        self.tools = False  # the config carries tools: the answer may report grounding
 
     def __enter__(self) -> None:
         """While the SDK's own call runs: the span is current, so HTTP spans below parent to

@@ -246,6 +246,9 @@ class DashboardCounters:
         before_collect: Callable[[], None] | None = None,
     ) -> None:
         self._before_collect = before_collect
+        # Spend that no call's row holds (cache storage by token-hour, grounding fees): each
+        # source gives its own components' observations, billed (True) or list (False).
+        self.cost_sources: list[Callable[[bool], list[Observation]]] = []
         # Per (model, response model, tier, billed); feeds the quota windows (CallLedger).
         self._calls = CallLedger() if windows is None else CallLedger(windows.record, windows.clock)
         # A finished call (model, response model, tier, successful attempts, usage, cost): one
@@ -353,14 +356,20 @@ class DashboardCounters:
     def _observe_cost(self, _options: CallbackOptions) -> Iterable[Observation]:
         # A component shows as soon as it has a list price: unbilled calls (free tier) give
         # the model's series a $0, not "no data".
-        return self._columns(
+        out = self._columns(
             A.GEMINI_COST_COMPONENT, _ALL_COMPONENTS, _USD_AT, unbilled_as_zero=True
         )
+        for source in self.cost_sources:
+            out.extend(source(True))
+        return out
 
     def _observe_cost_list(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return self._columns(
+        out = self._columns(
             A.GEMINI_COST_COMPONENT, _ALL_COMPONENTS, _USD_AT, unbilled_as_zero=False
         )
+        for source in self.cost_sources:
+            out.extend(source(False))
+        return out
 
     def _columns(
         self, name: str, labels: tuple[str, ...], first: int, *, unbilled_as_zero: bool

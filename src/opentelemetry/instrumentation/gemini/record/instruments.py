@@ -26,6 +26,8 @@ from ..quota.windows import QuotaWindows
 from ..version import __version__
 from .call import drain_abandoned
 from .counters import DashboardCounters
+from .grounding import GroundingMeter
+from .storage import StorageMeter
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -67,6 +69,13 @@ class Instruments:
         # Its first callback records the calls abandoned since the last collection, so this
         # collection already counts them.
         self.counters = DashboardCounters(meter, self.windows, before_collect=drain_abandoned)
+        # Spend no call row holds: context cache storage (token-hours) and grounding fees.
+        self.storage = StorageMeter(meter, self.windows)
+        self.grounding = GroundingMeter(meter, self.windows)
+        self.counters.cost_sources += [
+            self.storage.cost_observations,
+            self.grounding.cost_observations,
+        ]
         for name, callback, description in (
             (
                 A.METRIC_QUOTA_LIMIT,
@@ -151,6 +160,8 @@ class Instruments:
     def reset_after_fork(self) -> None:
         self.counters.reset_after_fork()
         self.windows.reset_after_fork()
+        self.storage.reset_after_fork()
+        self.grounding.reset_after_fork()
         if self.recorder is not None:
             self.recorder.reset_after_fork()
 

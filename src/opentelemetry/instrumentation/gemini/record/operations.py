@@ -56,3 +56,11 @@ BY_COLLECTION: Final = {
     "batches": BATCHES,
     "operations": GET_OPERATION,
 }
+
+# Context caches (sdk/caches.py): spans of their own. Storage is billed by token-hour
+# (record/caches.py), never per call; get and list never count against a model's quota.
+CREATE_CACHE: Final = "create_cache"
+UPDATE_CACHE: Final = "update_cache"
+DELETE_CACHE: Final = "delete_cache"
+GET_CACHE: Final = "get_cache"
+LIST_CACHES: Final = "list_caches"

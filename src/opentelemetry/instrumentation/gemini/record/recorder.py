@@ -21,6 +21,7 @@ from ..config import UNKNOWN_TIER, Settings
 from ..quota.errors import RateLimitInfo, parse_rate_limit
 from . import content
 from .call import _ABANDONED, OK_ATTEMPT, Attempt, Call, Reader, drain_abandoned
+from .grounding import read_grounding
 from .long_running import LongRunning
 from .operations import BILLED, GENERATE_CONTENT, INFERENCE
 from .request import base_attributes, config_attributes, normalize_model
@@ -153,6 +154,8 @@ class Recorder:
                 call.reader = reader
             if requested_tier is not None:
                 call.requested_tier = requested_tier
+            if config is not None and operation is GENERATE_CONTENT and _has_tools(config):
+                call.tools = True
             if project is not None:
                 call.project = project
             return call
@@ -275,6 +278,8 @@ class Recorder:
         cost = None
         if self.prices is not None:
             cost = self._price(call, attrs, usage, response_model, error, served)
+        if call.tools and error is None:
+            self._grounding(call, attrs, tier, project)
         span.set_attributes(attrs)
         try:
             span.end(call.end_ns)
@@ -413,6 +418,27 @@ class Recorder:
         attrs[A.GEMINI_COST_PRICES_VERSION] = cost.prices_version
         return cost
 
+    def _grounding(self, call: Call, attrs: dict[str, Any], tier: str, project: str | None) -> None:
+        """Grounding the answer reports (record/grounding.py): counted, and its Google Search
+        fee added to the call's cost where the call's tokens are priced."""
+        found = read_grounding(call.last)
+        if found is None and call.usage_chunk is not call.last:
+            found = read_grounding(call.usage_chunk)
+        if found is None:
+            return
+        billed, list_usd = self.instruments.grounding.record(
+            found,
+            call.model,  # metrics: as the call's other counters name it
+            attrs.get(A.GEN_AI_RESPONSE_MODEL) or call.model,  # priced: the model that answered
+            tier,
+            project,
+            call.provider == A.PROVIDER_VERTEX_AI,
+            attrs,
+        )
+        if list_usd and A.GEMINI_COST_LIST_AMOUNT in attrs:
+            attrs[A.GEN_AI_USAGE_COST_AMOUNT] += billed
+            attrs[A.GEMINI_COST_LIST_AMOUNT] += list_usd
+
     def _warn_unpriced(self, model: str) -> None:
         with self._lock:
             if model in self._warned_unpriced:
@@ -447,6 +473,8 @@ class Recorder:
             A.GEN_AI_PROVIDER_NAME: provider,
             A.GEN_AI_REQUEST_MODEL: model,
         }
+        if model is None:  # a request that names no model (see _request_shape)
+            del base[A.GEN_AI_REQUEST_MODEL]
         if response_model:
             base[A.GEN_AI_RESPONSE_MODEL] = response_model
         if host:
@@ -600,13 +628,14 @@ def _request_shape(
 ) -> _RequestShape:
     """What every call of one (model, client, stream, operation) shape shares; the model as the
     span names it (capped) and as metrics count it (within the per-process cap)."""
-    name = normalize_model(model)
+    # A request that names no model (caches.list; a cache made elsewhere): none is made up.
+    name = normalize_model(model) if model is not None or operation is GENERATE_CONTENT else ""
     attrs = base_attributes(
         name, vertex=vertex, base_url=base_url, stream=stream, operation=operation
     )
     return (
-        f"{operation} {name}",
-        models.admit(name),
+        f"{operation} {name}" if name else operation,
+        models.admit(name) if name else None,  # type: ignore[return-value]
         attrs,
         attrs[A.GEN_AI_PROVIDER_NAME],
         attrs[A.SERVER_ADDRESS],
@@ -629,6 +658,11 @@ def _call_usage(metas: list[Any]) -> Usage | None:
     if len(metas) == 1:
         return usage_from_metadata(metas[0])
     return sum_usages([u for u in map(usage_from_metadata, metas) if u is not None])
+
+
+def _has_tools(config: Any) -> bool:
+    tools = config.get("tools") if isinstance(config, dict) else getattr(config, "tools", None)
+    return bool(tools)
 
 
 def _in_stream_429(call: Call, error: BaseException | None) -> bool:

@@ -78,6 +78,8 @@ def base_attributes(
     }
     if stream:
         attrs[A.GEN_AI_REQUEST_STREAM] = True
+    if not model:  # a request that names no model (caches.list): no model attribute
+        del attrs[A.GEN_AI_REQUEST_MODEL]
     return attrs
 
 

@@ -2,10 +2,11 @@
 
 It answers the real ``google-genai`` client over HTTP with bodies shaped like the real API's:
 ``generateContent`` JSON, ``streamGenerateContent?alt=sse`` server-sent events with cumulative
-usage, ``countTokens``, and error bodies (429 RESOURCE_EXHAUSTED with QuotaFailure/RetryInfo,
-500...). Replies can be scripted per model, in process (``enqueue``) or from another process
-(``POST /_fake/enqueue``). The server binds loopback only and stops itself after
-``max_lifetime`` seconds.
+usage, ``countTokens``, context caches (``cachedContents``: fake_caches.py), grounding on demand
+(``Reply.candidate_fields``: fake_grounding.py), and error bodies (429 RESOURCE_EXHAUSTED with
+QuotaFailure/RetryInfo, 500...). Replies can be scripted per model, in process (``enqueue``) or
+from another process (``POST /_fake/enqueue``). The server binds loopback only and stops itself
+after ``max_lifetime`` seconds.
 
     with FakeGemini() as fake:
         client = genai.Client(api_key="fake-key",
@@ -21,7 +22,9 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl
 
+from .fake_caches import FakeCaches
 from .fake_media import FakeMedia
 
 DEFAULT_USAGE: dict[str, Any] = {"promptTokenCount": 12, "candidatesTokenCount": 8}
@@ -98,6 +101,9 @@ class Reply:
     raw_body: str | None = None  # sent as text/html instead of a JSON body (a proxy's page)
     headers: dict[str, str] = field(default_factory=dict)  # e.g. x-gemini-service-tier
     body: dict[str, Any] | None = None  # a whole 200 body, for methods beyond generateContent
+    # Fields added to the answer's candidate (a stream's last chunk): groundingMetadata,
+    # urlContextMetadata... (see fake_grounding.py)
+    candidate_fields: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reply:
@@ -196,6 +202,7 @@ class FakeGemini:
         self._scripts: dict[str | None, deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
+        self.caches = FakeCaches()  # cachedContents: create, get, list, update, delete
         self._server = _Server(("127.0.0.1", port), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._max_lifetime = max_lifetime
@@ -238,6 +245,7 @@ class FakeGemini:
             self._scripts.clear()
             self.requests.clear()
         self.media.reset()
+        self.caches.reset()
 
     def _next_reply(self, model: str) -> Reply:
         with self._lock:
@@ -294,12 +302,36 @@ class FakeGemini:
                 self._send_json(reply.status, body, reply.headers)
                 return True
 
+            def _caches(self, verb: str, payload: dict[str, Any]) -> None:
+                """cachedContents (fake_caches.py): a scripted error first (``model=None``
+                scripts, or scripts for "cachedContents"), as for every method; a scripted
+                200's ``usage`` totalTokenCount is what a create reports."""
+                path, _, query = self.path.partition("?")
+                with fake._lock:
+                    fake.requests.append(
+                        {"model": "", "method": f"{verb} {path}", "body": payload,
+                         "at": time.time()}
+                    )  # fmt: skip
+                reply = fake._next_reply("cachedContents")
+                if self._send_scripted_error(reply, ""):
+                    return
+                tokens = (reply.usage or {}).get("totalTokenCount")
+                status, body = fake.caches.handle(
+                    verb, path, dict(parse_qsl(query)), payload, tokens
+                )
+                self._send_json(status, body, reply.headers)
+
             def _other_method(self, verb: str) -> None:
                 """GET, PATCH, DELETE (caches, files, models.list...): a scripted error for the
                 first path segment after the version (``model=None`` scripts: any), else ``{}``."""
                 length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
+                raw = self.rfile.read(length) if length else b""
+                if FakeCaches.owns(self.path):
+                    try:
+                        self._caches(verb, json.loads(raw or b"{}"))
+                    except ValueError:
+                        self._caches(verb, {})
+                    return
                 path = self.path.split("?", 1)[0]
                 with fake._lock:
                     fake.requests.append(
@@ -331,6 +363,9 @@ class FakeGemini:
                     fake.enqueue(payload.get("model"), *replies)
                     self._send_json(200, {"enqueued": len(replies)})
                     return
+                if FakeCaches.owns(path):
+                    self._caches("POST", payload)
+                    return
                 model, _, method = path.rsplit("/", 1)[-1].partition(":")
                 with fake._lock:
                     fake.requests.append(
@@ -356,7 +391,12 @@ class FakeGemini:
                     self._send_json(
                         200,
                         {
-                            "candidates": [_candidate(reply.text, reply.finish_reason)],
+                            "candidates": [
+                                {
+                                    **_candidate(reply.text, reply.finish_reason),
+                                    **reply.candidate_fields,
+                                }
+                            ],
                             "usageMetadata": _usage(reply),
                             "modelVersion": version,
                             "responseId": response_id,
@@ -400,7 +440,10 @@ class FakeGemini:
                             piece += " "
                         event = {
                             "candidates": [
-                                _candidate(piece, reply.finish_reason if last else None)
+                                {
+                                    **_candidate(piece, reply.finish_reason if last else None),
+                                    **(reply.candidate_fields if last else {}),
+                                }
                             ],
                             "usageMetadata": _scaled_usage(usage, (i + 1) / n),
                             "modelVersion": version,
