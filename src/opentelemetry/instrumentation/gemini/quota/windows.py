@@ -60,8 +60,10 @@ def pacific_month_start(day_start: float) -> float:
     Pacific midnight)."""
     # Noon Pacific of that day is on the same calendar date in UTC (19:00 or 20:00 UTC).
     noon = datetime.fromtimestamp(day_start + 12 * 3600, timezone.utc)
-    first = datetime(noon.year, noon.month, 1, 20, 0, tzinfo=timezone.utc)
-    return pacific_day_bounds(first.timestamp())[0]
+    first = date(noon.year, noon.month, 1)
+    if _PACIFIC is None:
+        return _midnight_epoch(first)
+    return datetime.combine(first, dtime(0), _PACIFIC).timestamp()
 
 
 def _nth_sunday(year: int, month: int, n: int) -> date:
