@@ -45,6 +45,8 @@ def _429(quota_id: str, delay: float = ASKED) -> Reply:
 def _generate(client: Any, mode: str) -> Any:
     if mode == "async":
         return asyncio.run(client.aio.models.generate_content(model=MODEL, contents="x"))
+    if mode == "stream":  # the 429 answers the request that opens the stream
+        return list(client.models.generate_content_stream(model=MODEL, contents="x"))[-1]
     return client.models.generate_content(model=MODEL, contents="x")
 
 
@@ -72,7 +74,7 @@ def test_off_by_default_the_sdk_retries_on_its_own_schedule(
     assert _policy_attrs(telemetry) == {}
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["sync", "async", "stream"])
 def test_waits_what_the_server_asked_before_the_next_attempt(
     fake: FakeGemini, instrument: Callable[..., Telemetry], mode: str
 ) -> None:
@@ -170,3 +172,28 @@ def test_the_default_policy_installs_no_hook() -> None:
     finally:
         instrumentor.uninstrument()
     assert _api_client.BaseApiClient._request is before
+
+
+def test_when_the_sdk_runs_out_of_attempts_its_429_reaches_the_caller(
+    fake: FakeGemini, instrument: Callable[..., Telemetry]
+) -> None:
+    telemetry = instrument(retry_policy="respect_retry_info", retry_max_wait=0.05)
+    client = make_client(fake, retry=RETRY)
+    fake.enqueue(MODEL, *(_429(PER_MINUTE) for _ in range(3)))
+    error = _raised(client, "sync")
+    assert error.code == 429 and len(fake.requests) == 3  # the SDK's attempts limit holds
+    attrs = _policy_attrs(telemetry)
+    assert attrs["gcp.gemini.retry.policy.action"] == "waited"
+    assert attrs["gcp.gemini.retry.policy.waits"] == 2
+
+
+def test_other_errors_pass_through_untouched(
+    fake: FakeGemini, instrument: Callable[..., Telemetry]
+) -> None:
+    telemetry = instrument(retry_policy="respect_retry_info")
+    client = make_client(fake, retry=RETRY)
+    fake.enqueue(MODEL, Reply(status=400), Reply())
+    with pytest.raises(errors.ClientError) as caught:
+        _generate(client, "sync")
+    assert caught.value.code == 400 and len(fake.requests) == 1  # 400 is not retried
+    assert _policy_attrs(telemetry) == {}
