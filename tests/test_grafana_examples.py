@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 import yaml
 
+import test_fleet as fleet
 import test_prometheus_e2e as e2e
 from tools import require_tool
 
 GRAFANA = Path(__file__).resolve().parents[1] / "examples" / "grafana"
 DASHBOARD = GRAFANA / "gemini-dashboard.json"
 ALERTS = GRAFANA / "alerts"
+RULES = GRAFANA / "rules"
 PROVISIONING = GRAFANA / "provisioning"
 # Variables Grafana itself defines.
 BUILTIN_VARIABLES = {"__rate_interval", "__range", "__interval"}
@@ -79,11 +81,15 @@ def test_variables_used_by_queries_are_defined() -> None:
 
 def test_the_e2e_test_proves_exactly_the_dashboard_and_alert_queries() -> None:
     panels = {(p["title"], t["refId"]) for p in query_panels() for t in p["targets"]}
-    assert panels == set(e2e.DASHBOARD_EXPECTATIONS)
-    assert set(e2e.dashboard_queries()) == panels
+    # The fleet row is proven by test_fleet.py (recording rules, three processes, two projects).
+    assert set(e2e.dashboard_queries()) == set(e2e.DASHBOARD_EXPECTATIONS)
+    assert set(e2e.dashboard_queries(fleet=True)) == set(fleet.FLEET_PANELS)
+    assert panels == set(e2e.DASHBOARD_EXPECTATIONS) | set(fleet.FLEET_PANELS)
     rules = yaml.safe_load((ALERTS / "gemini-alerts.yml").read_text())
     alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
-    assert alerts == set(e2e.ALERT_EXPECTATIONS) == set(e2e.ALERTS_FIRING)
+    assert set(e2e.alert_rules()) == set(e2e.ALERT_EXPECTATIONS) == set(e2e.ALERTS_FIRING)
+    assert set(e2e.alert_rules(fleet=True)) == fleet.FLEET_ALERTS
+    assert alerts == set(e2e.ALERT_EXPECTATIONS) | fleet.FLEET_ALERTS
     variables = {v["name"] for v in dashboard()["templating"]["list"] if v["type"] == "query"}
     assert variables == set(e2e.VARIABLE_VALUES)
 
@@ -105,8 +111,15 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_promtool_check_rules() -> None:
-    done = _promtool("check", "rules", "gemini-alerts.yml")
+    done = _promtool("check", "rules", "gemini-alerts.yml", str(RULES / "gemini-rules.yml"))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_recording_rules_group_by_project() -> None:
+    groups = yaml.safe_load((RULES / "gemini-rules.yml").read_text())["groups"]
+    for rule in (r for g in groups for r in g["rules"]):
+        for clause in re.findall(r"\b(?:sum|max) by \(([^)]*)\)", rule["expr"]):
+            assert "gcp_gemini_project" in clause, rule["record"]
 
 
 def test_promtool_rule_unit_tests() -> None:
@@ -122,7 +135,7 @@ def test_rule_unit_tests_cover_every_alert() -> None:
         for case in test.get("alert_rule_test", [])
         if case.get("exp_alerts")
     }
-    assert tested == set(e2e.ALERT_EXPECTATIONS)
+    assert tested == set(e2e.ALERT_EXPECTATIONS) | fleet.FLEET_ALERTS
 
 
 @pytest.mark.parametrize("path", sorted(PROVISIONING.rglob("*.yml")), ids=lambda p: p.name)

@@ -30,8 +30,6 @@ def _assert_project_everywhere(telemetry: Telemetry, project: str) -> None:
     for name in ("gcp.gemini.requests", "gcp.gemini.tokens", "gcp.gemini.cost"):
         assert metrics.get(name), name
     for name, points in metrics.items():
-        if name == "gcp.gemini.retry_delay":
-            continue  # a histogram keyed by model only
         for point in points:
             assert point.attributes.get("gcp.gemini.project") == project, (name, point)
 

@@ -278,7 +278,12 @@ ALERTS_FIRING: dict[str, set[Series]] = {
     "GeminiDailySpendHigh": set(),
     "GeminiSpendNear10MinuteLimit": set(),
 }
-VARIABLE_VALUES = {"tier": set(TIERS), "model": set(app.CALLS_OK)}
+# No app here names its project (tests/test_fleet.py covers projects).
+VARIABLE_VALUES = {"tier": set(TIERS), "model": set(app.CALLS_OK), "project": set()}
+# The fleet row of the dashboard and the gemini-fleet alert group read recording rules: proven by
+# tests/test_fleet.py against three processes in two projects, not here.
+FLEET_ROW_PREFIX = "Fleet:"
+FLEET_GROUP = "gemini-fleet"
 
 
 # --- reading the examples --------------------------------------------------------------------
@@ -286,17 +291,33 @@ def dashboard() -> dict[str, Any]:
     return json.loads(DASHBOARD.read_text())
 
 
-def dashboard_queries() -> dict[tuple[str, str], str]:
+def dashboard_panels(*, fleet: bool = False) -> list[dict[str, Any]]:
+    """The panels above the fleet row (or, with ``fleet``, the fleet row's)."""
+    panels = dashboard()["panels"]
+    rows = [i for i, p in enumerate(panels) if p["type"] == "row"]
+    start = next(
+        (i for i in rows if panels[i]["title"].startswith(FLEET_ROW_PREFIX)), len(panels)
+    )
+    return panels[start:] if fleet else panels[:start]
+
+
+def dashboard_queries(*, fleet: bool = False) -> dict[tuple[str, str], str]:
     return {
         (panel["title"], target["refId"]): target["expr"]
-        for panel in dashboard()["panels"]
+        for panel in dashboard_panels(fleet=fleet)
         for target in panel.get("targets", [])
     }
 
 
-def alert_rules() -> dict[str, str]:
+def alert_rules(*, fleet: bool = False) -> dict[str, str]:
     groups = yaml.safe_load(ALERT_RULES.read_text())["groups"]
-    return {r["alert"]: r["expr"] for g in groups for r in g["rules"] if "alert" in r}
+    return {
+        r["alert"]: r["expr"]
+        for g in groups
+        if (g["name"] == FLEET_GROUP) == fleet
+        for r in g["rules"]
+        if "alert" in r
+    }
 
 
 def split_alert(expr: str) -> tuple[str, Callable[[float, float], bool], float]:
@@ -532,7 +553,9 @@ def test_dashboard_and_alert_queries_against_a_real_prometheus(tmp_path: Path) -
             return [r for g in groups for r in g["rules"]]
 
         wait_until(lambda: all(r["health"] != "unknown" for r in rules()), "rule evaluation")
-        assert {r["name"]: r["health"] for r in rules()} == dict.fromkeys(alert_rules(), "ok")
+        health = {r["name"]: r["health"] for r in rules()}
+        assert set(alert_rules()) | set(alert_rules(fleet=True)) == set(health)
+        assert {name: health[name] for name in alert_rules()} == dict.fromkeys(alert_rules(), "ok")
         for a in apps.values():
             assert a.proc.stdin is not None
             a.proc.stdin.close()

@@ -8,7 +8,13 @@ Usage::
 """
 
 from .instrumentor import GeminiInstrumentor
-from .status import QuotaStatus, quota_status
+from .status import ProcessForecast, QuotaStatus, quota_status
 from .version import __version__
 
-__all__ = ["GeminiInstrumentor", "QuotaStatus", "__version__", "quota_status"]
+__all__ = [
+    "GeminiInstrumentor",
+    "ProcessForecast",
+    "QuotaStatus",
+    "__version__",
+    "quota_status",
+]

@@ -231,3 +231,17 @@ GROUNDING_GOOGLE_MAPS: Final = "google_maps"
 GROUNDING_URL_CONTEXT: Final = "url_context"
 GROUNDING_CODE_EXECUTION: Final = "code_execution"
 GROUNDING_RETRIEVAL: Final = "retrieval"  # Vertex AI Search / RAG chunks
+
+# Budgets and the Pacific day, as gauges (record/budgets.py; issue 18).
+METRIC_BUDGET: Final = "gcp.gemini.budget"  # the configured budget in USD, per period
+METRIC_SPEND: Final = "gcp.gemini.spend"  # this process's billed USD in the current period
+METRIC_QUOTA_DAY_REMAINING: Final = "gcp.gemini.quota.day_remaining"  # s to Pacific midnight
+METRIC_QUOTA_DAY_ELAPSED: Final = "gcp.gemini.quota.day_elapsed"  # s since Pacific midnight
+GEMINI_BUDGET_PERIOD: Final = "gcp.gemini.budget.period"  # "day" or "month", Pacific calendar
+BUDGET_PERIODS: Final = ("day", "month")
+
+# The opt-in retry policy (sdk/retry_policy.py): what it did before the SDK's next attempt.
+GEMINI_RETRY_POLICY: Final = "gcp.gemini.retry.policy"  # "respect_retry_info"
+GEMINI_RETRY_POLICY_ACTION: Final = "gcp.gemini.retry.policy.action"  # waited | gave_up | none
+GEMINI_RETRY_POLICY_WAITED: Final = "gcp.gemini.retry.policy.waited"  # seconds waited, summed
+GEMINI_RETRY_POLICY_WAITS: Final = "gcp.gemini.retry.policy.waits"  # waits before attempts

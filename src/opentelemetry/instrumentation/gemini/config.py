@@ -19,6 +19,17 @@ ENV_PRICES_FILE: Final = "OTEL_INSTRUMENTATION_GEMINI_PRICES_FILE"
 ENV_LIMITS_FILE: Final = "OTEL_INSTRUMENTATION_GEMINI_LIMITS_FILE"
 ENV_MAX_MODELS: Final = "OTEL_INSTRUMENTATION_GEMINI_MAX_MODELS"
 ENV_PROJECT: Final = "OTEL_INSTRUMENTATION_GEMINI_PROJECT"
+ENV_DAILY_BUDGET: Final = "OTEL_INSTRUMENTATION_GEMINI_DAILY_BUDGET_USD"
+ENV_MONTHLY_BUDGET: Final = "OTEL_INSTRUMENTATION_GEMINI_MONTHLY_BUDGET_USD"
+ENV_RETRY_POLICY: Final = "OTEL_INSTRUMENTATION_GEMINI_RETRY_POLICY"
+ENV_RETRY_MAX_WAIT: Final = "OTEL_INSTRUMENTATION_GEMINI_RETRY_MAX_WAIT"
+# "sdk": the SDK retries on its own schedule (we change nothing). "respect_retry_info": before
+# the SDK's next attempt after a 429, wait what the server asked for; stop on a per-day quota.
+RETRY_POLICIES: Final = ("sdk", "respect_retry_info")
+DEFAULT_RETRY_POLICY: Final = "sdk"
+# The longest wait the policy adds before one attempt unless the user says otherwise: a
+# server asking for more than this is not waited for (the SDK's own schedule applies).
+DEFAULT_RETRY_MAX_WAIT: Final = 60.0
 # Distinct model names a process records metrics under; later ones count as "other".
 DEFAULT_MAX_MODELS: Final = 256
 
@@ -95,6 +106,49 @@ def _parse_cap(value: object, *, origin: str) -> int:
     return cap
 
 
+def _parse_usd(value: object, *, origin: str) -> float | None:
+    """A budget in USD: a finite number >= 0, else None (warned)."""
+    if value is None or value == "":
+        return None
+    try:
+        amount = float(str(value).strip())
+    except ValueError:
+        amount = -1.0
+    if not (0 <= amount < float("inf")):
+        _logger.warning("Ignoring %s=%r: expected an amount in USD >= 0.", origin, value)
+        return None
+    return amount
+
+
+def _parse_retry_policy(value: object, *, origin: str) -> str:
+    if value is None or value == "":
+        return DEFAULT_RETRY_POLICY
+    policy = str(value).strip().lower()
+    if policy not in RETRY_POLICIES:
+        _logger.warning(
+            "Ignoring %s=%r: expected one of %s. Using %r.",
+            origin,
+            value,
+            ", ".join(RETRY_POLICIES),
+            DEFAULT_RETRY_POLICY,
+        )
+        return DEFAULT_RETRY_POLICY
+    return policy
+
+
+def _parse_seconds(value: object, *, origin: str, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        seconds = -1.0
+    if not (0 <= seconds < float("inf")):
+        _logger.warning("Ignoring %s=%r: expected seconds >= 0. Using %s.", origin, value, default)
+        return default
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     tier: str = UNKNOWN_TIER
@@ -104,6 +158,10 @@ class Settings:
     limits: Mapping[str, Mapping[str, Mapping[str, int | None]]] | None = None
     max_models: int = DEFAULT_MAX_MODELS
     project: str | None = None  # gcp.gemini.project on the Developer API (Vertex: the client's)
+    daily_budget_usd: float | None = None  # exported as a gauge: the backend compares spend
+    monthly_budget_usd: float | None = None
+    retry_policy: str = DEFAULT_RETRY_POLICY
+    retry_max_wait: float = DEFAULT_RETRY_MAX_WAIT
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str], kwargs: Mapping[str, Any]) -> Settings:
@@ -120,6 +178,10 @@ class Settings:
         limits_file, _ = pick("limits_file", ENV_LIMITS_FILE)
         max_models, max_models_origin = pick("max_models", ENV_MAX_MODELS)
         project, _ = pick("project", ENV_PROJECT)
+        daily, daily_origin = pick("daily_budget_usd", ENV_DAILY_BUDGET)
+        monthly, monthly_origin = pick("monthly_budget_usd", ENV_MONTHLY_BUDGET)
+        policy, policy_origin = pick("retry_policy", ENV_RETRY_POLICY)
+        max_wait, max_wait_origin = pick("retry_max_wait", ENV_RETRY_MAX_WAIT)
         return cls(
             tier=normalize_tier(tier, origin=tier_origin),
             capture_content=False
@@ -130,4 +192,10 @@ class Settings:
             limits=kwargs.get("limits"),
             max_models=_parse_cap(max_models, origin=max_models_origin),
             project=str(project).strip()[:256] or None if project else None,
+            daily_budget_usd=_parse_usd(daily, origin=daily_origin),
+            monthly_budget_usd=_parse_usd(monthly, origin=monthly_origin),
+            retry_policy=_parse_retry_policy(policy, origin=policy_origin),
+            retry_max_wait=_parse_seconds(
+                max_wait, origin=max_wait_origin, default=DEFAULT_RETRY_MAX_WAIT
+            ),
         )

@@ -33,7 +33,9 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     ``instrument()`` accepts ``tracer_provider``, ``meter_provider`` and these options, each
     overriding its environment variable: ``tier`` (free, tier_1, tier_2, tier_3),
     ``capture_content`` (bool), ``prices_file`` (path), ``limits_file`` (path) and ``limits``
-    ({model: {tier: {"rpm": n, "tpm": n, "rpd": n}}}).
+    ({model: {tier: {"rpm": n, "tpm": n, "rpd": n}}}), ``project``, ``daily_budget_usd`` /
+    ``monthly_budget_usd`` (exported as gauges, never enforced), ``retry_policy`` (``"sdk"``, the
+    default, or ``"respect_retry_info"``) and ``retry_max_wait`` (seconds).
     """
 
     _patches: seams.Patches | None = None

@@ -11,6 +11,9 @@ slow a batch job down before Google answers 429::
 
 Usage counts only this process's calls: Google applies limits per Cloud project, across every
 process and key, so a fleet's position comes from summing the counters in a metrics backend.
+``status.forecast`` projects this process alone to the next RPD reset (midnight Pacific) and
+against its budgets; the fleet's forecast per project is the recording rules'
+(examples/grafana/rules/gemini-rules.yml).
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from . import instrumentor
+from .record.forecast import ProcessForecast, forecast
 from .record.instruments import utilization
 from .record.request import normalize_model
 
-__all__ = ["QuotaStatus", "quota_status"]
+__all__ = ["ProcessForecast", "QuotaStatus", "quota_status"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,9 @@ class QuotaStatus:
     """Seconds the latest 429 for this model asked to wait (RetryInfo or message), if any."""
     last_retry_at: float | None
     """When that 429 arrived, in epoch seconds (``time.time()``)."""
+    forecast: ProcessForecast | None = None
+    """THIS PROCESS's forecast to the next RPD reset and against its budgets (scope
+    ``"process"``: other processes of the project are not in it)."""
 
 
 def quota_status(model: str) -> QuotaStatus | None:
@@ -71,6 +78,9 @@ def quota_status(model: str) -> QuotaStatus | None:
     spend = recorder.spend_10m()
     spend_limit = recorder.spend_limit_10m(tier)
     retry = recorder.last_retry.get(name)
+    windows = recorder.windows
+    spend_today, spend_month = windows.spend_calendar_totals()  # banked by spend_10m above
+    settings = recorder.settings
     return QuotaStatus(
         model=name,
         tier=tier,
@@ -83,4 +93,16 @@ def quota_status(model: str) -> QuotaStatus | None:
         spend_10m_utilization=spend / spend_limit if spend_limit else None,
         last_retry_delay=retry[0] if retry is not None else None,
         last_retry_at=retry[1] if retry is not None else None,
+        forecast=forecast(
+            seconds_to_reset=windows.day_remaining(),
+            seconds_since_reset=windows.day_elapsed(),
+            requests_last_minute=usage.get("rpm", 0),
+            requests_today=usage.get("rpd", 0),
+            rpd_limit=limits.get("rpd"),
+            spend_10m_usd=spend,
+            spend_today_usd=spend_today,
+            spend_month_usd=spend_month,
+            daily_budget_usd=settings.daily_budget_usd,
+            monthly_budget_usd=settings.monthly_budget_usd,
+        ),
     )

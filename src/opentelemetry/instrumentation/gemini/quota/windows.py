@@ -55,6 +55,17 @@ def pacific_day_bounds(now: float) -> tuple[float, float]:
     return start, end
 
 
+def pacific_month_start(day_start: float) -> float:
+    """Epoch seconds of the Pacific midnight starting the month that holds ``day_start`` (a
+    Pacific midnight)."""
+    # Noon Pacific of that day is on the same calendar date in UTC (19:00 or 20:00 UTC).
+    noon = datetime.fromtimestamp(day_start + 12 * 3600, timezone.utc)
+    first = date(noon.year, noon.month, 1)
+    if _PACIFIC is None:
+        return _midnight_epoch(first)
+    return datetime.combine(first, dtime(0), _PACIFIC).timestamp()
+
+
 def _nth_sunday(year: int, month: int, n: int) -> date:
     first = date(year, month, 1)
     return first + timedelta(days=(6 - first.weekday()) % 7 + 7 * (n - 1))
@@ -94,7 +105,10 @@ class _ModelWindow:
 
     __slots__ = (
         "day_requests",
+        "day_spend",
         "day_start",
+        "month_spend",
+        "month_start",
         "req",
         "sec",
         "spend",
@@ -110,6 +124,9 @@ class _ModelWindow:
         self.spend = [0.0] * SPEND_BUCKETS
         self.day_start = -1.0
         self.day_requests = 0
+        self.day_spend = 0.0  # USD since day_start (budgets: the billing day is Pacific too)
+        self.month_start = -1.0
+        self.month_spend = 0.0  # USD since month_start, the 1st of the month, Pacific
 
     def spend_at(self, slot: int) -> float:
         lo = slot - SPEND_BUCKETS
@@ -128,7 +145,7 @@ class QuotaWindows:
     - spend: 10-second slots in (now_slot - 60, now_slot]: the last 590-600 s.
     """
 
-    __slots__ = ("_day_end", "_day_start", "_lock", "_models", "clock")
+    __slots__ = ("_day_end", "_day_start", "_lock", "_models", "_month_start", "clock")
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
@@ -136,6 +153,7 @@ class QuotaWindows:
         self._models: dict[str, _ModelWindow] = {}
         self._day_start = 0.0
         self._day_end = 0.0  # forces a roll on first use
+        self._month_start = 0.0
 
     def reset_after_fork(self) -> None:
         """The child's windows start empty: the parent's calls are the parent's."""
@@ -144,6 +162,7 @@ class QuotaWindows:
 
     def _roll_day(self, now: float) -> None:
         self._day_start, self._day_end = pacific_day_bounds(now)
+        self._month_start = pacific_month_start(self._day_start)
 
     def record(
         self,
@@ -180,6 +199,19 @@ class QuotaWindows:
                 else:
                     win.day_start = self._day_start
                     win.day_requests = requests
+                    win.day_spend = 0.0
+            if cost_usd and (at is None or at >= self._day_start):
+                if win.day_start != self._day_start:  # no request recorded today yet
+                    win.day_start = self._day_start
+                    win.day_requests = 0
+                    win.day_spend = 0.0
+                win.day_spend += cost_usd
+            if cost_usd and (at is None or at >= self._month_start):
+                if win.month_start == self._month_start:
+                    win.month_spend += cost_usd
+                else:
+                    win.month_start = self._month_start
+                    win.month_spend = cost_usd
             if cost_usd:
                 slot = sec // SPEND_BUCKET_SECONDS
                 j = slot % SPEND_BUCKETS
@@ -221,3 +253,32 @@ class QuotaWindows:
         with self._lock:
             slot = int(self.clock() // SPEND_BUCKET_SECONDS)
             return sum(win.spend_at(slot) for win in self._models.values())
+
+    def spend_calendar_totals(self) -> tuple[float, float]:
+        """USD since the last Pacific midnight and since the 1st of the month (Pacific), all
+        models: budgets are per project, and Google's billing day is Pacific time."""
+        with self._lock:
+            now = self.clock()
+            if now >= self._day_end:
+                self._roll_day(now)
+            day = sum(w.day_spend for w in self._models.values() if w.day_start == self._day_start)
+            month = sum(
+                w.month_spend for w in self._models.values() if w.month_start == self._month_start
+            )
+        return day, month
+
+    def day_remaining(self) -> float:
+        """Seconds until the next Pacific midnight, when RPD resets."""
+        with self._lock:
+            now = self.clock()
+            if now >= self._day_end:
+                self._roll_day(now)
+            return max(0.0, self._day_end - now)
+
+    def day_elapsed(self) -> float:
+        """Seconds since the last Pacific midnight."""
+        with self._lock:
+            now = self.clock()
+            if now >= self._day_end:
+                self._roll_day(now)
+            return max(0.0, now - self._day_start)

@@ -24,6 +24,7 @@ from .. import attributes as A
 from ..bounds import int64
 from ..quota.windows import QuotaWindows
 from ..version import __version__
+from .budgets import register_budget_gauges
 from .call import drain_abandoned
 from .counters import DashboardCounters
 from .grounding import GroundingMeter
@@ -95,6 +96,7 @@ class Instruments:
             ),
         ):
             meter.create_observable_gauge(name, [callback], unit="1", description=description)
+        register_budget_gauges(meter, self)
 
     # --- observable gauges (collection time, not the call path) -----------------------------
     # One bank of the counters per collection, then one pass over the models: linear in the

@@ -186,7 +186,7 @@ class Recorder:
             event[A.ERROR_TYPE] = error_type
         call.span.add_event(A.EVENT_ATTEMPT, event)
         if status == 429:
-            self._quota_hit(call.model, call.span, rate_limit)
+            self._quota_hit(call.model, call.span, rate_limit, call)
 
     def request_attempt(
         self, operation: str, model: str, status: int | None, error: BaseException | None
@@ -226,7 +226,7 @@ class Recorder:
                 call.on_attempt_error(error)
         elif error is not None and _in_stream_429(call, error):
             # The HTTP answer was 200 and already counted; the quota details still matter.
-            self._quota_hit(call.model, span, self._read_429(error))
+            self._quota_hit(call.model, span, self._read_429(error), call)
         tier = self.tier
         attrs: dict[str, Any] = {A.GEMINI_TIER: tier}
         if tier != UNKNOWN_TIER:  # an unknown tier has no source to tell
@@ -532,14 +532,20 @@ class Recorder:
             tier,
         )
 
-    def _quota_hit(self, model: str | None, span: Any, info: RateLimitInfo | None) -> None:
+    def _quota_hit(
+        self, model: str | None, span: Any, info: RateLimitInfo | None, call: Call | None = None
+    ) -> None:
         """A 429's violations: counted, and events on ``span`` (None: no call of ours open).
         ``model`` None: a request that names no model (caches, files...)."""
         delay = info.retry_delay if info is not None else None
+        project = (call.project if call is not None else None) or self.project
         if delay is not None:
             if model is not None:
                 self.last_retry[model] = (delay, time.time())
-            self._retry_delay.record(delay, {A.GEN_AI_REQUEST_MODEL: model} if model else {})
+            labels = {A.GEN_AI_REQUEST_MODEL: model} if model else {}
+            if project is not None:
+                labels[A.GEMINI_PROJECT] = project
+            self._retry_delay.record(delay, labels)
         violations = info.violations if info is not None else ()
         if not violations:
             event: dict[str, Any] = {}
@@ -548,7 +554,7 @@ class Recorder:
             if span is not None:
                 span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
             self.counters.quota_exceeded.add(
-                (model, self.tier, None, None, None, None, self.project), 1
+                (model, self.tier, None, None, None, None, project), 1
             )
             return
         clean = self.secrets.clean
@@ -572,7 +578,7 @@ class Recorder:
             if span is not None:
                 span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
             self.counters.quota_exceeded.add(
-                (model, self.tier, quota_id, v.window, v.dimension, location, self.project), 1
+                (model, self.tier, quota_id, v.window, v.dimension, location, project), 1
             )
 
     def _capture_input(self, attrs: dict[str, Any], contents: Any, config: Any) -> None:

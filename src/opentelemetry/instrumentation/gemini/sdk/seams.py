@@ -130,6 +130,10 @@ def patch(recorder: Recorder) -> Patches:
     patches = Patches(recorder)
     missing = patches.wrap(CALL_TARGETS + MEDIA_TARGETS + CACHE_TARGETS + ATTEMPT_TARGETS)
     missing += [f"{m}.{d}" for m, d, _ in REQUEST_TARGETS if _resolve(m, d) is None]
+    if recorder.settings.retry_policy == "respect_retry_info":  # opt-in: "sdk" hooks nothing
+        from .retry_policy import RETRY_POLICY_TARGETS
+
+        missing += patches.wrap(RETRY_POLICY_TARGETS)
     attempt_names = {f"{m}.{d}" for m, d, _ in ATTEMPT_TARGETS}
     recorder.per_attempt = not attempt_names.intersection(missing)
     if missing:
