@@ -20,7 +20,7 @@ from ..config import UNKNOWN_TIER, Settings
 from ..quota.errors import RateLimitInfo, parse_rate_limit
 from . import content
 from .call import _ABANDONED, OK_ATTEMPT, Attempt, Call, Reader, drain_abandoned
-from .operations import BILLED, GENERATE_CONTENT, INFERENCE
+from .operations import ACCRUED, BILLED, GENERATE_CONTENT, INFERENCE
 from .request import base_attributes, config_attributes, normalize_model
 from .usage import Usage, served_tier, sum_usages, usage_from_metadata
 
@@ -267,7 +267,8 @@ class Recorder:
             self._record_error(span, error)
 
         cost = None
-        if self.prices is not None:
+        accrued = call.operation in ACCRUED  # priced and counted as it went: its reader's attrs
+        if self.prices is not None and not accrued:
             cost = self._price(call, attrs, usage, response_model, error, served)
         span.set_attributes(attrs)
         try:
@@ -293,7 +294,7 @@ class Recorder:
             response_model,
             tier,
             call.attempts.count(OK_ATTEMPT),
-            usage,
+            None if accrued else usage,
             cost,
             call.operation,
             project,
