@@ -19,15 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import attributes as A
 from ..bounds import MAX_NAME
 from .call import Answer, Call
 from .usage import Usage
-
-if TYPE_CHECKING:
-    from .recorder import Recorder
 
 _logger = logging.getLogger(__name__)
 
@@ -243,9 +240,7 @@ class LiveSession:
         if self.handshake_status is not None:
             attrs[A.HTTP_RESPONSE_STATUS_CODE] = self.handshake_status
         if self.conversation_id:
-            attrs[A.GEN_AI_CONVERSATION_ID] = recorder.secrets.clean(
-                self.conversation_id, MAX_NAME
-            )
+            attrs[A.GEN_AI_CONVERSATION_ID] = recorder.secrets.clean(self.conversation_id, MAX_NAME)
         if recorder.prices is not None:
             self._cost_attributes(attrs)
         return self._usage, None, None, attrs
@@ -317,4 +312,3 @@ def _seconds(text: Any) -> float | None:
     except ValueError:
         return None
     return value if value >= 0 and value == value else None  # NaN fails value == value
-

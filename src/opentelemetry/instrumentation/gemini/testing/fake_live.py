@@ -24,6 +24,7 @@ seconds are closed, and the server stops itself after ``max_lifetime`` seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import json
@@ -254,10 +255,9 @@ class FakeLive:
         ) as server:
             self._port = next(iter(server.sockets)).getsockname()[1]
             self._ready.set()
-            try:
+            # Stops itself: a forgotten server must not outlive its tests.
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stop, self.max_lifetime)
-            except asyncio.TimeoutError:
-                pass  # stops itself: a forgotten server must not outlive its tests
 
     def _process_request(self, connection: ServerConnection, request: Any) -> Any:
         self.paths.append(request.path)
