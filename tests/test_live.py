@@ -13,6 +13,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
+from conftest import FAKE_KEY, Telemetry
 from opentelemetry.instrumentation.gemini.record.call import drain_abandoned
 from opentelemetry.instrumentation.gemini.testing.fake_live import (
     FakeLive,
@@ -23,8 +24,6 @@ from opentelemetry.instrumentation.gemini.testing.fake_live import (
     turn,
     usage,
 )
-
-from conftest import FAKE_KEY, Telemetry
 
 MODEL = "gemini-live-2.5-flash-preview"  # genai-prices: live audio rates; limits: 50 sessions
 SPAN = f"generate_live_content {MODEL}"
