@@ -130,7 +130,9 @@ def hold_live_sessions(lifetime: float) -> None:
     fake.enqueue(*(LiveScript([("hold",)]) for _ in range(LIVE_OPEN)))
     client = genai.Client(
         api_key="fake-key",
-        http_options=types.HttpOptions(base_url=fake.url, async_client_args={"ssl": fake.client_ssl}),
+        http_options=types.HttpOptions(
+            base_url=fake.url, async_client_args={"ssl": fake.client_ssl}
+        ),
     )
     opened = threading.Semaphore(0)
 
