@@ -274,6 +274,33 @@ async def _read_turn(session: Any) -> list[Any]:
     return [message async for message in session.receive()]
 
 
+async def test_a_vertex_session_reads_vertex_usage_and_the_session_id(
+    live: FakeLive, tel: Telemetry
+) -> None:
+    live.enqueue(
+        LiveScript.turns(
+            turn("x", usage(100, 40, response_audio=40, vertex=True)), session_id="session-42"
+        )
+    )
+    client = genai.Client(
+        vertexai=True,
+        api_key=FAKE_KEY,
+        http_options=types.HttpOptions(
+            base_url=live.url, async_client_args={"ssl": live.client_ssl}
+        ),
+    )
+    async with client.aio.live.connect(model=MODEL) as session:
+        assert session.session_id == "session-42"
+        await say(session)
+    assert "aiplatform" in live.paths[-1]
+    a = tel.span().attributes
+    assert a["gen_ai.provider.name"] == "gcp.vertex_ai"
+    assert a["gen_ai.conversation.id"] == "session-42"
+    assert a["gen_ai.usage.output_tokens"] == 40
+    assert a["gcp.gemini.usage.output_tokens.audio"] == 40
+    assert a["gen_ai.usage.cost.amount"] == pytest.approx(usd(text_in=100, audio_out=40))
+
+
 # --- every exit path ends the span ---------------------------------------------------------
 async def test_an_exception_of_the_app_inside_the_session_ends_it_as_an_error(
     live: FakeLive, tel: Telemetry

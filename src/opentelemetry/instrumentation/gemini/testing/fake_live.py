@@ -60,12 +60,16 @@ def usage(
     prompt_audio: int = 0,
     response_audio: int = 0,
     total: int | None = None,
+    vertex: bool = False,
 ) -> dict[str, Any]:
-    """A ``usageMetadata`` as the Live API sends it (``responseTokenCount``, not candidates).
-    ``prompt_audio``/``response_audio``: how many of ``prompt``/``response`` are audio."""
+    """A ``usageMetadata`` as the Live API sends it: the Developer API names the output
+    ``responseTokenCount``, Vertex ``candidatesTokenCount`` (``vertex=True``; the SDK reads both
+    into ``response_token_count``). ``prompt_audio``/``response_audio``: how many of
+    ``prompt``/``response`` are audio."""
+    out_name = "candidates" if vertex else "response"
     meta: dict[str, Any] = {
         "promptTokenCount": prompt,
-        "responseTokenCount": response,
+        f"{out_name}TokenCount": response,
         "totalTokenCount": prompt + response + thoughts + tool_use if total is None else total,
     }
     if thoughts:
@@ -75,7 +79,7 @@ def usage(
     if cached:
         meta["cachedContentTokenCount"] = cached
     meta["promptTokensDetails"] = _details(prompt, prompt_audio)
-    meta["responseTokensDetails"] = _details(response, response_audio)
+    meta[f"{out_name}TokensDetails"] = _details(response, response_audio)
     return meta
 
 
