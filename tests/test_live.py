@@ -445,6 +445,9 @@ async def test_a_429_on_connect_is_an_error_span_and_a_counted_quota_hit(
     assert "gen_ai.usage.cost.amount" not in a
     assert tel.total("gcp.gemini.requests", http__response__status_code=429) == 1
     assert tel.total("gcp.gemini.quota.exceeded") == 1
+    # The refusal's body is Google's 429: the quota it names is read, as for any call.
+    [hit] = tel.points("gcp.gemini.quota.exceeded")
+    assert hit.attributes["gcp.gemini.quota.id"].startswith("GenerateRequestsPerMinute")
     assert [e.name for e in span.events].count("gcp.gemini.quota.exceeded") == 1
     assert sessions_open(tel) is None  # never opened
 

@@ -99,8 +99,9 @@ class LiveSession:
         self.receive_error: BaseException | None = None  # what the SDK's receive raised
         self.end = A.LIVE_END_ERROR  # until the adapter knows better
         self.unpriced: str | None = None  # why some usage of this session has no price
-        # Totals of every usage message: the span's, at the end.
-        self._usage: Usage | None = None
+        # Totals of every usage message, summed in place (a Usage is built once, at the end):
+        # counts in Usage's field order, then its four per-modality maps.
+        self._usage: list[Any] | None = None
         # USD per component (input, cached input, output, tool use), billed, list, version.
         self._cost: list[Any] | None = None
         self._open = False
@@ -160,7 +161,38 @@ class LiveSession:
         if usage is None:
             return
         self.usage_messages += 1
-        self._usage = usage if self._usage is None else _add(self._usage, usage)
+        t = self._usage
+        if t is None:
+            self._usage = [
+                usage.prompt_tokens,
+                usage.cached_tokens,
+                usage.candidates_tokens,
+                usage.thoughts_tokens,
+                usage.tool_use_prompt_tokens,
+                usage.total_tokens,
+                usage.traffic_type,
+                dict(usage.prompt_by_modality),
+                dict(usage.cached_by_modality),
+                dict(usage.candidates_by_modality),
+                dict(usage.tool_use_by_modality),
+            ]
+        else:
+            t[0] += usage.prompt_tokens
+            t[1] += usage.cached_tokens
+            t[2] += usage.candidates_tokens
+            t[3] += usage.thoughts_tokens
+            t[4] += usage.tool_use_prompt_tokens
+            t[5] += usage.total_tokens
+            if usage.traffic_type:
+                t[6] = usage.traffic_type
+            for into, more in (
+                (t[7], usage.prompt_by_modality),
+                (t[8], usage.cached_by_modality),
+                (t[9], usage.candidates_by_modality),
+                (t[10], usage.tool_use_by_modality),
+            ):
+                for key, n in more.items():
+                    into[key] = into.get(key, 0) + n
         call = self.call
         recorder = call.recorder
         cost = None
@@ -243,7 +275,8 @@ class LiveSession:
             attrs[A.GEN_AI_CONVERSATION_ID] = recorder.secrets.clean(self.conversation_id, MAX_NAME)
         if recorder.prices is not None:
             self._cost_attributes(attrs)
-        return self._usage, None, None, attrs
+        t = self._usage
+        return (None if t is None else Usage(*t)), None, None, attrs
 
     def _cost_attributes(self, attrs: dict[str, Any]) -> None:
         """What the session cost, summed over its usage messages as they were priced. A session
@@ -271,34 +304,6 @@ class LiveSession:
 
 def _answer(session: LiveSession) -> Answer:
     return session.settle()
-
-
-def _add(a: Usage, b: Usage) -> Usage:
-    """Two turns' usage together: every count adds (see the module docstring)."""
-    return Usage(
-        a.prompt_tokens + b.prompt_tokens,
-        a.cached_tokens + b.cached_tokens,
-        a.candidates_tokens + b.candidates_tokens,
-        a.thoughts_tokens + b.thoughts_tokens,
-        a.tool_use_prompt_tokens + b.tool_use_prompt_tokens,
-        a.total_tokens + b.total_tokens,
-        b.traffic_type or a.traffic_type,
-        _merge(a.prompt_by_modality, b.prompt_by_modality),
-        _merge(a.cached_by_modality, b.cached_by_modality),
-        _merge(a.candidates_by_modality, b.candidates_by_modality),
-        _merge(a.tool_use_by_modality, b.tool_use_by_modality),
-    )
-
-
-def _merge(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-    if not b:
-        return a
-    if not a:
-        return b
-    out = dict(a)
-    for key, n in b.items():
-        out[key] = out.get(key, 0) + n
-    return out
 
 
 def _seconds(text: Any) -> float | None:
