@@ -301,6 +301,37 @@ async def test_a_vertex_session_reads_vertex_usage_and_the_session_id(
     assert a["gen_ai.usage.cost.amount"] == pytest.approx(usd(text_in=100, audio_out=40))
 
 
+async def test_interruptions_are_counted(live: FakeLive, tel: Telemetry) -> None:
+    live.enqueue(
+        LiveScript(
+            [
+                ("expect",),
+                ("send", {"serverContent": {"modelTurn": {"parts": [{"text": "Long"}]}}}),
+                ("send", {"serverContent": {"interrupted": True}}),
+                ("send", {"serverContent": {"turnComplete": True}, "usageMetadata": usage(5, 1)}),
+            ]
+        )
+    )
+    async with connect(live) as session:
+        await say(session)
+    a = tel.span().attributes
+    assert a["gcp.gemini.live.interruptions"] == 1
+    assert a["gcp.gemini.live.turns"] == 1
+
+
+async def test_content_capture_records_the_system_instructions_only(
+    live: FakeLive, instrument: Callable[..., Telemetry]
+) -> None:
+    tel = instrument(capture_content=True)
+    live.enqueue(LiveScript.turns(turn("secret answer", usage(5, 1))))
+    async with connect(live, system_instruction="Be brief.") as session:
+        await say(session, "secret question")
+    a = tel.span().attributes
+    assert "Be brief." in a["gen_ai.system_instructions"]
+    assert a["gen_ai.input.messages"] == "[]"
+    assert "gen_ai.output.messages" not in a
+
+
 # --- every exit path ends the span ---------------------------------------------------------
 async def test_an_exception_of_the_app_inside_the_session_ends_it_as_an_error(
     live: FakeLive, tel: Telemetry

@@ -176,7 +176,9 @@ def _open(patches: Patches, live: Any, kwargs: dict[str, Any]) -> LiveSession | 
     call = _start(
         patches,
         live,
-        kwargs,
+        # A session has no contents at connect (turns are sent later, and not captured): with
+        # content capture on, only its system instructions are recorded.
+        {**kwargs, "contents": ()},
         stream=False,
         is_async=True,
         operation=ops.GENERATE_LIVE_CONTENT,
