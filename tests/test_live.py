@@ -497,6 +497,27 @@ async def test_a_session_refused_at_setup_ends_with_its_close_code(
     assert sessions_open(tel) is None  # refused before the SDK handed a session over
 
 
+async def test_a_connect_cancelled_before_setup_completes_ends_its_span(
+    live: FakeLive, tel: Telemetry
+) -> None:
+    live.enqueue(LiveScript([("hold",)]))
+
+    async def slow_setup() -> None:
+        async with connect(live):
+            pass
+
+    # The fake answers setup at once: cancel while the handshake is still under way.
+    task = asyncio.ensure_future(slow_setup())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    a = tel.span().attributes
+    assert a["gcp.gemini.live.end"] == "cancelled"
+    assert a["error.type"] == "CancelledError"
+    assert sessions_open(tel) is None
+
+
 async def test_an_unknown_model_is_unpriced_with_a_reason(live: FakeLive, tel: Telemetry) -> None:
     live.enqueue(LiveScript.turns(turn("x", usage(10, 5))))
     async with connect(live, model="gemini-9-live-nobody-knows") as session:

@@ -197,10 +197,12 @@ def _connect_failed(state: LiveSession, error: BaseException) -> None:
     """The handshake was refused (an HTTP status: websockets' ``InvalidStatus``), the server
     closed the connection at setup (an ``APIError`` with the close code), or the network
     failed. Never raises."""
+    end = A.LIVE_END_CANCELLED if isinstance(error, asyncio.CancelledError) else A.LIVE_END_ERROR
     try:
         call = state.call
         response = getattr(error, "response", None)
-        status = getattr(response, "status_code", None)
+        # websockets' InvalidStatus carries the response; its legacy InvalidStatusCode the code.
+        status = getattr(response, "status_code", None) or getattr(error, "status_code", None)
         if isinstance(status, int):
             state.handshake_status = status
             # A 429's body, when it is Google's JSON error, names the quota (its details).
@@ -212,7 +214,7 @@ def _connect_failed(state: LiveSession, error: BaseException) -> None:
             call.recorder.attempt(call, None, error)
     except Exception:
         _logger.debug("gemini instrumentation: could not read a refusal", exc_info=True)
-    state.finish(error, A.LIVE_END_ERROR)
+    state.finish(error, end)
 
 
 class _Refusal:
