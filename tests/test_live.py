@@ -547,3 +547,46 @@ def test_the_fake_binds_loopback_and_stops_itself() -> None:
         assert server.url.startswith("https://127.0.0.1:")
         server._thread.join(5)  # type: ignore[union-attr]
         assert not server._thread.is_alive()  # type: ignore[union-attr]
+
+
+# --- garbage collection never waits on us ---------------------------------------------------
+async def test_a_session_dropped_in_a_cycle_is_noticed_without_taking_a_lock(
+    live: FakeLive, instrument: Callable[..., Telemetry]
+) -> None:
+    """The drop is noticed by a weakref callback, which runs wherever the collector runs: here
+    on another thread while the counters' lock and the open-session count's lock are held (as
+    a collection or another session would hold them). The collection must not wait; the
+    session is recorded by the next drain."""
+    import threading
+
+    from opentelemetry.instrumentation.gemini import instrumentor
+
+    tel = instrument(tier="tier_1")
+    live.enqueue(LiveScript.turns(turn("x", usage(10, 5))))
+    manager = connect(live)
+    session = await manager.__aenter__()
+    await say(session)
+    cycle: dict[str, Any] = {"manager": manager, "session": session}
+    cycle["self"] = cycle
+    del manager, session, cycle
+
+    assert instrumentor.active_recorder is not None
+    provider_instruments = instrumentor.active_recorder.instruments
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with provider_instruments.counters._calls._lock, provider_instruments.live_sessions._lock:
+            held.set()
+            release.wait(30)
+
+    threading.Thread(target=hold, daemon=True).start()
+    assert held.wait(10)
+    done = threading.Event()
+    threading.Thread(target=lambda: (gc.collect(), done.set()), daemon=True).start()
+    try:
+        assert done.wait(10), "gc.collect() waited on the instrumentation"
+    finally:
+        release.set()
+    drain_abandoned()
+    assert tel.span().attributes["gcp.gemini.live.end"] == "abandoned"
+    assert sessions_open(tel) == 0
