@@ -166,7 +166,7 @@ class _Connect:
         try:
             return await self._inner.__aexit__(kind, error, tb)
         except BaseException as raised:  # closing failed, or was cancelled: that ends it
-            outcome = raised if raised is not error else error
+            outcome = raised
             raise
         finally:
             _end(self._session, state, outcome)
