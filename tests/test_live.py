@@ -590,3 +590,21 @@ async def test_a_session_dropped_in_a_cycle_is_noticed_without_taking_a_lock(
     drain_abandoned()
     assert tel.span().attributes["gcp.gemini.live.end"] == "abandoned"
     assert sessions_open(tel) == 0
+
+
+# --- the concurrent session limit, as data ----------------------------------------------------
+def test_session_limits_come_from_the_data_and_can_be_overridden() -> None:
+    from opentelemetry.instrumentation.gemini.quota.limits import LimitsFileError, LimitTable
+
+    table = LimitTable.load()
+    assert table.lookup(MODEL, "tier_1").live_sessions == 50  # type: ignore[union-attr]
+    assert table.lookup(MODEL, "tier_3").live_sessions == 1000  # type: ignore[union-attr]
+    assert table.lookup(MODEL, "free").live_sessions is None  # type: ignore[union-attr]
+    # Native-audio models: no session limit published in the seed data.
+    native = "gemini-2.5-flash-native-audio-preview-09-2025"
+    assert table.lookup(native, "tier_1").live_sessions is None  # type: ignore[union-attr]
+    mine = LimitTable.load(overrides={"gemini-2.5-flash-live": {"tier_1": {"live_sessions": 80}}})
+    assert mine.lookup(MODEL, "tier_1").live_sessions == 80  # type: ignore[union-attr]
+    assert mine.lookup(MODEL, "tier_1").tpm == 4_000_000  # type: ignore[union-attr]
+    with pytest.raises(LimitsFileError, match="live_sessions"):
+        LimitTable.load(overrides={MODEL: {"tier_1": {"live_sessions": -1}}})
