@@ -15,6 +15,7 @@ one full phase: Prometheus' increase() then sees exactly the second phase, on ev
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -39,10 +40,13 @@ from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
     Reply,
     quota_error_body,
 )
+from opentelemetry.instrumentation.gemini.testing.fake_live import FakeLive, LiveScript
 
 FLASH = "gemini-2.5-flash"
 PRO = "gemini-2.5-pro"
 UNPRICED = "my-tuned-model"  # no price and no published limits: the "unpriced calls" panel
+LIVE = "gemini-live-2.5-flash-preview"  # tier_1: 50 concurrent sessions; free: none published
+LIVE_OPEN = 2  # Live sessions held open for the whole run: the Live panel and alert
 
 # What one phase sends, per tier. The test derives its expectations from these constants.
 # HTTP attempts per (model, status): flash sync + flash stream; pro retried 429, 429, 200 by the
@@ -119,6 +123,33 @@ def run_phase(fake: FakeGemini, tier: str, spans: InMemorySpanExporter) -> dict[
     return {"cost": cost, "list_cost": list_cost}
 
 
+def hold_live_sessions(lifetime: float) -> None:
+    """Open LIVE_OPEN Live sessions (no turns: no tokens, no cost; a session's request counts
+    when it ends) on a loop of their own, and keep them open until the process exits."""
+    fake = FakeLive(max_lifetime=lifetime, idle_timeout=lifetime).start()
+    fake.enqueue(*(LiveScript([("hold",)]) for _ in range(LIVE_OPEN)))
+    client = genai.Client(
+        api_key="fake-key",
+        http_options=types.HttpOptions(
+            base_url=fake.url, async_client_args={"ssl": fake.client_ssl}
+        ),
+    )
+    opened = threading.Semaphore(0)
+
+    async def hold() -> None:
+        async with client.aio.live.connect(model=LIVE):
+            opened.release()
+            await asyncio.Event().wait()  # until the process ends
+
+    async def run() -> None:
+        await asyncio.gather(*(hold() for _ in range(LIVE_OPEN)))
+
+    threading.Thread(target=asyncio.run, args=(run(),), daemon=True).start()
+    for _ in range(LIVE_OPEN):
+        if not opened.acquire(timeout=30):
+            raise RuntimeError("Live sessions did not open")
+
+
 def main() -> None:
     lifetime = float(os.environ.get("PROM_APP_LIFETIME", "120"))
     watchdog = threading.Timer(lifetime, os._exit, args=(3,))
@@ -135,6 +166,7 @@ def main() -> None:
     # The tier comes from OTEL_INSTRUMENTATION_GEMINI_TIER, as in a deployed app.
     GeminiInstrumentor().instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
+    hold_live_sessions(lifetime)
     phase = run_phase(fake, tier, spans)
     server, _ = start_http_server(0, addr="127.0.0.1")
     print(json.dumps({"phase": phase, "metrics_port": server.server_port}), flush=True)

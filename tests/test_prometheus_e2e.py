@@ -54,6 +54,7 @@ GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "5m", "$tier": ".*", 
 APP_LIFETIME = 90.0
 WAIT = 30.0  # the longest any single wait may take
 FLASH, PRO, UNPRICED = app.FLASH, app.PRO, app.UNPRICED
+LIVE = app.LIVE
 INPUT_TOKENS = DEFAULT_USAGE["promptTokenCount"]
 OUTPUT_TOKENS = DEFAULT_USAGE["candidatesTokenCount"]
 LIMITS = LimitTable.load()
@@ -158,6 +159,20 @@ def spend_10m_share(run: Run) -> Expected:
     return out
 
 
+def live_session_limits(run: Run) -> Expected:
+    """(model, tier) -> the tier's concurrent Live session limit, where one is published."""
+    out: Expected = {}
+    for tier in TIERS:
+        limits = LIMITS.lookup(LIVE, tier)
+        if limits is not None and limits.live_sessions:
+            out[s(gen_ai_request_model=LIVE, gcp_gemini_tier=tier)] = limits.live_sessions
+    return out
+
+
+def live_sessions_share(run: Run) -> Expected:
+    return {key: app.LIVE_OPEN / limit for key, limit in live_session_limits(run).items()}
+
+
 def latency(models: list[str]) -> Callable[[Run], Expected]:
     return lambda run: {s(gen_ai_request_model=m): Between(0, DURATION_BUCKETS[-1]) for m in models}
 
@@ -220,8 +235,15 @@ DASHBOARD_EXPECTATIONS: dict[tuple[str, str], Callable[[Run], Expected]] = {
         for d in ("rpm", "tpm", "rpd")
     },
     ("Usage and limits", "B"): lambda run: {
-        s(gen_ai_request_model=m, gcp_gemini_tier=t, gcp_gemini_quota_dimension=d): limit
-        for t, m, d, limit in quota_rows()
+        **{
+            s(gen_ai_request_model=m, gcp_gemini_tier=t, gcp_gemini_quota_dimension=d): limit
+            for t, m, d, limit in quota_rows()
+        },
+        # The limit table lists every limit series: the held Live sessions' one too.
+        **{
+            key | {("gcp_gemini_quota_dimension", "live_sessions")}: limit
+            for key, limit in live_session_limits(run).items()
+        },
     },
     ("Requests per minute by HTTP status", "A"): lambda run: {
         s(http_response_status_code=str(code)): run.per_minute(
@@ -244,6 +266,10 @@ DASHBOARD_EXPECTATIONS: dict[tuple[str, str], Callable[[Run], Expected]] = {
     ("Latency by model", "B"): latency(list(app.CALLS_OK)),
     ("Time to first chunk (streams)", "A"): latency(list(app.STREAMS)),
     ("Time to first chunk (streams)", "B"): latency(list(app.STREAMS)),
+    ("Open Live sessions against the tier's limit", "A"): lambda run: {
+        s(gen_ai_request_model=LIVE, gcp_gemini_tier=t): app.LIVE_OPEN for t in TIERS
+    },
+    ("Open Live sessions against the tier's limit", "B"): live_session_limits,
 }
 
 # Alert name -> expected value of its measure (the expr left of the threshold).
@@ -260,6 +286,7 @@ ALERT_EXPECTATIONS: dict[str, Callable[[Run], Expected]] = {
     },
     "GeminiDailySpendHigh": lambda run: {s(): run.increase(lambda t: sum(run.cost[t].values()))},
     "GeminiSpendNear10MinuteLimit": spend_10m_share,
+    "GeminiLiveSessionsNearLimit": live_sessions_share,
 }
 # ...and which series the whole expr returns, i.e. which alerts the scenario sets off.
 ALERTS_FIRING: dict[str, set[Series]] = {
@@ -277,6 +304,7 @@ ALERTS_FIRING: dict[str, set[Series]] = {
     },
     "GeminiDailySpendHigh": set(),
     "GeminiSpendNear10MinuteLimit": set(),
+    "GeminiLiveSessionsNearLimit": set(),  # 2 of 50: proven by its promtool test instead
 }
 # No app here names its project (tests/test_fleet.py covers projects).
 VARIABLE_VALUES = {"tier": set(TIERS), "model": set(app.CALLS_OK), "project": set()}

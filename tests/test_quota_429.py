@@ -322,7 +322,11 @@ def test_vertex_bare_429_still_counts_as_a_429_with_an_event(
     assert quota_events(telemetry) == [{}]
     assert requests_by_status(telemetry) == {429: 1}
     [point] = telemetry.points("gcp.gemini.quota.exceeded")
-    assert dict(point.attributes) == {"gen_ai.request.model": FLASH, "gcp.gemini.tier": "unknown"}
+    assert dict(point.attributes) == {
+        "gen_ai.request.model": FLASH,
+        "gcp.gemini.tier": "unknown",
+        "gcp.gemini.project": "fake-project",  # the Vertex client's project
+    }
 
 
 @pytest.mark.parametrize("entrypoint", ("sync_stream", "async_stream"))

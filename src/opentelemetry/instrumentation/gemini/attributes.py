@@ -245,3 +245,24 @@ GEMINI_RETRY_POLICY: Final = "gcp.gemini.retry.policy"  # "respect_retry_info"
 GEMINI_RETRY_POLICY_ACTION: Final = "gcp.gemini.retry.policy.action"  # waited | gave_up | none
 GEMINI_RETRY_POLICY_WAITED: Final = "gcp.gemini.retry.policy.waited"  # seconds waited, summed
 GEMINI_RETRY_POLICY_WAITS: Final = "gcp.gemini.retry.policy.waits"  # waits before attempts
+
+# --- Live API sessions (client.aio.live.connect): one span per session ----------------------
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"  # a session id the server gave
+GEMINI_LIVE_TURNS: Final = "gcp.gemini.live.turns"  # model turns completed (turnComplete)
+GEMINI_LIVE_MESSAGES: Final = "gcp.gemini.live.messages"  # server messages the app received
+GEMINI_LIVE_USAGE_MESSAGES: Final = "gcp.gemini.live.usage_messages"  # of which with usage
+GEMINI_LIVE_TOOL_CALLS: Final = "gcp.gemini.live.tool_calls"  # function calls the server asked for
+GEMINI_LIVE_INTERRUPTIONS: Final = "gcp.gemini.live.interruptions"  # turns cut by the client
+GEMINI_LIVE_CLOSE_CODE: Final = "gcp.gemini.live.close_code"  # the websocket close code
+GEMINI_LIVE_END: Final = "gcp.gemini.live.end"  # how the session ended (LIVE_END_*)
+GEMINI_LIVE_GO_AWAY_TIME_LEFT: Final = "gcp.gemini.live.go_away.time_left"  # seconds, as sent
+EVENT_LIVE_GO_AWAY: Final = "gcp.gemini.live.go_away"
+# Values of gcp.gemini.live.end.
+LIVE_END_CLOSED: Final = "closed"  # the app left the session normally
+LIVE_END_SERVER_CLOSED: Final = "server_closed"  # the server closed the connection
+LIVE_END_GO_AWAY: Final = "go_away"  # ... after announcing it with goAway
+LIVE_END_ERROR: Final = "error"  # connect failed, or an exception left the session
+LIVE_END_CANCELLED: Final = "cancelled"  # the task running the session was cancelled
+LIVE_END_ABANDONED: Final = "abandoned"  # dropped without being closed (garbage-collected)
+# gcp.gemini.quota.{limit,usage,utilization} dimension: concurrent Live sessions.
+QUOTA_DIMENSION_LIVE_SESSIONS: Final = "live_sessions"

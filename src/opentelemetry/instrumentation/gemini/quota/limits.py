@@ -23,6 +23,10 @@ from typing import Any, Final
 
 TIERS: Final = ("free", "tier_1", "tier_2", "tier_3")
 FIELDS: Final = ("rpm", "tpm", "rpd", "batch_enqueued_tokens")
+# Fields a tier may lack in our data (null when absent): concurrent Live API sessions, which
+# the data file keeps per family beside "limits" ("live_sessions": {tier: n}).
+OPTIONAL_FIELDS: Final = ("live_sessions",)
+_ALL_FIELDS: Final = FIELDS + OPTIONAL_FIELDS
 
 _DATA_PACKAGE: Final = __name__.rpartition(".")[0]  # this package: data/ sits beside us
 _DATA_DIR: Final = "data"
@@ -52,6 +56,7 @@ class TierLimits:
     tpm: int | None = None
     rpd: int | None = None
     batch_enqueued_tokens: int | None = None
+    live_sessions: int | None = None  # concurrent Live API sessions
 
 
 def normalize_model(model: str) -> str:
@@ -92,12 +97,12 @@ def _fields(raw: Any, where: str, *, complete: bool) -> dict[str, int | None]:
     for key, value in raw.items():
         if key in _TIER_EXTRA_KEYS:
             continue
-        if key not in FIELDS:
+        if key not in _ALL_FIELDS:
             raise LimitsFileError(
-                f"{where}: unknown field {key!r}; expected one of {', '.join(FIELDS)}"
+                f"{where}: unknown field {key!r}; expected one of {', '.join(_ALL_FIELDS)}"
             )
         out[key] = _check_limit(value, f"{where}.{key}")
-    if complete and len(out) != len(FIELDS):
+    if complete and not all(f in out for f in FIELDS):
         missing = [f for f in FIELDS if f not in out]
         raise LimitsFileError(f"{where}: missing {', '.join(missing)} (use null for '*')")
     return out
@@ -207,7 +212,8 @@ class LimitTable:
                 raise LimitsFileError(f"{where}: no 'limits' object")
             families[fam] = {
                 _check_tier(tier, where): TierLimits(
-                    **_fields(raw, f"{where}.{tier}", complete=True)
+                    **_fields(raw, f"{where}.{tier}", complete=True),
+                    **_live_sessions(entry, tier, where),
                 )
                 for tier, raw in entry["limits"].items()
             }
@@ -328,7 +334,19 @@ def _apply_overrides(
             _check_tier(tier, where)
             given = _fields(raw, f"{where}[{tier!r}]", complete=False)
             current = row.get(tier, TierLimits())
-            row[tier] = TierLimits(**{f: given.get(f, getattr(current, f)) for f in FIELDS})
+            row[tier] = TierLimits(
+                **{f: given.get(f, getattr(current, f)) for f in _ALL_FIELDS}
+            )
+
+
+def _live_sessions(entry: Mapping[str, Any], tier: str, where: str) -> dict[str, int | None]:
+    """A family's concurrent Live session limit in ``tier`` ("live_sessions": {tier: n})."""
+    sessions = entry.get("live_sessions")
+    if sessions is None:
+        return {}
+    if not isinstance(sessions, Mapping):
+        raise LimitsFileError(f"{where}.live_sessions: expected {{tier: n}}, got {sessions!r}")
+    return {"live_sessions": _check_limit(sessions.get(tier), f"{where}.live_sessions.{tier}")}
 
 
 def _apply_spend(spend: dict[str, float], raw: Any, origin: str) -> None:

@@ -28,6 +28,7 @@ from .budgets import register_budget_gauges
 from .call import drain_abandoned
 from .counters import DashboardCounters
 from .grounding import GroundingMeter
+from .live import OpenSessions
 from .storage import StorageMeter
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 SCOPE = "opentelemetry.instrumentation.gemini"
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.37.0"
+_SESSIONS = A.QUOTA_DIMENSION_LIVE_SESSIONS
 
 
 class Instruments:
@@ -77,6 +79,8 @@ class Instruments:
             self.storage.cost_observations,
             self.grounding.cost_observations,
         ]
+        # Live API sessions open now, per model: the quota gauges' live_sessions dimension.
+        self.live_sessions = OpenSessions()
         for name, callback, description in (
             (
                 A.METRIC_QUOTA_LIMIT,
@@ -118,11 +122,17 @@ class Instruments:
         if recorder is None or recorder.limits is None:
             return []
         tier = recorder.tier
-        return [
+        out = [
             Observation(int64(value), _gauge_attrs(model, tier, dim, recorder.project))
             for model, limits, _usage in self._positions()
             for dim, value in limits.items()
         ]
+        out.extend(
+            Observation(limit, _gauge_attrs(model, tier, _SESSIONS, recorder.project))
+            for model, _open, limit in self._sessions(recorder)
+            if limit is not None
+        )
+        return out
 
     def _observe_usage(self, _options: CallbackOptions) -> Iterable[Observation]:
         recorder = self.recorder
@@ -136,6 +146,10 @@ class Instruments:
         ]
         out.append(
             Observation(self.windows.spend_10m_total(), _spend_attrs(tier, recorder.project))
+        )
+        out.extend(
+            Observation(n, _gauge_attrs(model, tier, _SESSIONS, recorder.project))
+            for model, n, _limit in self._sessions(recorder)
         )
         return out
 
@@ -157,10 +171,26 @@ class Instruments:
                     _spend_attrs(tier, recorder.project),
                 )
             )
+        out.extend(
+            Observation(n / limit, _gauge_attrs(model, tier, _SESSIONS, recorder.project))
+            for model, n, limit in self._sessions(recorder)
+            if limit
+        )
+        return out
+
+    def _sessions(self, recorder: Recorder) -> list[tuple[str, int, int | None]]:
+        """(model, Live sessions open now, the tier's concurrent session limit) for every model
+        that had a session in this process."""
+        limits, tier = recorder.limits, recorder.tier
+        out = []
+        for model, n in sorted(self.live_sessions.snapshot().items()):
+            found = limits.lookup(model, tier) if limits is not None else None
+            out.append((model, n, found.live_sessions if found is not None else None))
         return out
 
     def reset_after_fork(self) -> None:
         self.counters.reset_after_fork()
+        self.live_sessions.reset_after_fork()
         self.windows.reset_after_fork()
         self.storage.reset_after_fork()
         self.grounding.reset_after_fork()

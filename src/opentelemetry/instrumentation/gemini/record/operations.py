@@ -28,13 +28,21 @@ GET_OPERATION: Final = "get_operation"
 CACHES: Final = "caches"
 FILES: Final = "files"
 BATCHES: Final = "batches"
+# A Live API session (semantic-conventions-genai PR #394 proposes this name for live generation).
+GENERATE_LIVE_CONTENT: Final = "generate_live_content"
 OTHER: Final = "other"
 
 # What counts against a model's requests and tokens per minute and requests per day.
-INFERENCE: Final = frozenset({GENERATE_CONTENT, EMBEDDINGS, GENERATE_VIDEOS} | IMAGE_OPERATIONS)
+INFERENCE: Final = frozenset(
+    {GENERATE_CONTENT, EMBEDDINGS, GENERATE_VIDEOS, GENERATE_LIVE_CONTENT} | IMAGE_OPERATIONS
+)
 
 # What is billed per call (caches are billed by storage time; batches at batch rates: elsewhere).
 BILLED: Final = frozenset({GENERATE_CONTENT, EMBEDDINGS, GENERATE_VIDEOS} | IMAGE_OPERATIONS)
+
+# Priced and counted as they go (a Live session: each usage message as it arrives), not once
+# when the call ends: the recorder neither prices them again nor counts their usage twice.
+ACCRUED: Final = frozenset({GENERATE_LIVE_CONTENT})
 
 # Request path method (``models/{model}:{method}``) -> operation.
 BY_METHOD: Final = {

@@ -23,7 +23,7 @@ from . import content
 from .call import _ABANDONED, OK_ATTEMPT, Attempt, Call, Reader, drain_abandoned
 from .grounding import read_grounding
 from .long_running import LongRunning
-from .operations import BILLED, GENERATE_CONTENT, INFERENCE
+from .operations import ACCRUED, BILLED, GENERATE_CONTENT, INFERENCE
 from .request import base_attributes, config_attributes, normalize_model
 from .usage import Usage, served_tier, sum_usages, usage_from_metadata
 
@@ -276,7 +276,8 @@ class Recorder:
             self._record_error(span, error)
 
         cost = None
-        if self.prices is not None:
+        accrued = call.operation in ACCRUED  # priced and counted as it went: its reader's attrs
+        if self.prices is not None and not accrued:
             cost = self._price(call, attrs, usage, response_model, error, served)
         if call.tools and error is None:
             self._grounding(call, attrs, tier, project)
@@ -311,7 +312,7 @@ class Recorder:
             response_model,
             tier,
             call.attempts.count(OK_ATTEMPT),
-            usage,
+            None if accrued else usage,
             cost,
             call.operation,
             project,

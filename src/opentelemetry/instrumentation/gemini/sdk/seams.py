@@ -22,6 +22,7 @@ from typing import Any
 from ..record.recorder import Recorder
 from .attempts import ATTEMPT_TARGETS
 from .caches import CACHE_TARGETS
+from .live import LIVE_TARGETS
 from .media import MEDIA_TARGETS
 from .models import CALL_TARGETS, REQUEST_TARGETS
 
@@ -128,7 +129,9 @@ def patch(recorder: Recorder) -> Patches:
     call counts as one attempt).
     """
     patches = Patches(recorder)
-    missing = patches.wrap(CALL_TARGETS + MEDIA_TARGETS + CACHE_TARGETS + ATTEMPT_TARGETS)
+    missing = patches.wrap(
+        CALL_TARGETS + MEDIA_TARGETS + CACHE_TARGETS + ATTEMPT_TARGETS + LIVE_TARGETS
+    )
     missing += [f"{m}.{d}" for m, d, _ in REQUEST_TARGETS if _resolve(m, d) is None]
     if recorder.settings.retry_policy == "respect_retry_info":  # opt-in: "sdk" hooks nothing
         from .retry_policy import RETRY_POLICY_TARGETS

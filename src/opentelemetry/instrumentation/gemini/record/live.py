@@ -1,0 +1,319 @@
+"""Sessions that outlive a call: a Live API session, recorded as one span from connect to close.
+
+A session is a ``Call`` (its span, attempts, recording path) whose usage arrives in many
+messages. Each usage message is priced and counted as it arrives (``on_message``), so the
+dashboard counters (gcp.gemini.tokens, gcp.gemini.cost) and the quota windows move while a
+session lasts; the span gets the session's totals once, when it ends, through the recorder's one
+path (``Recorder.record``, which neither prices nor counts an ``ACCRUED`` operation again).
+
+The usage rule: each usage message is the usage of one model turn (its prompt includes the
+session's context so far, which Google bills again on every turn), so messages ADD UP; they
+are never read as running totals of the session (see README, "Live API sessions").
+
+Nothing here imports the SDK: the adapter (sdk/live.py) hands in the SDK's messages and a reader
+that turns their usage metadata into a ``Usage``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .. import attributes as A
+from ..bounds import MAX_NAME
+from .call import Answer, Call
+from .usage import Usage
+
+_logger = logging.getLogger(__name__)
+
+UsageReader = Callable[[Any], "Usage | None"]
+
+
+class OpenSessions:
+    """Live sessions open in this process, per model: the ``live_sessions`` dimension of the
+    quota gauges. Opened and closed from ordinary code only (an abandoned session is closed when
+    it is recorded, ``drain_abandoned``), so the lock is never taken inside garbage collection.
+    Bounded: models are capped (bounds.ModelCap) before they get here."""
+
+    __slots__ = ("_lock", "_open")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: dict[str, int] = {}
+
+    def opened(self, model: str) -> None:
+        with self._lock:
+            self._open[model] = self._open.get(model, 0) + 1
+
+    def closed(self, model: str) -> None:
+        with self._lock:
+            # Kept at 0 rather than dropped: the gauge then shows the session count back at 0.
+            self._open[model] = max(0, self._open.get(model, 0) - 1)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._open)
+
+    def reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._open = {}
+
+
+class LiveSession:
+    """One Live session's state, fed per server message by the adapter."""
+
+    __slots__ = (
+        "_cost",
+        "_open",
+        "_usage",
+        "call",
+        "close_code",
+        "conversation_id",
+        "end",
+        "go_away",
+        "handshake_status",
+        "interruptions",
+        "messages",
+        "read_usage",
+        "receive_error",
+        "tool_calls",
+        "turns",
+        "unpriced",
+        "usage_messages",
+    )
+
+    def __init__(self, call: Call, read_usage: UsageReader) -> None:
+        self.call = call
+        self.read_usage = read_usage
+        self.messages = 0
+        self.usage_messages = 0
+        self.turns = 0
+        self.tool_calls = 0
+        self.interruptions = 0
+        self.go_away: float | None = None  # seconds left, when the server announced its end
+        self.close_code: int | None = None
+        self.handshake_status: int | None = None  # a refused handshake's HTTP status
+        self.conversation_id: str | None = None
+        self.receive_error: BaseException | None = None  # what the SDK's receive raised
+        self.end = A.LIVE_END_ERROR  # until the adapter knows better
+        self.unpriced: str | None = None  # why some usage of this session has no price
+        # Totals of every usage message, summed in place (a Usage is built once, at the end):
+        # counts in Usage's field order, then its four per-modality maps.
+        self._usage: list[Any] | None = None
+        # USD per component (input, cached input, output, tool use), billed, list, version.
+        self._cost: list[Any] | None = None
+        self._open = False
+        call.reader = _answer
+        call.last = self  # what the recorder hands the reader
+
+    # --- the session's life -----------------------------------------------------------------
+    def opened(self) -> None:
+        """The handshake succeeded: one successful attempt, one more open session."""
+        call = self.call
+        call.on_attempt_ok()
+        call.recorder.instruments.live_sessions.opened(call.model)
+        self._open = True
+
+    def on_message(self, message: Any) -> None:
+        """One server message the app received. The common message (audio or text of a turn)
+        costs a few attribute reads; usage, turn ends, tool calls and goAway do the rest."""
+        try:
+            self.messages += 1
+            meta = message.usage_metadata
+            if meta is not None:
+                self._on_usage(meta)
+            content = message.server_content
+            if content is not None:
+                if content.turn_complete:
+                    self.turns += 1
+                if content.interrupted:
+                    self.interruptions += 1
+            if message.tool_call is not None:
+                self.tool_calls += len(message.tool_call.function_calls or ())
+            if message.go_away is not None:
+                self._on_go_away(message.go_away)
+        except Exception:  # never let telemetry break the session
+            _logger.debug("gemini instrumentation: could not read a live message", exc_info=True)
+
+    def on_receive_error(self, error: BaseException) -> None:
+        """The SDK's receive raised: the server closed the connection (an ``APIError`` whose
+        code is the websocket close code) or sent something it could not read."""
+        self.receive_error = error
+        code = getattr(error, "code", None)
+        if isinstance(code, int) and 1000 <= code <= 4999:
+            self.close_code = code
+
+    def finish(self, error: BaseException | None, end: str) -> None:
+        self.end = end
+        self.call.finish(error)
+
+    def abandon(self) -> None:
+        """Dropped without being closed; may run inside garbage collection: plain stores and
+        ``Call.abandon`` only (the recording, and the open-session count, wait for a drain)."""
+        self.end = A.LIVE_END_ABANDONED
+        self.call.abandon(A.LIVE_END_ABANDONED)
+
+    # --- per usage message ------------------------------------------------------------------
+    def _on_usage(self, meta: Any) -> None:
+        usage = self.read_usage(meta)
+        if usage is None:
+            return
+        self.usage_messages += 1
+        t = self._usage
+        if t is None:
+            self._usage = [
+                usage.prompt_tokens,
+                usage.cached_tokens,
+                usage.candidates_tokens,
+                usage.thoughts_tokens,
+                usage.tool_use_prompt_tokens,
+                usage.total_tokens,
+                usage.traffic_type,
+                dict(usage.prompt_by_modality),
+                dict(usage.cached_by_modality),
+                dict(usage.candidates_by_modality),
+                dict(usage.tool_use_by_modality),
+            ]
+        else:
+            t[0] += usage.prompt_tokens
+            t[1] += usage.cached_tokens
+            t[2] += usage.candidates_tokens
+            t[3] += usage.thoughts_tokens
+            t[4] += usage.tool_use_prompt_tokens
+            t[5] += usage.total_tokens
+            if usage.traffic_type:
+                t[6] = usage.traffic_type
+            for into, more in (
+                (t[7], usage.prompt_by_modality),
+                (t[8], usage.cached_by_modality),
+                (t[9], usage.candidates_by_modality),
+                (t[10], usage.tool_use_by_modality),
+            ):
+                for key, n in more.items():
+                    into[key] = into.get(key, 0) + n
+        call = self.call
+        recorder = call.recorder
+        cost = None
+        prices = recorder.prices
+        if prices is not None:
+            cost = prices.cost(
+                call.model, usage, tier=recorder.tier, traffic_type=call.requested_tier
+            )
+            if cost is None:
+                if not prices.loaded:
+                    self.unpriced = A.UNPRICED_PRICES_LOADING
+                else:
+                    self.unpriced = A.UNPRICED_UNKNOWN_MODEL
+                    recorder._warn_unpriced(call.model)  # once per model, as for calls
+            else:
+                c = self._cost
+                if c is None:
+                    self._cost = [
+                        cost.input,
+                        cost.cached_input,
+                        cost.output,
+                        cost.tool_use_input,
+                        cost.total,
+                        cost.list_total,
+                        cost.prices_version,
+                    ]
+                else:
+                    c[0] += cost.input
+                    c[1] += cost.cached_input
+                    c[2] += cost.output
+                    c[3] += cost.tool_use_input
+                    c[4] += cost.total
+                    c[5] += cost.list_total
+        # The dashboards' counters and the quota windows, now: a session may last many minutes.
+        recorder.counters.call(
+            call.model,
+            None,
+            recorder.tier,
+            0,
+            usage,
+            cost,
+            call.operation,
+            call.project or recorder.project,
+        )
+
+    def _on_go_away(self, go_away: Any) -> None:
+        left = _seconds(getattr(go_away, "time_left", None))
+        self.go_away = left if left is not None else 0.0
+        event = {} if left is None else {A.GEMINI_LIVE_GO_AWAY_TIME_LEFT: left}
+        self.call.span.add_event(A.EVENT_LIVE_GO_AWAY, event)
+
+    # --- at the end, once (the recorder calls the reader) -----------------------------------
+    def settle(self) -> Answer:
+        """The session's usage and its span attributes; closes its open-session count and
+        counts it unpriced when it is. Runs inside ``Recorder.record``: once, from ordinary
+        code (a drain for an abandoned session)."""
+        call = self.call
+        recorder = call.recorder
+        if self._open:
+            self._open = False
+            recorder.instruments.live_sessions.closed(call.model)
+        attrs: dict[str, Any] = {
+            A.GEMINI_LIVE_END: self.end,
+            A.GEMINI_LIVE_MESSAGES: self.messages,
+            A.GEMINI_LIVE_TURNS: self.turns,
+        }
+        if self.usage_messages:
+            attrs[A.GEMINI_LIVE_USAGE_MESSAGES] = self.usage_messages
+        if self.tool_calls:
+            attrs[A.GEMINI_LIVE_TOOL_CALLS] = self.tool_calls
+        if self.interruptions:
+            attrs[A.GEMINI_LIVE_INTERRUPTIONS] = self.interruptions
+        if self.close_code is not None:
+            attrs[A.GEMINI_LIVE_CLOSE_CODE] = self.close_code
+        if self.go_away is not None:
+            attrs[A.GEMINI_LIVE_GO_AWAY_TIME_LEFT] = self.go_away
+        if self.handshake_status is not None:
+            attrs[A.HTTP_RESPONSE_STATUS_CODE] = self.handshake_status
+        if self.conversation_id:
+            attrs[A.GEN_AI_CONVERSATION_ID] = recorder.secrets.clean(self.conversation_id, MAX_NAME)
+        if recorder.prices is not None:
+            self._cost_attributes(attrs)
+        t = self._usage
+        return (None if t is None else Usage(*t)), None, None, attrs
+
+    def _cost_attributes(self, attrs: dict[str, Any]) -> None:
+        """What the session cost, summed over its usage messages as they were priced. A session
+        that reported no usage, or whose model has no price, has no cost attribute."""
+        call = self.call
+        c = self._cost
+        reason = self.unpriced
+        if reason is None and c is None:
+            reason = A.UNPRICED_NO_USAGE
+        if reason is not None:
+            attrs[A.GEMINI_COST_UNPRICED_REASON] = reason
+            # As for calls: a session that never got a message had nothing to price.
+            if reason != A.UNPRICED_NO_USAGE or self.messages:
+                recorder = call.recorder
+                recorder.counters.unpriced.add(
+                    (call.model, None, reason, call.project or recorder.project), 1
+                )
+        if c is not None and self.unpriced is None:
+            attrs[A.GEN_AI_USAGE_COST_AMOUNT] = c[4]
+            attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
+            attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
+            attrs[A.GEMINI_COST_LIST_AMOUNT] = c[5]
+            attrs[A.GEMINI_COST_PRICES_VERSION] = c[6]
+
+
+def _answer(session: LiveSession) -> Answer:
+    return session.settle()
+
+
+def _seconds(text: Any) -> float | None:
+    """A protobuf Duration as JSON sends it ("10s", "0.5s") in seconds; None if unreadable."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    if not isinstance(text, str) or not text.endswith("s") or len(text) > 32:
+        return None
+    try:
+        value = float(text[:-1])
+    except ValueError:
+        return None
+    return value if value >= 0 and value == value else None  # NaN fails value == value
