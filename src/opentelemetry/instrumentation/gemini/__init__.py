@@ -7,8 +7,16 @@ Usage::
     GeminiInstrumentor().instrument(tier="tier_1")
 """
 
+from .batch_results import BatchResults, record_batch_results
 from .instrumentor import GeminiInstrumentor
 from .status import QuotaStatus, quota_status
 from .version import __version__
 
-__all__ = ["GeminiInstrumentor", "QuotaStatus", "__version__", "quota_status"]
+__all__ = [
+    "BatchResults",
+    "GeminiInstrumentor",
+    "QuotaStatus",
+    "__version__",
+    "quota_status",
+    "record_batch_results",
+]

@@ -28,6 +28,10 @@ INFERENCE: Final = frozenset({GENERATE_CONTENT, EMBEDDINGS, GENERATE_IMAGES, GEN
 # What is billed per call (caches are billed by storage time; batches at batch rates: elsewhere).
 BILLED: Final = frozenset({GENERATE_CONTENT, EMBEDDINGS, GENERATE_IMAGES, GENERATE_VIDEOS})
 
+# Priced only when the answer carries usage: a batch job's get or list is free, except the get
+# that first sees the job's results, which carries the whole job's cost at batch rates.
+PRICED_WITH_USAGE: Final = frozenset({BATCHES})
+
 # Request path method (``models/{model}:{method}``) -> operation.
 BY_METHOD: Final = {
     "generateContent": GENERATE_CONTENT,

@@ -20,7 +20,7 @@ from ..config import UNKNOWN_TIER, Settings
 from ..quota.errors import RateLimitInfo, parse_rate_limit
 from . import content
 from .call import _ABANDONED, OK_ATTEMPT, Attempt, Call, Reader, drain_abandoned
-from .operations import BILLED, GENERATE_CONTENT, INFERENCE
+from .operations import BATCHES, BILLED, GENERATE_CONTENT, INFERENCE, PRICED_WITH_USAGE
 from .request import base_attributes, config_attributes, normalize_model
 from .usage import Usage, served_tier, sum_usages, usage_from_metadata
 
@@ -297,6 +297,7 @@ class Recorder:
             cost,
             call.operation,
             project,
+            A.PROCESSING_BATCH if call.operation == BATCHES else A.PROCESSING_ONLINE,
         )
 
     # --- pieces of record() --------------------------------------------------------------------
@@ -331,7 +332,10 @@ class Recorder:
         """The call's cost attributes; its cost, for the counters and the spend window. Priced
         by the model that answered (an alias resolves to a version), else the one asked for."""
         assert self.prices is not None
-        if error is not None or call.operation not in BILLED:
+        if error is not None or (
+            call.operation not in BILLED
+            and (usage is None or call.operation not in PRICED_WITH_USAGE)
+        ):
             # Google bills no failed request (400, 429, 500...), nor count_tokens and the like:
             # a known zero, whatever the model.
             attrs[A.GEN_AI_USAGE_COST_AMOUNT] = 0.0
@@ -543,6 +547,11 @@ class Recorder:
         self.counters.bank()
         return self.windows.spend_10m_total()
 
+    def batch_enqueued_limit(self, model: str, tier: str | None = None) -> int | None:
+        """The tier's Batch API enqueued-tokens limit for ``model``; None when unpublished."""
+        found = self.limits.lookup(model, tier or self.tier) if self.limits is not None else None
+        return found.batch_enqueued_tokens if found is not None else None
+
     def spend_limit_10m(self, tier: str | None = None) -> float | None:
         return self.limits.spend_limit_10m(tier or self.tier) if self.limits is not None else None
 
@@ -562,7 +571,8 @@ def _request_shape(
         name, vertex=vertex, base_url=base_url, stream=stream, operation=operation
     )
     return (
-        f"{operation} {name}",
+        # Semconv: the model in the name when the request names one (a batch job's get does not).
+        f"{operation} {name}" if model is not None else operation,
         models.admit(name),
         attrs,
         attrs[A.GEN_AI_PROVIDER_NAME],

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..record.recorder import Recorder
 from .attempts import ATTEMPT_TARGETS
+from .batches import BATCH_TARGETS
 from .caches import CACHE_TARGETS
 from .media import MEDIA_TARGETS
 from .models import CALL_TARGETS, REQUEST_TARGETS
@@ -128,7 +129,9 @@ def patch(recorder: Recorder) -> Patches:
     call counts as one attempt).
     """
     patches = Patches(recorder)
-    missing = patches.wrap(CALL_TARGETS + MEDIA_TARGETS + CACHE_TARGETS + ATTEMPT_TARGETS)
+    missing = patches.wrap(
+        CALL_TARGETS + MEDIA_TARGETS + CACHE_TARGETS + BATCH_TARGETS + ATTEMPT_TARGETS
+    )
     missing += [f"{m}.{d}" for m, d, _ in REQUEST_TARGETS if _resolve(m, d) is None]
     attempt_names = {f"{m}.{d}" for m, d, _ in ATTEMPT_TARGETS}
     recorder.per_attempt = not attempt_names.intersection(missing)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from .fake_batches import FakeBatches
+
 DEFAULT_USAGE: dict[str, Any] = {"promptTokenCount": 12, "candidatesTokenCount": 8}
 
 
@@ -198,6 +200,7 @@ class FakeGemini:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._max_lifetime = max_lifetime
         self._timer: threading.Timer | None = None
+        self.batches = FakeBatches()  # Batch API jobs (fake_batches.py)
 
     @property
     def port(self) -> int:
@@ -234,6 +237,7 @@ class FakeGemini:
         with self._lock:
             self._scripts.clear()
             self.requests.clear()
+        self.batches.reset()
 
     def _next_reply(self, model: str) -> Reply:
         with self._lock:
@@ -302,8 +306,13 @@ class FakeGemini:
                         {"model": "", "method": f"{verb} {path}", "body": {}, "at": time.time()}
                     )
                 reply = fake._next_reply("")
-                if not self._send_scripted_error(reply, ""):
-                    self._send_json(200, reply.body or {}, reply.headers)
+                if self._send_scripted_error(reply, ""):
+                    return
+                batch = fake.batches.other(verb, path)
+                if batch is not None:
+                    self._send_json(*batch)
+                    return
+                self._send_json(200, reply.body or {}, reply.headers)
 
             def do_GET(self) -> None:
                 self._other_method("GET")
@@ -334,6 +343,10 @@ class FakeGemini:
                     )
                 reply = fake._next_reply(model)
                 if self._send_scripted_error(reply, model):
+                    return
+                batch = fake.batches.post(path, method, model, reply.usage, payload)
+                if batch is not None:
+                    self._send_json(*batch)
                     return
                 other = _method_body(method, reply, payload)
                 if other is not None:
