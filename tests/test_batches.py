@@ -121,9 +121,9 @@ def test_online_spend_carries_processing_online(
     client.models.generate_content(model=MODEL, contents="hi")
     points = telemetry.points("gcp.gemini.cost")
     assert points and {p.attributes["gcp.gemini.cost.processing"] for p in points} == {"online"}
-    assert {p.attributes["gcp.gemini.cost.processing"] for p in telemetry.points(
-        "gcp.gemini.cost.list"
-    )} == {"online"}
+    assert {
+        p.attributes["gcp.gemini.cost.processing"] for p in telemetry.points("gcp.gemini.cost.list")
+    } == {"online"}
     for p in telemetry.points("gcp.gemini.tokens"):  # spend counters only
         assert "gcp.gemini.cost.processing" not in p.attributes
 
@@ -164,7 +164,9 @@ def test_enqueued_tokens_gauge_against_the_tier_limit(
 
     def gauge(name: str) -> float:
         points = telemetry.points(
-            name, gcp__gemini__quota__dimension="batch_enqueued_tokens", gen_ai__request__model=MODEL
+            name,
+            gcp__gemini__quota__dimension="batch_enqueued_tokens",
+            gen_ai__request__model=MODEL,
         )
         assert len(points) == 1, points
         return points[0].value

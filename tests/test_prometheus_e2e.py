@@ -244,8 +244,10 @@ DASHBOARD_EXPECTATIONS: dict[tuple[str, str], Callable[[Run], Expected]] = {
     },
     ("Requests per minute by HTTP status", "A"): lambda run: {
         s(http_response_status_code=str(code)): run.per_minute(
-            lambda t, code=code: sum(n for (_, c), n in app.ATTEMPTS.items() if c == code)
-            + (sum(app.BATCH_REQUESTS_OK.values()) if code == 200 else 0)
+            lambda t, code=code: (
+                sum(n for (_, c), n in app.ATTEMPTS.items() if c == code)
+                + (sum(app.BATCH_REQUESTS_OK.values()) if code == 200 else 0)
+            )
         )
         for code in {c for _, c in app.ATTEMPTS}
     },
@@ -271,8 +273,7 @@ DASHBOARD_EXPECTATIONS: dict[tuple[str, str], Callable[[Run], Expected]] = {
         ),
     },
     ("Batch enqueued tokens against the limit", "A"): lambda run: {
-        s(gen_ai_request_model=app.FLASH, gcp_gemini_tier=t): 2 * app.BATCH_ENQUEUED
-        for t in TIERS
+        s(gen_ai_request_model=app.FLASH, gcp_gemini_tier=t): 2 * app.BATCH_ENQUEUED for t in TIERS
     },
     ("Batch enqueued tokens against the limit", "B"): lambda run: {
         s(gen_ai_request_model=m, gcp_gemini_tier=t): limit for t, m, _, limit in batch_limit_rows()

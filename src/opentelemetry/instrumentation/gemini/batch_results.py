@@ -155,7 +155,13 @@ def record_batch_results(
     if job_name is not None:
         attrs[A.GEMINI_BATCH_JOB_NAME] = job_name
     call = recorder.start(
-        name, None, None, vertex=vertex, base_url=None, stream=False, operation=BATCHES,
+        name,
+        None,
+        None,
+        vertex=vertex,
+        base_url=None,
+        stream=False,
+        operation=BATCHES,
         reader=lambda _answer: (usage, None, None, attrs),
     )
     if call is not None:

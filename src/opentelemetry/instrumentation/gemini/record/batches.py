@@ -215,7 +215,9 @@ def _json_metadata(meta: Any) -> Any:
             for d in details[:_MAX_DETAILS]:
                 if isinstance(d, dict) and isinstance(d.get("modality"), str):
                     items.append(
-                        SimpleNamespace(modality=d["modality"], token_count=_int(d.get("tokenCount")))
+                        SimpleNamespace(
+                            modality=d["modality"], token_count=_int(d.get("tokenCount"))
+                        )
                     )
         setattr(out, name, items)
     return out

@@ -203,7 +203,15 @@ class CallLedger:
         if self._to_windows is None:
             return
         totals: dict[str, list[float]] = {}
-        for (model, _response_model, _tier, billed, operation, _project, _), row in self._rows.items():
+        for (
+            model,
+            _response_model,
+            _tier,
+            billed,
+            operation,
+            _project,
+            _,
+        ), row in self._rows.items():
             t = totals.get(model)
             if t is None:
                 t = totals[model] = [0, 0, 0.0]
@@ -391,7 +399,15 @@ class DashboardCounters:
             for i, label in enumerate(labels):
                 value = row[first + i]
                 if value:
-                    key = (model, response_model, tier, label, op, project, how if processing else None)
+                    key = (
+                        model,
+                        response_model,
+                        tier,
+                        label,
+                        op,
+                        project,
+                        how if processing else None,
+                    )
                     add = 0.0 if unbilled_as_zero and not billed else value
                     totals[key] = totals.get(key, 0) + add
         return [

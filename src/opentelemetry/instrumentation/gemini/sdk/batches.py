@@ -111,7 +111,9 @@ class _Request:
     def __init__(self, method: str, kwargs: dict[str, Any], jobs: BatchJobs) -> None:
         self.attrs: dict[str, Any] = {A.GEMINI_BATCH_METHOD: method}
         self.job = _name(kwargs.get("name"))
-        self.model: str | None = kwargs.get("model") if isinstance(kwargs.get("model"), str) else None
+        self.model: str | None = (
+            kwargs.get("model") if isinstance(kwargs.get("model"), str) else None
+        )
         self.tokens = 0
         if self.job is not None:
             self.attrs[A.GEMINI_BATCH_JOB_NAME] = self.job
@@ -208,7 +210,9 @@ def _inline_results(dest: Any) -> Results | None:
     return None
 
 
-def _open(patches: Patches, instance: Any, method: str, kwargs: dict[str, Any], is_async: bool) -> Call | None:
+def _open(
+    patches: Patches, instance: Any, method: str, kwargs: dict[str, Any], is_async: bool
+) -> Call | None:
     """Open the call's span (None: let the SDK run untouched)."""
     if patches.closed:
         return None
@@ -232,7 +236,9 @@ def _open(patches: Patches, instance: Any, method: str, kwargs: dict[str, Any], 
         return None
 
 
-def _hooks(method: str) -> tuple[Callable[[Patches, Method], Method], Callable[[Patches, Method], Method]]:
+def _hooks(
+    method: str,
+) -> tuple[Callable[[Patches, Method], Method], Callable[[Patches, Method], Method]]:
     """Hook factories (sync, async) for one Batches method."""
 
     def sync_factory(patches: Patches, original: Method) -> Method:
