@@ -116,6 +116,12 @@ GEMINI_BATCH_FAILED_RESPONSES: Final = "gcp.gemini.batch.failed_responses"
 # True on the span that priced a job's results; False on a later sight of the same job.
 GEMINI_BATCH_RESULTS_PRICED: Final = "gcp.gemini.batch.results.priced"
 GEMINI_BATCH_JOB_COUNT: Final = "gcp.gemini.batch.job_count"  # list: jobs on the first page
+# Interactions API (client.interactions): one span per SDK call.
+GEMINI_INTERACTION_METHOD: Final = "gcp.gemini.interaction.method"  # create, get, cancel, delete
+GEMINI_INTERACTION_STATUS: Final = "gcp.gemini.interaction.status"  # completed, in_progress...
+GEMINI_INTERACTION_BACKGROUND: Final = "gcp.gemini.interaction.background"  # background=True
+# False when an earlier call in this process already recorded this interaction's usage.
+GEMINI_INTERACTION_PRICED: Final = "gcp.gemini.interaction.priced"
 # The quota dimension of the enqueued-tokens gauges (gcp.gemini.quota.*).
 QUOTA_DIMENSION_BATCH_ENQUEUED: Final = "batch_enqueued_tokens"
 

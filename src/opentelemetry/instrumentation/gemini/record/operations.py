@@ -20,17 +20,27 @@ GET_OPERATION: Final = "get_operation"
 CACHES: Final = "caches"
 FILES: Final = "files"
 BATCHES: Final = "batches"
+# The Interactions API (client.interactions): create runs the model; the others act on an
+# interaction by id (a get may bring a background interaction's finished usage).
+INTERACTIONS: Final = "interactions"
+GET_INTERACTION: Final = "get_interaction"
+CANCEL_INTERACTION: Final = "cancel_interaction"
+DELETE_INTERACTION: Final = "delete_interaction"
 OTHER: Final = "other"
 
 # What counts against a model's requests and tokens per minute and requests per day.
-INFERENCE: Final = frozenset({GENERATE_CONTENT, EMBEDDINGS, GENERATE_IMAGES, GENERATE_VIDEOS})
+INFERENCE: Final = frozenset(
+    {GENERATE_CONTENT, EMBEDDINGS, GENERATE_IMAGES, GENERATE_VIDEOS, INTERACTIONS}
+)
 
 # What is billed per call (caches are billed by storage time; batches at batch rates: elsewhere).
 BILLED: Final = frozenset({GENERATE_CONTENT, EMBEDDINGS, GENERATE_IMAGES, GENERATE_VIDEOS})
 
 # Priced only when the answer carries usage: a batch job's get or list is free, except the get
 # that first sees the job's results, which carries the whole job's cost at batch rates.
-PRICED_WITH_USAGE: Final = frozenset({BATCHES})
+# Interactions likewise: an interaction is priced by the call that first sees its usage (the
+# create, or a get of a background one), never twice (sdk/interactions.py).
+PRICED_WITH_USAGE: Final = frozenset({BATCHES, INTERACTIONS, GET_INTERACTION})
 
 # Request path method (``models/{model}:{method}``) -> operation.
 BY_METHOD: Final = {
@@ -51,4 +61,5 @@ BY_COLLECTION: Final = {
     "files": FILES,
     "batches": BATCHES,
     "operations": GET_OPERATION,
+    "interactions": INTERACTIONS,
 }

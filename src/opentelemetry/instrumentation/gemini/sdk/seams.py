@@ -22,6 +22,7 @@ from typing import Any
 from ..record.recorder import Recorder
 from .attempts import ATTEMPT_TARGETS
 from .batches import BATCH_TARGETS
+from .interactions import hook_when_imported
 from .caches import CACHE_TARGETS
 from .media import MEDIA_TARGETS
 from .models import CALL_TARGETS, REQUEST_TARGETS
@@ -133,6 +134,8 @@ def patch(recorder: Recorder) -> Patches:
         CALL_TARGETS + MEDIA_TARGETS + CACHE_TARGETS + BATCH_TARGETS + ATTEMPT_TARGETS
     )
     missing += [f"{m}.{d}" for m, d, _ in REQUEST_TARGETS if _resolve(m, d) is None]
+    # The Interactions API's own HTTP stack is slow to import: hooked when the SDK imports it.
+    hook_when_imported(patches)
     attempt_names = {f"{m}.{d}" for m, d, _ in ATTEMPT_TARGETS}
     recorder.per_attempt = not attempt_names.intersection(missing)
     if missing:

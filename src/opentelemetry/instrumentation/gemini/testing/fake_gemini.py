@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .fake_batches import FakeBatches
+from .fake_interactions import FakeInteractions
 
 DEFAULT_USAGE: dict[str, Any] = {"promptTokenCount": 12, "candidatesTokenCount": 8}
 
@@ -201,6 +202,7 @@ class FakeGemini:
         self._max_lifetime = max_lifetime
         self._timer: threading.Timer | None = None
         self.batches = FakeBatches()  # Batch API jobs (fake_batches.py)
+        self.interactions = FakeInteractions()  # Interactions API (fake_interactions.py)
 
     @property
     def port(self) -> int:
@@ -238,6 +240,7 @@ class FakeGemini:
             self._scripts.clear()
             self.requests.clear()
         self.batches.reset()
+        self.interactions.reset()
 
     def _next_reply(self, model: str) -> Reply:
         with self._lock:
@@ -308,7 +311,7 @@ class FakeGemini:
                 reply = fake._next_reply("")
                 if self._send_scripted_error(reply, ""):
                     return
-                batch = fake.batches.other(verb, path)
+                batch = fake.batches.other(verb, path) or fake.interactions.other(verb, path)
                 if batch is not None:
                     self._send_json(*batch)
                     return
@@ -348,6 +351,15 @@ class FakeGemini:
                 if batch is not None:
                     self._send_json(*batch)
                     return
+                interaction = fake.interactions.post(
+                    path, payload, reply.usage, reply.text, reply.chunks
+                )
+                if isinstance(interaction, list):
+                    self._events(interaction, reply.chunk_delay)
+                    return
+                if interaction is not None:
+                    self._send_json(*interaction, reply.headers)
+                    return
                 other = _method_body(method, reply, payload)
                 if other is not None:
                     self._send_json(200, other, reply.headers)
@@ -371,6 +383,22 @@ class FakeGemini:
                     )
                     return
                 self._stream(reply, version, response_id)
+
+            def _events(self, events: list[dict[str, Any]], delay: float) -> None:
+                """Server-sent events, one JSON object each (the Interactions API's stream)."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                try:
+                    for event in events:
+                        self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                        self.wfile.flush()
+                        if delay:
+                            time.sleep(delay)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
 
             def _stream(self, reply: Reply, version: str, response_id: str) -> None:
                 self.send_response(200)
