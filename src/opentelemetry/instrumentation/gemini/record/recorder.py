@@ -651,6 +651,8 @@ def _opt(clean: Any, text: str | None) -> str | None:
 
 def _error_type(error: BaseException) -> str:
     code = getattr(error, "code", None)
+    if not isinstance(code, int):  # the Interactions API's errors carry it as status_code
+        code = getattr(error, "status_code", None)
     # APIError carries the HTTP status: the low-cardinality value dashboards group by.
     if isinstance(code, int):
         return str(code)

@@ -108,7 +108,8 @@ def _reader(jobs: BatchJobs, state: _State) -> Callable[[Any], Answer]:
     by one call only."""
 
     def read(answer: Any) -> Answer:
-        interaction = state.last if state.last is not None else answer
+        # A stream's answer is ``state`` itself: its interaction came with the events.
+        interaction = state.last if answer is state else answer
         attrs: dict[str, Any] = {A.GEMINI_INTERACTION_METHOD: state.method}
         if state.method == "delete" or interaction is None:
             return None, None, None, attrs
@@ -185,7 +186,9 @@ def _sync_events(events: Iterator[Any], call: Call, state: _State) -> Iterator[A
         call.finish(None, end)
 
 
-async def _async_events(events: AsyncIterator[Any], call: Call, state: _State) -> AsyncIterator[Any]:
+async def _async_events(
+    events: AsyncIterator[Any], call: Call, state: _State
+) -> AsyncIterator[Any]:
     end = A.STREAM_END_CLOSED
     try:
         while True:
@@ -219,7 +222,9 @@ def _take_stream(result: Any, call: Call, state: _State, is_async: bool) -> bool
     if generator is None:
         return False
     call.stream = True
-    call.last = result  # the reader reads the stream's interaction from ``state``
+    # The reader reads the stream's interaction from ``state`` (never the stream itself: the
+    # call must not keep alive the stream whose drop ends it).
+    call.last = state
     wrap = _async_events if is_async else _sync_events
     result.generator = wrap(generator, call, state)
     _watch(result, call)
@@ -273,7 +278,9 @@ def _open(
         return None
 
 
-def _hooks(method: str) -> tuple[Callable[[Patches, Method], Method], Callable[[Patches, Method], Method]]:
+def _hooks(
+    method: str,
+) -> tuple[Callable[[Patches, Method], Method], Callable[[Patches, Method], Method]]:
     def sync_factory(patches: Patches, original: Method) -> Method:
         def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
             opened = _open(patches, self, method, args, kwargs, is_async=False)
@@ -332,9 +339,15 @@ def _outcome(patches: Patches, call: Call | None, response: Any, url: str) -> No
             if status < 400:
                 call.on_attempt_ok()
             else:
-                call.on_attempt_error(_AttemptError(status, _body(response) if status == 429 else None))
+                call.on_attempt_error(
+                    _AttemptError(status, _body(response) if status == 429 else None)
+                )
         else:
-            error = None if status < 400 else _AttemptError(status, _body(response) if status == 429 else None)
+            error = (
+                None
+                if status < 400
+                else _AttemptError(status, _body(response) if status == 429 else None)
+            )
             _count(patches, url, error)
     except Exception:
         _logger.debug("gemini instrumentation: could not count an attempt", exc_info=True)

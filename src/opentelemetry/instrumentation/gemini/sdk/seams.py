@@ -22,8 +22,8 @@ from typing import Any
 from ..record.recorder import Recorder
 from .attempts import ATTEMPT_TARGETS
 from .batches import BATCH_TARGETS
-from .interactions import hook_when_imported
 from .caches import CACHE_TARGETS
+from .interactions import hook_when_imported
 from .media import MEDIA_TARGETS
 from .models import CALL_TARGETS, REQUEST_TARGETS
 

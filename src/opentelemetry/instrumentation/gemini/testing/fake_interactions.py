@@ -110,7 +110,9 @@ class FakeInteractions:
             model=model,
             usage=_usage(usage),
             text=text,
-            service_tier=body.get("service_tier") if isinstance(body.get("service_tier"), str) else None,
+            service_tier=body.get("service_tier")
+            if isinstance(body.get("service_tier"), str)
+            else None,
         )
         with self._lock:
             self.items[item.id] = item
@@ -154,7 +156,12 @@ class FakeInteractions:
             {"event_type": "interaction.created", "interaction": created, "event_id": "e0"}
         ]
         events.append(
-            {"event_type": "step.start", "index": 0, "step": {"type": "model_output"}, "event_id": "e1"}
+            {
+                "event_type": "step.start",
+                "index": 0,
+                "step": {"type": "model_output"},
+                "event_id": "e1",
+            }
         )
         for i in range(chunks):
             last = i == chunks - 1
@@ -168,7 +175,9 @@ class FakeInteractions:
                 }
             )
         events.append({"event_type": "step.stop", "index": 0, "event_id": "e2"})
-        events.append({"event_type": "interaction.completed", "interaction": item.body(), "event_id": "e3"})
+        events.append(
+            {"event_type": "interaction.completed", "interaction": item.body(), "event_id": "e3"}
+        )
         return events
 
 
