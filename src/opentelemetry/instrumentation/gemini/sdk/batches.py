@@ -174,7 +174,11 @@ def _reader(
         if name is not None and state in ENDED_STATES:
             jobs.finished(name)
         dest = _get(answer, "dest")
-        file = _name(_get(dest, "file_name")) if dest is not None else None
+        file = None
+        if dest is not None:  # Developer API: a file; Vertex AI: Cloud Storage or BigQuery
+            file = _name(
+                _get(dest, "file_name") or _get(dest, "gcs_uri") or _get(dest, "bigquery_uri")
+            )
         if file is not None:
             attrs[A.GEMINI_BATCH_RESULTS_FILE] = file
         if state not in SUCCEEDED_STATES or dest is None or name is None:
