@@ -54,6 +54,7 @@ import random
 import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -196,7 +197,25 @@ class Leaks:
         threading.excepthook = self._thread
 
     def _unraisable(self, u: Any) -> None:
-        self.found.append(f"unraisable {u.exc_type.__name__}: {u.exc_value} ({u.err_msg})")
+        where = ""
+        if u.exc_traceback is not None:  # the innermost frames say whose generator it was
+            frames = traceback.extract_tb(u.exc_traceback)[-3:]
+            where = " at " + " <- ".join(
+                f"{f.name} ({f.filename.rsplit('/', 1)[-1]}:{f.lineno})" for f in reversed(frames)
+            )
+        text = f"unraisable {u.exc_type.__name__}: {u.exc_value} ({u.err_msg}, {u.object!r}){where}"
+        # The same race off the loop: the GC thread finalizes httpx's async generators
+        # (Response.aiter_raw, AsyncResponseStream.__aiter__) while a task is closing them:
+        # "async generator already executing". Seen bare too; ours is _async_chunks.
+        name = getattr(u.object, "__qualname__", "")
+        if (
+            "already executing" in str(u.exc_value)
+            and name
+            and not name.startswith("_async_chunks")
+        ):
+            self.bare_too.append(text)
+            return
+        self.found.append(text)
 
     def _thread(self, a: threading.ExceptHookArgs) -> None:
         name = a.thread.name if a.thread else "?"

@@ -132,6 +132,8 @@ class CostBreakdown:
         "total",
     )
 
+    units: tuple[tuple[int, float], ...] = ()  # token costs have no unit-priced part (units.py)
+
     def __init__(
         self,
         input: float,

@@ -25,6 +25,7 @@ from .operations import GENERATE_CONTENT
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
+    from ..billing.units import UnitUsage
     from ..quota.errors import RateLimitInfo
     from .recorder import Recorder
     from .usage import Usage
@@ -130,6 +131,7 @@ class Call:
         "start",
         "stream",
         "texts",
+        "units",
         "usage_chunk",
     )
 
@@ -169,6 +171,8 @@ class Call:
         self.reader: Reader | None = None
         self.requested_tier: str | None = None  # config.service_tier, when the caller set one
         self.project: str | None = None  # a Vertex client's project (else the recorder's)
+        # What the call bills by unit (images, video seconds): set by a media adapter.
+        self.units: UnitUsage | None = None
 
     def __enter__(self) -> None:
         """While the SDK's own call runs: the span is current, so HTTP spans below parent to

@@ -19,6 +19,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from .. import attributes as A
 from ..billing.book import COST_COMPONENTS
+from ..billing.units import UNIT_COMPONENTS
 from ..bounds import OTHER_MODEL, int64
 from .operations import GENERATE_CONTENT, INFERENCE
 
@@ -47,7 +48,11 @@ _TOKENS_AT = 1
 _IN, _CACHED, _TOOL, _OUT, _REASONING = range(_TOKENS_AT, _TOKENS_AT + len(TOKEN_TYPES))
 _USD_AT = _TOKENS_AT + len(TOKEN_TYPES)
 _USD_IN, _USD_CACHED, _USD_OUT, _USD_TOOL = range(_USD_AT, _USD_AT + len(COST_COMPONENTS))
-_ROW_LENGTH = _USD_AT + len(COST_COMPONENTS)
+# Unit-priced USD (images, video seconds) after the token components: (index, USD) in
+# UnitCost.units; every USD column from _USD_AT on is cost.
+_UNIT_AT = _USD_AT + len(COST_COMPONENTS)
+_ROW_LENGTH = _UNIT_AT + len(UNIT_COMPONENTS)
+_ALL_COMPONENTS = COST_COMPONENTS + UNIT_COMPONENTS
 _CALL_KEYS = (A.GEN_AI_REQUEST_MODEL, A.GEN_AI_RESPONSE_MODEL, A.GEMINI_TIER)
 # gcp.gemini.requests' attributes, in its keys' order.
 _REQUEST_KEYS = (
@@ -144,7 +149,7 @@ class CallLedger:
         processing: str = A.PROCESSING_ONLINE,
     ) -> None:
         """A finished call: its successful attempts, tokens by type and (priced) USD."""
-        if usage is None and not ok_attempts:
+        if usage is None and not ok_attempts and cost is None:
             return
         key = (
             model,
@@ -190,6 +195,9 @@ class CallLedger:
                     row[_USD_OUT] += cost.output
                 if cost.tool_use_input:
                     row[_USD_TOOL] += cost.tool_use_input
+                if cost.units:  # unit-priced (UnitCost): images, video seconds
+                    for index, usd in cost.units:
+                        row[_UNIT_AT + index] += usd
 
     def bank(self) -> None:
         """Hand the quota windows what the calls not banked yet added (before reading them)."""
@@ -366,12 +374,12 @@ class DashboardCounters:
         # A component shows as soon as it has a list price: unbilled calls (free tier) give
         # the model's series a $0, not "no data".
         return self._columns(
-            A.GEMINI_COST_COMPONENT, COST_COMPONENTS, _USD_AT, unbilled_as_zero=True
+            A.GEMINI_COST_COMPONENT, _ALL_COMPONENTS, _USD_AT, unbilled_as_zero=True
         )
 
     def _observe_cost_list(self, _options: CallbackOptions) -> Iterable[Observation]:
         return self._columns(
-            A.GEMINI_COST_COMPONENT, COST_COMPONENTS, _USD_AT, unbilled_as_zero=False
+            A.GEMINI_COST_COMPONENT, _ALL_COMPONENTS, _USD_AT, unbilled_as_zero=False
         )
 
     def _columns(

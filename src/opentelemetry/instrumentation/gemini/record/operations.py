@@ -16,6 +16,14 @@ COUNT_TOKENS: Final = "count_tokens"
 COMPUTE_TOKENS: Final = "compute_tokens"
 GENERATE_IMAGES: Final = "generate_images"
 GENERATE_VIDEOS: Final = "generate_videos"
+# Imagen's other methods (Vertex ``:predict`` like generate_images): named as the SDK names them.
+EDIT_IMAGE: Final = "edit_image"
+UPSCALE_IMAGE: Final = "upscale_image"
+RECONTEXT_IMAGE: Final = "recontext_image"
+SEGMENT_IMAGE: Final = "segment_image"
+IMAGE_OPERATIONS: Final = frozenset(
+    {GENERATE_IMAGES, EDIT_IMAGE, UPSCALE_IMAGE, RECONTEXT_IMAGE, SEGMENT_IMAGE}
+)
 GET_OPERATION: Final = "get_operation"
 CACHES: Final = "caches"
 FILES: Final = "files"
@@ -30,11 +38,11 @@ OTHER: Final = "other"
 
 # What counts against a model's requests and tokens per minute and requests per day.
 INFERENCE: Final = frozenset(
-    {GENERATE_CONTENT, EMBEDDINGS, GENERATE_IMAGES, GENERATE_VIDEOS, INTERACTIONS}
+    {GENERATE_CONTENT, EMBEDDINGS, GENERATE_VIDEOS, INTERACTIONS} | IMAGE_OPERATIONS
 )
 
 # What is billed per call (caches are billed by storage time; batches at batch rates: elsewhere).
-BILLED: Final = frozenset({GENERATE_CONTENT, EMBEDDINGS, GENERATE_IMAGES, GENERATE_VIDEOS})
+BILLED: Final = frozenset({GENERATE_CONTENT, EMBEDDINGS, GENERATE_VIDEOS} | IMAGE_OPERATIONS)
 
 # Priced only when the answer carries usage: a batch job's get or list is free, except the get
 # that first sees the job's results, which carries the whole job's cost at batch rates.

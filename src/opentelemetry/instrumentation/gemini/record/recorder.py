@@ -15,17 +15,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode, Tracer
 
 from .. import attributes as A
+from ..billing.units import unit_prices
 from ..bounds import MAX_NAME, MAX_STACKTRACE, ModelCap, Secrets, warn_once
 from ..config import UNKNOWN_TIER, Settings
 from ..quota.errors import RateLimitInfo, parse_rate_limit
 from . import content
 from .call import _ABANDONED, OK_ATTEMPT, Attempt, Call, Reader, drain_abandoned
+from .long_running import LongRunning
 from .operations import BATCHES, BILLED, GENERATE_CONTENT, INFERENCE, PRICED_WITH_USAGE
 from .request import base_attributes, config_attributes, normalize_model
 from .usage import Usage, served_tier, sum_usages, usage_from_metadata
 
 if TYPE_CHECKING:
     from ..billing.book import CostBreakdown, PriceBook
+    from ..billing.units import UnitCost
     from ..quota.limits import LimitTable
     from .instruments import Instruments
 
@@ -81,12 +84,15 @@ class Recorder:
         self._token_usage = instruments.token_usage
         self._ttfc = instruments.ttfc
         self._retry_delay = instruments.retry_delay
+        # Video operations: their submits' requests, and which were seen done (priced once).
+        self.long_running = LongRunning()
 
     def reset_after_fork(self) -> None:
         self._lock = threading.Lock()
         self.models.reset_after_fork()
         self.secrets.reset_after_fork()
         self.last_retry = {}
+        self.long_running.reset_after_fork()
 
     # --- per call ---------------------------------------------------------------------------
     def start(
@@ -286,6 +292,13 @@ class Recorder:
             self._token_usage.record(input_tokens, input_attrs)
             if output_tokens or call.operation is GENERATE_CONTENT:  # embeddings: input only
                 self._token_usage.record(output_tokens, output_attrs)
+        if call.units is not None and cost is not None and cost.operation is not None:
+            # A long-running operation's cost, seen at a poll: counted under the operation
+            # that bills it (generate_videos), the poll's own attempts under its own.
+            self.counters.call(
+                call.model, response_model, tier, 0, None, cost, cost.operation, project
+            )
+            cost = None
         # Failed attempts were counted at once (attempt); successful ones ride on the call,
         # and reach the quota windows through the counters.
         self.counters.call(
@@ -328,12 +341,13 @@ class Recorder:
         response_model: str | None,
         error: BaseException | None,
         served: str | None = None,
-    ) -> CostBreakdown | None:
+    ) -> CostBreakdown | UnitCost | None:
         """The call's cost attributes; its cost, for the counters and the spend window. Priced
         by the model that answered (an alias resolves to a version), else the one asked for."""
         assert self.prices is not None
         if error is not None or (
             call.operation not in BILLED
+            and call.units is None
             and (usage is None or call.operation not in PRICED_WITH_USAGE)
         ):
             # Google bills no failed request (400, 429, 500...), nor count_tokens and the like:
@@ -342,6 +356,8 @@ class Recorder:
             attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
             attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
             return None
+        if call.units is not None:
+            return self._price_units(call, attrs, response_model)
         if usage is None:
             attrs[A.GEMINI_COST_UNPRICED_REASON] = A.UNPRICED_NO_USAGE
             if call.chunks:  # a stream that never delivered a chunk had nothing to price
@@ -366,6 +382,34 @@ class Recorder:
             self.counters.unpriced.add(
                 (call.model, response_model, reason, call.project or self.project), 1
             )
+            return None
+        attrs[A.GEN_AI_USAGE_COST_AMOUNT] = cost.total
+        attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
+        attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
+        attrs[A.GEMINI_COST_LIST_AMOUNT] = cost.list_total
+        attrs[A.GEMINI_COST_PRICES_VERSION] = cost.prices_version
+        return cost
+
+    def _price_units(
+        self, call: Call, attrs: dict[str, Any], response_model: str | None
+    ) -> UnitCost | None:
+        """Cost of what a call bills by unit (images, video seconds), from the dated unit
+        prices; unpriced with a reason when they have no price for the model."""
+        units = call.units
+        assert units is not None
+        cost, reason = None, units.unpriced
+        if reason is None:
+            try:
+                cost, reason = unit_prices().price(response_model or call.model, units, self.tier)
+            except Exception:  # unreadable bundled data: unpriced, never an error in the app
+                _logger.debug("gemini instrumentation: no unit prices", exc_info=True)
+                reason = A.UNPRICED_UNKNOWN_MODEL
+        if cost is None:
+            attrs[A.GEMINI_COST_UNPRICED_REASON] = reason
+            if reason != A.UNPRICED_PENDING:  # a submit is priced when first seen done
+                self.counters.unpriced.add(
+                    (call.model, response_model, reason, call.project or self.project), 1
+                )
             return None
         attrs[A.GEN_AI_USAGE_COST_AMOUNT] = cost.total
         attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"

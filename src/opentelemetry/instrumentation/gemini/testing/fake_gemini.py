@@ -24,6 +24,7 @@ from typing import Any
 
 from .fake_batches import FakeBatches
 from .fake_interactions import FakeInteractions
+from .fake_media import FakeMedia
 
 DEFAULT_USAGE: dict[str, Any] = {"promptTokenCount": 12, "candidatesTokenCount": 8}
 
@@ -203,6 +204,7 @@ class FakeGemini:
         self._timer: threading.Timer | None = None
         self.batches = FakeBatches()  # Batch API jobs (fake_batches.py)
         self.interactions = FakeInteractions()  # Interactions API (fake_interactions.py)
+        self.media = FakeMedia()  # Imagen and Veo endpoints (fake_media.py)
 
     @property
     def port(self) -> int:
@@ -241,6 +243,7 @@ class FakeGemini:
             self.requests.clear()
         self.batches.reset()
         self.interactions.reset()
+        self.media.reset()
 
     def _next_reply(self, model: str) -> Reply:
         with self._lock:
@@ -346,6 +349,10 @@ class FakeGemini:
                     )
                 reply = fake._next_reply(model)
                 if self._send_scripted_error(reply, model):
+                    return
+                media = fake.media.answer(path, model, method, reply, payload)
+                if media is not None:
+                    self._send_json(200, media, reply.headers)
                     return
                 batch = fake.batches.post(path, method, model, reply.usage, payload)
                 if batch is not None:
