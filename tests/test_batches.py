@@ -346,3 +346,20 @@ def test_a_job_priced_before_reinstrumentation_is_not_priced_again(fake: FakeGem
     assert telemetry.total("gcp.gemini.cost", gcp__gemini__cost__processing="batch") == (
         pytest.approx(batch_cost(1_000, 250))
     )
+
+
+def test_job_memories_are_bounded() -> None:
+    """Job names come from the server, one per job: a process that runs jobs forever keeps the
+    latest ones only (an old enqueued job leaves the gauge; an old priced one is forgotten)."""
+    from opentelemetry.instrumentation.gemini.record.batches import BatchJobs
+
+    jobs = BatchJobs(max_jobs=3)
+    for i in range(5):
+        jobs.enqueue(f"batches/{i}", MODEL, 10)
+        assert jobs.claim(f"batches/{i}")
+    assert jobs.enqueued_by_model() == {MODEL: 30}
+    assert jobs.model_of("batches/0") is None and jobs.model_of("batches/4") == MODEL
+    assert not jobs.claim("batches/4")  # remembered
+    assert jobs.claim("batches/0")  # forgotten: the bound is documented in README
+    jobs.finished("batches/4")
+    assert jobs.enqueued_by_model() == {MODEL: 20}

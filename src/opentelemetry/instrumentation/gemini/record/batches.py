@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any, Final
 
 from ..bounds import MAX_COUNT, count
+from .long_running import LongRunning
 from .usage import Usage, sum_usages, usage_from_metadata
 
 MAX_JOBS: Final = 10_000  # job names remembered per kind (enqueued, priced), oldest dropped
@@ -51,7 +52,9 @@ class BatchJobs:
         # job name -> model, for the jobs this process created: a later get, cancel or delete
         # names only the job, and its span and metrics should still name the model.
         self._model_of: OrderedDict[str, str] = OrderedDict()
-        self._priced: OrderedDict[str, None] = OrderedDict()
+        # Names whose results were priced: the same bounded "first seen done" memory as video
+        # operations' (long_running.py); only its done half is used here.
+        self._priced = LongRunning(max_pending=0, max_done=max_jobs)
         # Models that ever had a job enqueued: their gauge reports 0 once every job is done,
         # rather than vanishing. Names come capped (the recorder's ModelCap).
         self._models: set[str] = set()
@@ -98,19 +101,13 @@ class BatchJobs:
     def claim(self, job: str) -> bool:
         """True the first time a job's results are to be priced in this process; False after
         (the caller then records nothing)."""
-        with self._lock:
-            if job in self._priced:
-                self._priced.move_to_end(job)
-                return False
-            self._priced[job] = None
-            while len(self._priced) > self._max:
-                self._priced.popitem(last=False)
-            return True
+        return self._priced.first_done(job)[0]
 
     def reset_after_fork(self) -> None:
         """The child keeps which jobs were priced (its parent counted them) but reports no
         enqueued tokens: they are the parent's to report."""
         self._lock = threading.Lock()
+        self._priced.reset_after_fork()
         self._enqueued = OrderedDict()
         self._models = set()
 
