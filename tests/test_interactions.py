@@ -230,3 +230,28 @@ def test_requests_outside_any_span_are_still_counted(
         )
         == 1
     )
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_stream_closed_early_ends_its_span_at_once(
+    fake: FakeGemini, client: Any, telemetry: Telemetry, mode: str
+) -> None:
+    """Stream.close() (and leaving its ``with``) closes only the HTTP response: the span still
+    ends then, not when the stream is collected."""
+    if mode == "sync":
+        with client.interactions.create(model=MODEL, input="x", stream=True) as stream:
+            next(iter(stream))
+        held = stream  # still referenced: only the close can have ended the span
+    else:
+
+        async def run() -> Any:
+            stream = await client.aio.interactions.create(model=MODEL, input="x", stream=True)
+            await stream.__anext__()
+            await stream.close()
+            return stream
+
+        held = asyncio.run(run())
+    span = telemetry.span()
+    assert span.attributes["gcp.gemini.stream.end"] == "closed"
+    assert span.attributes["gcp.gemini.stream.chunks"] == 1
+    assert held is not None

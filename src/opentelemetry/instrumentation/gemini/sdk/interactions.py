@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -214,6 +215,11 @@ async def _async_events(
         call.finish(None, end)
 
 
+# Streams whose generator is ours, to their call: ``Stream.close()`` (and leaving its ``with``)
+# only closes the HTTP response, never the generator, so the close hook ends the call.
+_OPEN_STREAMS: weakref.WeakKeyDictionary[Any, Call] = weakref.WeakKeyDictionary()
+
+
 def _take_stream(result: Any, call: Call, state: _State, is_async: bool) -> bool:
     """Put our generator in a returned Stream's place (as the SDK's own wrappers do: same object
     for the caller); whether ``result`` was a stream. The call then ends with the stream, or as
@@ -221,14 +227,44 @@ def _take_stream(result: Any, call: Call, state: _State, is_async: bool) -> bool
     generator = getattr(result, "generator", None)
     if generator is None:
         return False
+    wrap = _async_events if is_async else _sync_events
+    _watch(result, call)  # first: should it fail, the stream is left as it is
+    _OPEN_STREAMS[result] = call
     call.stream = True
     # The reader reads the stream's interaction from ``state`` (never the stream itself: the
     # call must not keep alive the stream whose drop ends it).
     call.last = state
-    wrap = _async_events if is_async else _sync_events
     result.generator = wrap(generator, call, state)
-    _watch(result, call)
     return True
+
+
+def _streamed(result: Any, call: Call, state: _State, is_async: bool) -> bool:
+    """_take_stream, never raising into the app (a stream we could not take is left alone)."""
+    try:
+        return _take_stream(result, call, state, is_async)
+    except Exception:
+        _logger.debug("gemini instrumentation: could not follow a stream", exc_info=True)
+        return False
+
+
+def _sync_close(_patches: Patches, original: Method) -> Method:
+    def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _OPEN_STREAMS.pop(self, None) if _OPEN_STREAMS else None
+        if call is not None:
+            call.finish(None, A.STREAM_END_CLOSED)
+        return original(self, *args, **kwargs)
+
+    return hook
+
+
+def _async_close(_patches: Patches, original: Method) -> Method:
+    async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = _OPEN_STREAMS.pop(self, None) if _OPEN_STREAMS else None
+        if call is not None:
+            call.finish(None, A.STREAM_END_CLOSED)
+        return await original(self, *args, **kwargs)
+
+    return hook
 
 
 # --- hooks --------------------------------------------------------------------------------
@@ -289,7 +325,7 @@ def _hooks(
             call, state = opened
             with call:
                 result = original(self, *args, **kwargs)
-            if not _take_stream(result, call, state, is_async=False):
+            if not _streamed(result, call, state, is_async=False):
                 call.complete(result)
             return result
 
@@ -303,7 +339,7 @@ def _hooks(
             call, state = opened
             with call:
                 result = await original(self, *args, **kwargs)
-            if not _take_stream(result, call, state, is_async=True):
+            if not _streamed(result, call, state, is_async=True):
                 call.complete(result)
             return result
 
@@ -421,6 +457,8 @@ def _targets() -> Targets:
         sync_factory, async_factory = _hooks(method)
         out.append((GAOS_MODULE, f"GeminiNextGenInteractions.{method}", sync_factory))
         out.append((GAOS_MODULE, f"AsyncGeminiNextGenInteractions.{method}", async_factory))
+    out.append(("google.genai._gaos.utils.eventstreaming", "Stream.close", _sync_close))
+    out.append(("google.genai._gaos.utils.eventstreaming", "AsyncStream.close", _async_close))
     out.append(("google.genai._gaos", "utils.retry", _sync_retry))
     out.append(("google.genai._gaos", "utils.retry_async", _async_retry))
     return tuple(out)
