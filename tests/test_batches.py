@@ -363,3 +363,14 @@ def test_job_memories_are_bounded() -> None:
     assert jobs.claim("batches/0")  # forgotten: the bound is documented in README
     jobs.finished("batches/4")
     assert jobs.enqueued_by_model() == {MODEL: 20}
+
+
+def test_content_capture_puts_no_empty_messages_on_batch_spans(
+    fake: FakeGemini, client: Any, instrument: Any
+) -> None:
+    telemetry = instrument(capture_content=True)
+    job = client.batches.create(model=MODEL, src=_requests("a prompt"))
+    client.batches.get(name=job.name)
+    for span in telemetry.spans():
+        assert "gen_ai.input.messages" not in span.attributes
+        assert "gen_ai.output.messages" not in span.attributes

@@ -165,6 +165,7 @@ def record_batch_results(
         reader=lambda _answer: (usage, None, None, attrs),
     )
     if call is not None:
+        call.texts = None  # no content is captured from a results file
         call.complete(results)  # the reader ignores it; the call records once
     return BatchResults(
         job_name,

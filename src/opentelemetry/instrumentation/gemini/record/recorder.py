@@ -139,7 +139,7 @@ class Recorder:
             else:
                 attrs = {**base, **config_attributes(config)}
                 requested_tier = attrs.get(A.GEMINI_REQUEST_SERVICE_TIER)
-            if self.settings.capture_content:
+            if self.settings.capture_content and contents is not None:  # a call with content
                 attrs = dict(attrs)
                 self._capture_input(attrs, contents, config)
             try:

@@ -234,6 +234,7 @@ def _open(
         )
         if call is not None:
             call.span.set_attributes(request.attrs)  # known from the request, before it runs
+            call.texts = None  # content capture does not cover batch jobs (README)
         return call
     except Exception:
         _logger.debug("gemini instrumentation: could not open a batch call", exc_info=True)

@@ -300,6 +300,7 @@ def _open(
         )
         if call is None:
             return None
+        call.texts = None  # content capture does not cover the Interactions API yet (README)
         attrs: dict[str, Any] = {A.GEMINI_INTERACTION_METHOD: method}
         if interaction_id is not None:
             attrs[A.GEN_AI_RESPONSE_ID] = interaction_id
