@@ -55,6 +55,13 @@ ATTEMPTS = {(FLASH, 200): 2, (PRO, 200): 1, (PRO, 429): 3, (UNPRICED, 200): 1}
 CALLS_OK = {FLASH: 2, PRO: 1, UNPRICED: 1}
 STREAMS = {FLASH: 1}
 RETRY_DELAY_SECONDS = 26
+# Batch API, per phase: job A (two inline requests) is created, polled running, then polled
+# succeeded (its results priced at batch rates); job B (BATCH_TEXT) is created and stays pending,
+# its tokens enqueued. All on FLASH, under the "batches" operation: not inference quota.
+BATCH_REQUESTS_OK = {FLASH: 4}  # HTTP attempts answered 200: two creates, two gets
+BATCH_RESPONSES = 2  # job A's responses, each with the fake's default usage
+BATCH_TEXT = "x" * 400
+BATCH_ENQUEUED = 100  # job B's tokens: 400 characters at 4 characters a token
 # 429 quota ids per tier: the SDK-retried pair, then the one the caller sees.
 QUOTA_IDS = {
     "free": (
@@ -110,17 +117,32 @@ def run_phase(fake: FakeGemini, tier: str, spans: InMemorySpanExporter) -> dict[
         plain.models.generate_content(model=PRO, contents="hello")
     plain.models.generate_content(model=UNPRICED, contents="hello")
 
-    # Billed and pay-as-you-go USD per priced model (a priced call carries a list amount).
+    job = plain.batches.create(model=FLASH, src=[{"contents": "hello"}, {"contents": "again"}])
+    plain.batches.get(name=job.name)
+    plain.batches.get(name=job.name)
+    plain.batches.create(model=FLASH, src=[{"contents": BATCH_TEXT}])
+
+    # Billed and pay-as-you-go USD per priced model (a priced call carries a list amount),
+    # online and batch apart.
     cost: dict[str, float] = defaultdict(float)
     list_cost: dict[str, float] = defaultdict(float)
+    batch_cost: dict[str, float] = defaultdict(float)
+    batch_list_cost: dict[str, float] = defaultdict(float)
     for span in spans.get_finished_spans():
         attrs = span.attributes or {}
         if "gcp.gemini.cost.list_amount" in attrs:
             model = str(attrs["gen_ai.request.model"])
-            cost[model] += float(attrs["gen_ai.usage.cost.amount"])  # type: ignore[arg-type]
-            list_cost[model] += float(attrs["gcp.gemini.cost.list_amount"])  # type: ignore[arg-type]
+            batch = attrs.get("gcp.gemini.cost.processing") == "batch"
+            billed, listed = (batch_cost, batch_list_cost) if batch else (cost, list_cost)
+            billed[model] += float(attrs["gen_ai.usage.cost.amount"])  # type: ignore[arg-type]
+            listed[model] += float(attrs["gcp.gemini.cost.list_amount"])  # type: ignore[arg-type]
     spans.clear()
-    return {"cost": cost, "list_cost": list_cost}
+    return {
+        "cost": cost,
+        "list_cost": list_cost,
+        "batch_cost": batch_cost,
+        "batch_list_cost": batch_list_cost,
+    }
 
 
 def hold_live_sessions(lifetime: float) -> None:

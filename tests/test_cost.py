@@ -447,8 +447,10 @@ def test_cost_counter_sums_calls_exactly_by_component(
             "gen_ai.response.model",
             "gcp.gemini.tier",
             "gcp.gemini.cost.component",
+            "gcp.gemini.cost.processing",
         }
         assert point.attributes["gen_ai.operation.name"] == "generate_content"
+        assert point.attributes["gcp.gemini.cost.processing"] == "online"
 
 
 def test_prometheus_name_of_the_spend_counter(fake: FakeGemini, client: Any) -> None:

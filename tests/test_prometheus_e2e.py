@@ -32,7 +32,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -87,6 +87,17 @@ class Run:
     list_cost: dict[str, dict[str, float]]  # the same at pay-as-you-go prices
     factor: dict[str, float]  # tier -> increase() extrapolation factor of that app's series
     fresh: bool  # all traffic within the last minute, so rpm/tpm windows still hold it
+    batch_cost: dict[str, dict[str, float]] = field(default_factory=dict)  # tier -> model -> USD
+    batch_list_cost: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def spend(self, tier: str, model: str | None = None) -> float:
+        """Billed USD of one phase, online and batch, for one model or all."""
+        both = (self.cost[tier], self.batch_cost.get(tier, {}))
+        return sum(c.get(model, 0) if model else sum(c.values()) for c in both)
+
+    def list_spend(self, tier: str) -> float:
+        both = (self.list_cost[tier], self.batch_list_cost.get(tier, {}))
+        return sum(sum(c.values()) for c in both)
 
     def increase(self, per_phase: Callable[[str], float]) -> float:
         """What increase(counter[5m]) returns, summed over the apps, for a counter that grew
@@ -127,6 +138,17 @@ def quota_rows() -> list[tuple[str, str, str, int]]:
     return rows
 
 
+def batch_limit_rows() -> list[tuple[str, str, str, int]]:
+    """(tier, model, "batch_enqueued_tokens", limit) for the models the scenario batches on."""
+    rows = []
+    for tier in TIERS:
+        for model in app.BATCH_REQUESTS_OK:
+            limits = LIMITS.lookup(model, tier)
+            if limits is not None and limits.batch_enqueued_tokens:
+                rows.append((tier, model, "batch_enqueued_tokens", limits.batch_enqueued_tokens))
+    return rows
+
+
 def quota_hits() -> dict[tuple[str, str], int]:
     """(tier, quota id) -> 429 violations per phase."""
     hits: dict[tuple[str, str], int] = {}
@@ -155,7 +177,7 @@ def spend_10m_share(run: Run) -> Expected:
     for tier in TIERS:
         limit = LIMITS.spend_limit_10m(tier)
         if limit:
-            out[s(gcp_gemini_tier=tier)] = 2 * sum(run.cost[tier].values()) / limit
+            out[s(gcp_gemini_tier=tier)] = 2 * run.spend(tier) / limit
     return out
 
 
@@ -187,18 +209,14 @@ def retry_delay_p90(run: Run) -> Expected:
 
 # (panel title, refId) -> expected result. Each dashboard query must have exactly one entry.
 DASHBOARD_EXPECTATIONS: dict[tuple[str, str], Callable[[Run], Expected]] = {
-    ("Spend today (USD)", "A"): lambda run: {
-        s(): run.increase(lambda t: sum(run.cost[t].values()))
-    },
-    ("Spend today (USD)", "B"): lambda run: {
-        s(): run.increase(lambda t: sum(run.list_cost[t].values()))
-    },
+    ("Spend today (USD)", "A"): lambda run: {s(): run.increase(run.spend)},
+    ("Spend today (USD)", "B"): lambda run: {s(): run.increase(run.list_spend)},
     ("Spend today by model", "A"): lambda run: {
-        s(gen_ai_request_model=m): run.increase(lambda t, m=m: run.cost[t].get(m, 0))
+        s(gen_ai_request_model=m): run.increase(lambda t, m=m: run.spend(t, m))
         for _, m in run.priced()
     },
     ("Spend, rolling 10 minutes (USD)", "A"): lambda run: {
-        s(gcp_gemini_tier=t): 2 * sum(run.cost[t].values()) for t in TIERS
+        s(gcp_gemini_tier=t): 2 * run.spend(t) for t in TIERS
     },
     ("Share of the 10-minute spend limit", "A"): spend_10m_share,
     ("Unpriced calls today", "A"): lambda run: {
@@ -207,22 +225,23 @@ DASHBOARD_EXPECTATIONS: dict[tuple[str, str], Callable[[Run], Expected]] = {
         ): run.increase(lambda t: app.CALLS_OK[UNPRICED])
     },
     ("Spend per hour by model", "A"): lambda run: {
-        s(gen_ai_request_model=m): run.increase(lambda t, m=m: run.cost[t].get(m, 0))
+        s(gen_ai_request_model=m): run.increase(lambda t, m=m: run.spend(t, m))
         / WINDOW_SECONDS
         * 3600
         for _, m in run.priced()
     },
     # One app's numerator and denominator share its factor: the ratio is exact.
     ("Cost per successful call", "A"): lambda run: {
-        s(gen_ai_request_model=m, gcp_gemini_tier=t): run.cost[t][m] / app.CALLS_OK[m]
+        s(gen_ai_request_model=m, gcp_gemini_tier=t): run.spend(t, m)
+        / (app.CALLS_OK[m] + app.BATCH_REQUESTS_OK.get(m, 0))
         for t, m in run.priced()
     },
     ("Tokens per minute by type", "A"): lambda run: {
         s(gcp_gemini_token_type="input"): run.per_minute(
-            lambda t: sum(app.CALLS_OK.values()) * INPUT_TOKENS
+            lambda t: (sum(app.CALLS_OK.values()) + app.BATCH_RESPONSES) * INPUT_TOKENS
         ),
         s(gcp_gemini_token_type="output"): run.per_minute(
-            lambda t: sum(app.CALLS_OK.values()) * OUTPUT_TOKENS
+            lambda t: (sum(app.CALLS_OK.values()) + app.BATCH_RESPONSES) * OUTPUT_TOKENS
         ),
     },
     ("Quota utilization: RPM, TPM, RPD against the tier's limits", "A"): utilization,
@@ -237,7 +256,7 @@ DASHBOARD_EXPECTATIONS: dict[tuple[str, str], Callable[[Run], Expected]] = {
     ("Usage and limits", "B"): lambda run: {
         **{
             s(gen_ai_request_model=m, gcp_gemini_tier=t, gcp_gemini_quota_dimension=d): limit
-            for t, m, d, limit in quota_rows()
+            for t, m, d, limit in quota_rows() + batch_limit_rows()
         },
         # The limit table lists every limit series: the held Live sessions' one too.
         **{
@@ -247,7 +266,10 @@ DASHBOARD_EXPECTATIONS: dict[tuple[str, str], Callable[[Run], Expected]] = {
     },
     ("Requests per minute by HTTP status", "A"): lambda run: {
         s(http_response_status_code=str(code)): run.per_minute(
-            lambda t, code=code: sum(n for (_, c), n in app.ATTEMPTS.items() if c == code)
+            lambda t, code=code: (
+                sum(n for (_, c), n in app.ATTEMPTS.items() if c == code)
+                + (sum(app.BATCH_REQUESTS_OK.values()) if code == 200 else 0)
+            )
         )
         for code in {c for _, c in app.ATTEMPTS}
     },
@@ -270,6 +292,18 @@ DASHBOARD_EXPECTATIONS: dict[tuple[str, str], Callable[[Run], Expected]] = {
         s(gen_ai_request_model=LIVE, gcp_gemini_tier=t): app.LIVE_OPEN for t in TIERS
     },
     ("Open Live sessions against the tier's limit", "B"): live_session_limits,
+    ("Spend today: batch and online", "A"): lambda run: {
+        s(gcp_gemini_cost_processing="online"): run.increase(lambda t: sum(run.cost[t].values())),
+        s(gcp_gemini_cost_processing="batch"): run.increase(
+            lambda t: sum(run.batch_cost[t].values())
+        ),
+    },
+    ("Batch enqueued tokens against the limit", "A"): lambda run: {
+        s(gen_ai_request_model=app.FLASH, gcp_gemini_tier=t): 2 * app.BATCH_ENQUEUED for t in TIERS
+    },
+    ("Batch enqueued tokens against the limit", "B"): lambda run: {
+        s(gen_ai_request_model=m, gcp_gemini_tier=t): limit for t, m, _, limit in batch_limit_rows()
+    },
 }
 
 # Alert name -> expected value of its measure (the expr left of the threshold).
@@ -284,9 +318,13 @@ ALERT_EXPECTATIONS: dict[str, Callable[[Run], Expected]] = {
         for (t, q), n in quota_hits().items()
         if "PerDay" in q
     },
-    "GeminiDailySpendHigh": lambda run: {s(): run.increase(lambda t: sum(run.cost[t].values()))},
+    "GeminiDailySpendHigh": lambda run: {s(): run.increase(run.spend)},
     "GeminiSpendNear10MinuteLimit": spend_10m_share,
     "GeminiLiveSessionsNearLimit": live_sessions_share,
+    "GeminiBatchEnqueuedNearLimit": lambda run: {
+        s(gen_ai_request_model=m, gcp_gemini_tier=t): 2 * app.BATCH_ENQUEUED / limit
+        for t, m, _, limit in batch_limit_rows()
+    },
 }
 # ...and which series the whole expr returns, i.e. which alerts the scenario sets off.
 ALERTS_FIRING: dict[str, set[Series]] = {
@@ -305,6 +343,7 @@ ALERTS_FIRING: dict[str, set[Series]] = {
     "GeminiDailySpendHigh": set(),
     "GeminiSpendNear10MinuteLimit": set(),
     "GeminiLiveSessionsNearLimit": set(),  # 2 of 50: proven by its promtool test instead
+    "GeminiBatchEnqueuedNearLimit": set(),
 }
 # No app here names its project (tests/test_fleet.py covers projects).
 VARIABLE_VALUES = {"tier": set(TIERS), "model": set(app.CALLS_OK), "project": set()}
@@ -507,7 +546,7 @@ def test_dashboard_and_alert_queries_against_a_real_prometheus(tmp_path: Path) -
         prom = Prometheus(port)
         wait_until(prom.ready, "Prometheus to start")
 
-        per_phase = sum(app.ATTEMPTS.values())
+        per_phase = sum(app.ATTEMPTS.values()) + sum(app.BATCH_REQUESTS_OK.values())
 
         def requests_seen(at: float) -> dict[str, float]:
             rows = prom.query("sum by (instance) (gcp_gemini_requests_total)", at)
@@ -541,6 +580,8 @@ def test_dashboard_and_alert_queries_against_a_real_prometheus(tmp_path: Path) -
         run = Run(
             cost={t: second[t]["cost"] for t in TIERS},
             list_cost={t: second[t]["list_cost"] for t in TIERS},
+            batch_cost={t: second[t]["batch_cost"] for t in TIERS},
+            batch_list_cost={t: second[t]["batch_list_cost"] for t in TIERS},
             factor=factor,
             fresh=time.monotonic() - started < 55,
         )

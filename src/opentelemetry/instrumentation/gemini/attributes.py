@@ -101,6 +101,11 @@ GEMINI_COST_LIST_AMOUNT: Final = "gcp.gemini.cost.list_amount"
 GEMINI_COST_PRICES_VERSION: Final = "gcp.gemini.cost.prices_version"
 GEMINI_COST_UNPRICED_REASON: Final = "gcp.gemini.cost.unpriced_reason"
 GEMINI_COST_COMPONENT: Final = "gcp.gemini.cost.component"
+# How the priced tokens were processed: online (a call answered at once) or batch (a Batch API
+# job's results, at batch rates). On the spend counters, so dashboards show the two apart.
+GEMINI_COST_PROCESSING: Final = "gcp.gemini.cost.processing"
+PROCESSING_ONLINE: Final = "online"
+PROCESSING_BATCH: Final = "batch"
 # Values of gcp.gemini.cost.unpriced_reason.
 UNPRICED_UNKNOWN_MODEL: Final = "unknown_model"
 UNPRICED_NO_USAGE: Final = "no_usage"
@@ -117,6 +122,28 @@ GEMINI_QUOTA_DIMENSION: Final = "gcp.gemini.quota.dimension"
 GEMINI_QUOTA_MODEL: Final = "gcp.gemini.quota.model"
 GEMINI_QUOTA_LOCATION: Final = "gcp.gemini.quota.location"
 GEMINI_ATTEMPT_NUMBER: Final = "gcp.gemini.attempt.number"
+
+# Batch API jobs (client.batches): one span per SDK call.
+GEMINI_BATCH_METHOD: Final = "gcp.gemini.batch.method"  # create, create_embeddings, get, ...
+GEMINI_BATCH_JOB_NAME: Final = "gcp.gemini.batch.job.name"  # batches/{id}
+GEMINI_BATCH_JOB_STATE: Final = "gcp.gemini.batch.job.state"  # JOB_STATE_SUCCEEDED, ...
+GEMINI_BATCH_REQUEST_COUNT: Final = "gcp.gemini.batch.request_count"  # inline requests sent
+GEMINI_BATCH_SOURCE_FILE: Final = "gcp.gemini.batch.source.file"  # files/..., gs://..., bq://...
+GEMINI_BATCH_RESULTS_FILE: Final = "gcp.gemini.batch.results.file"  # where results went
+GEMINI_BATCH_ENQUEUED_TOKENS: Final = "gcp.gemini.batch.enqueued_tokens"  # estimate, at create
+GEMINI_BATCH_RESPONSES: Final = "gcp.gemini.batch.responses"  # results priced on this span
+GEMINI_BATCH_FAILED_RESPONSES: Final = "gcp.gemini.batch.failed_responses"
+# True on the span that priced a job's results; False on a later sight of the same job.
+GEMINI_BATCH_RESULTS_PRICED: Final = "gcp.gemini.batch.results.priced"
+GEMINI_BATCH_JOB_COUNT: Final = "gcp.gemini.batch.job_count"  # list: jobs on the first page
+# Interactions API (client.interactions): one span per SDK call.
+GEMINI_INTERACTION_METHOD: Final = "gcp.gemini.interaction.method"  # create, get, cancel, delete
+GEMINI_INTERACTION_STATUS: Final = "gcp.gemini.interaction.status"  # completed, in_progress...
+GEMINI_INTERACTION_BACKGROUND: Final = "gcp.gemini.interaction.background"  # background=True
+# False when an earlier call in this process already recorded this interaction's usage.
+GEMINI_INTERACTION_PRICED: Final = "gcp.gemini.interaction.priced"
+# The quota dimension of the enqueued-tokens gauges (gcp.gemini.quota.*).
+QUOTA_DIMENSION_BATCH_ENQUEUED: Final = "batch_enqueued_tokens"
 
 # Event names.
 EVENT_QUOTA_EXCEEDED: Final = "gcp.gemini.quota.exceeded"

@@ -40,8 +40,9 @@ TOKEN_TYPES = (
     A.TOKEN_KIND_REASONING,
 )
 # A ledger row: successful attempts, tokens by type (TOKEN_TYPES), list USD by component
-# (COST_COMPONENTS). Its key: (model, response model, tier, billed, operation, project); whether the
-# row's calls were billed is part of it (billing is all or nothing per call).
+# (COST_COMPONENTS). Its key: (model, response model, tier, billed, operation, project,
+# processing); whether the row's calls were billed is part of it (billing is all or nothing per
+# call). Processing (online or batch) is last: the spend counters carry it as a label.
 _OK = 0
 _TOKENS_AT = 1
 _IN, _CACHED, _TOOL, _OUT, _REASONING = range(_TOKENS_AT, _TOKENS_AT + len(TOKEN_TYPES))
@@ -145,11 +146,20 @@ class CallLedger:
         cost: CostBreakdown | None,
         operation: str = GENERATE_CONTENT,
         project: str | None = None,
+        processing: str = A.PROCESSING_ONLINE,
     ) -> None:
         """A finished call: its successful attempts, tokens by type and (priced) USD."""
         if usage is None and not ok_attempts and cost is None:
             return
-        key = (model, response_model, tier, cost is not None and cost.billed, operation, project)
+        key = (
+            model,
+            response_model,
+            tier,
+            cost is not None and cost.billed,
+            operation,
+            project,
+            processing,
+        )
         # Written out, not looped: this runs once per call, and a loop (or a C-level
         # element-wise sum over the whole row: ~4x slower here) costs more than the adds.
         with self._lock:
@@ -161,7 +171,7 @@ class CallLedger:
             row = self._rows.get(key)
             if row is None:
                 if len(self._rows) >= MAX_SERIES:  # models are capped; this caps their pairs
-                    key = (OTHER_MODEL, OTHER_MODEL, tier, key[3], operation, project)
+                    key = (OTHER_MODEL, OTHER_MODEL, tier, key[3], operation, project, processing)
                 row = self._rows.get(key) or self._rows.setdefault(key, [0] * _ROW_LENGTH)
             row[_OK] += ok_attempts
             if usage is not None:
@@ -201,7 +211,15 @@ class CallLedger:
         if self._to_windows is None:
             return
         totals: dict[str, list[float]] = {}
-        for (model, _response_model, _tier, billed, operation, _project), row in self._rows.items():
+        for (
+            model,
+            _response_model,
+            _tier,
+            billed,
+            operation,
+            _project,
+            _,
+        ), row in self._rows.items():
             t = totals.get(model)
             if t is None:
                 t = totals[model] = [0, 0, 0.0]
@@ -344,14 +362,16 @@ class DashboardCounters:
         if self._before_collect is not None:  # the first of our callbacks in a collection
             self._before_collect()
         totals = self._attempts.snapshot()
-        for (model, _resp, tier, _billed, op, project), row in self._calls.snapshot().items():
+        for (model, _resp, tier, _billed, op, project, _), row in self._calls.snapshot().items():
             if row[_OK]:
                 key = (op, model, tier, 200, None, project)
                 totals[key] = totals.get(key, 0) + row[_OK]
         return [Observation(_total(n), _attrs(_REQUEST_KEYS, key)) for key, n in totals.items()]
 
     def _observe_tokens(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return self._columns(A.GEMINI_TOKEN_TYPE, TOKEN_TYPES, _TOKENS_AT, unbilled_as_zero=False)
+        return self._columns(
+            A.GEMINI_TOKEN_TYPE, TOKEN_TYPES, _TOKENS_AT, unbilled_as_zero=False, processing=False
+        )
 
     def _observe_cost(self, _options: CallbackOptions) -> Iterable[Observation]:
         # A component shows as soon as it has a list price: unbilled calls (free tier) give
@@ -372,10 +392,17 @@ class DashboardCounters:
         return out
 
     def _columns(
-        self, name: str, labels: tuple[str, ...], first: int, *, unbilled_as_zero: bool
+        self,
+        name: str,
+        labels: tuple[str, ...],
+        first: int,
+        *,
+        unbilled_as_zero: bool,
+        processing: bool = True,
     ) -> list[Observation]:
         """One observation per (model, response model, tier) and label with a non-zero column
-        (rows of billed and unbilled calls summed); ``unbilled_as_zero``: unbilled rows add 0."""
+        (rows of billed and unbilled calls summed); ``unbilled_as_zero``: unbilled rows add 0;
+        ``processing``: with the gcp.gemini.cost.processing label (the spend counters)."""
         totals: dict[tuple[Any, ...], float] = {}
         for (
             model,
@@ -384,11 +411,20 @@ class DashboardCounters:
             billed,
             op,
             project,
+            how,
         ), row in self._calls.snapshot().items():
             for i, label in enumerate(labels):
                 value = row[first + i]
                 if value:
-                    key = (model, response_model, tier, label, op, project)
+                    key = (
+                        model,
+                        response_model,
+                        tier,
+                        label,
+                        op,
+                        project,
+                        how if processing else None,
+                    )
                     add = 0.0 if unbilled_as_zero and not billed else value
                     totals[key] = totals.get(key, 0) + add
         return [
@@ -399,6 +435,7 @@ class DashboardCounters:
                     name: key[3],
                     A.GEN_AI_OPERATION_NAME: key[4],
                     **({A.GEMINI_PROJECT: key[5]} if key[5] is not None else {}),
+                    **({A.GEMINI_COST_PROCESSING: key[6]} if key[6] is not None else {}),
                 },
             )
             for key, value in totals.items()

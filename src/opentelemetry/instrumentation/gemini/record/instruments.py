@@ -24,6 +24,7 @@ from .. import attributes as A
 from ..bounds import int64
 from ..quota.windows import QuotaWindows
 from ..version import __version__
+from .batches import BatchJobs
 from .budgets import register_budget_gauges
 from .call import drain_abandoned
 from .counters import DashboardCounters
@@ -69,6 +70,7 @@ class Instruments:
             explicit_bucket_boundaries_advisory=[1, 2, 5, 10, 20, 30, 60, 120, 300, 3600, 86400],
         )
         self.windows = QuotaWindows()
+        self.batches = BatchJobs()  # Batch API jobs: enqueued tokens, results priced once
         # Its first callback records the calls abandoned since the last collection, so this
         # collection already counts them.
         self.counters = DashboardCounters(meter, self.windows, before_collect=drain_abandoned)
@@ -126,6 +128,10 @@ class Instruments:
             Observation(int64(value), _gauge_attrs(model, tier, dim, recorder.project))
             for model, limits, _usage in self._positions()
             for dim, value in limits.items()
+        ] + [
+            Observation(int64(limit), _gauge_attrs(model, tier, BATCH_DIM, recorder.project))
+            for model, _tokens, limit in self._batch_positions(recorder)
+            if limit is not None
         ]
         out.extend(
             Observation(limit, _gauge_attrs(model, tier, _SESSIONS, recorder.project))
@@ -151,6 +157,10 @@ class Instruments:
             Observation(n, _gauge_attrs(model, tier, _SESSIONS, recorder.project))
             for model, n, _limit in self._sessions(recorder)
         )
+        out += [
+            Observation(int64(tokens), _gauge_attrs(model, tier, BATCH_DIM, recorder.project))
+            for model, tokens, _limit in self._batch_positions(recorder)
+        ]
         return out
 
     def _observe_utilization(self, _options: CallbackOptions) -> Iterable[Observation]:
@@ -176,6 +186,11 @@ class Instruments:
             for model, n, limit in self._sessions(recorder)
             if limit
         )
+        out += [
+            Observation(tokens / limit, _gauge_attrs(model, tier, BATCH_DIM, recorder.project))
+            for model, tokens, limit in self._batch_positions(recorder)
+            if limit
+        ]
         return out
 
     def _sessions(self, recorder: Recorder) -> list[tuple[str, int, int | None]]:
@@ -188,14 +203,26 @@ class Instruments:
             out.append((model, n, found.live_sessions if found is not None else None))
         return out
 
+    def _batch_positions(self, recorder: Recorder) -> list[tuple[str, int, int | None]]:
+        """(model, tokens enqueued in unfinished Batch API jobs, the tier's limit) per model
+        this process enqueued a job for."""
+        return [
+            (model, tokens, recorder.batch_enqueued_limit(model))
+            for model, tokens in sorted(self.batches.enqueued_by_model().items())
+        ]
+
     def reset_after_fork(self) -> None:
         self.counters.reset_after_fork()
         self.live_sessions.reset_after_fork()
         self.windows.reset_after_fork()
         self.storage.reset_after_fork()
         self.grounding.reset_after_fork()
+        self.batches.reset_after_fork()
         if self.recorder is not None:
             self.recorder.reset_after_fork()
+
+
+BATCH_DIM = A.QUOTA_DIMENSION_BATCH_ENQUEUED
 
 
 def utilization(usage: dict[str, int], limits: dict[str, int]) -> dict[str, float]:

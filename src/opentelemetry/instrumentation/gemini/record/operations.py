@@ -30,11 +30,19 @@ FILES: Final = "files"
 BATCHES: Final = "batches"
 # A Live API session (semantic-conventions-genai PR #394 proposes this name for live generation).
 GENERATE_LIVE_CONTENT: Final = "generate_live_content"
+
+# The Interactions API (client.interactions): create runs the model; the others act on an
+# interaction by id (a get may bring a background interaction's finished usage).
+INTERACTIONS: Final = "interactions"
+GET_INTERACTION: Final = "get_interaction"
+CANCEL_INTERACTION: Final = "cancel_interaction"
+DELETE_INTERACTION: Final = "delete_interaction"
 OTHER: Final = "other"
 
 # What counts against a model's requests and tokens per minute and requests per day.
 INFERENCE: Final = frozenset(
-    {GENERATE_CONTENT, EMBEDDINGS, GENERATE_VIDEOS, GENERATE_LIVE_CONTENT} | IMAGE_OPERATIONS
+    {GENERATE_CONTENT, EMBEDDINGS, GENERATE_VIDEOS, GENERATE_LIVE_CONTENT, INTERACTIONS}
+    | IMAGE_OPERATIONS
 )
 
 # What is billed per call (caches are billed by storage time; batches at batch rates: elsewhere).
@@ -43,6 +51,12 @@ BILLED: Final = frozenset({GENERATE_CONTENT, EMBEDDINGS, GENERATE_VIDEOS} | IMAG
 # Priced and counted as they go (a Live session: each usage message as it arrives), not once
 # when the call ends: the recorder neither prices them again nor counts their usage twice.
 ACCRUED: Final = frozenset({GENERATE_LIVE_CONTENT})
+
+# Priced only when the answer carries usage: a batch job's get or list is free, except the get
+# that first sees the job's results, which carries the whole job's cost at batch rates.
+# Interactions likewise: an interaction is priced by the call that first sees its usage (the
+# create, or a get of a background one), never twice (sdk/interactions.py).
+PRICED_WITH_USAGE: Final = frozenset({BATCHES, INTERACTIONS, GET_INTERACTION})
 
 # Request path method (``models/{model}:{method}``) -> operation.
 BY_METHOD: Final = {
@@ -63,6 +77,7 @@ BY_COLLECTION: Final = {
     "files": FILES,
     "batches": BATCHES,
     "operations": GET_OPERATION,
+    "interactions": INTERACTIONS,
 }
 
 # Context caches (sdk/caches.py): spans of their own. Storage is billed by token-hour

@@ -23,7 +23,14 @@ from . import content
 from .call import _ABANDONED, OK_ATTEMPT, Attempt, Call, Reader, drain_abandoned
 from .grounding import read_grounding
 from .long_running import LongRunning
-from .operations import ACCRUED, BILLED, GENERATE_CONTENT, INFERENCE
+from .operations import (
+    ACCRUED,
+    BATCHES,
+    BILLED,
+    GENERATE_CONTENT,
+    INFERENCE,
+    PRICED_WITH_USAGE,
+)
 from .request import base_attributes, config_attributes, normalize_model
 from .usage import Usage, served_tier, sum_usages, usage_from_metadata
 
@@ -140,7 +147,7 @@ class Recorder:
             else:
                 attrs = {**base, **config_attributes(config)}
                 requested_tier = attrs.get(A.GEMINI_REQUEST_SERVICE_TIER)
-            if self.settings.capture_content:
+            if self.settings.capture_content and contents is not None:  # a call with content
                 attrs = dict(attrs)
                 self._capture_input(attrs, contents, config)
             try:
@@ -316,6 +323,7 @@ class Recorder:
             cost,
             call.operation,
             project,
+            A.PROCESSING_BATCH if call.operation == BATCHES else A.PROCESSING_ONLINE,
         )
 
     # --- pieces of record() --------------------------------------------------------------------
@@ -350,7 +358,11 @@ class Recorder:
         """The call's cost attributes; its cost, for the counters and the spend window. Priced
         by the model that answered (an alias resolves to a version), else the one asked for."""
         assert self.prices is not None
-        if error is not None or (call.operation not in BILLED and call.units is None):
+        if error is not None or (
+            call.operation not in BILLED
+            and call.units is None
+            and (usage is None or call.operation not in PRICED_WITH_USAGE)
+        ):
             # Google bills no failed request (400, 429, 500...), nor count_tokens and the like:
             # a known zero, whatever the model.
             attrs[A.GEN_AI_USAGE_COST_AMOUNT] = 0.0
@@ -621,6 +633,11 @@ class Recorder:
         self.counters.bank()
         return self.windows.spend_10m_total()
 
+    def batch_enqueued_limit(self, model: str, tier: str | None = None) -> int | None:
+        """The tier's Batch API enqueued-tokens limit for ``model``; None when unpublished."""
+        found = self.limits.lookup(model, tier or self.tier) if self.limits is not None else None
+        return found.batch_enqueued_tokens if found is not None else None
+
     def spend_limit_10m(self, tier: str | None = None) -> float | None:
         return self.limits.spend_limit_10m(tier or self.tier) if self.limits is not None else None
 
@@ -641,6 +658,8 @@ def _request_shape(
         name, vertex=vertex, base_url=base_url, stream=stream, operation=operation
     )
     return (
+        # Semconv: the model in the name when the request names one (caches.list, a batch job's
+        # get of a job made elsewhere do not: no model is made up).
         f"{operation} {name}" if name else operation,
         models.admit(name) if name else None,  # type: ignore[return-value]
         attrs,
@@ -725,6 +744,8 @@ def _opt(clean: Any, text: str | None) -> str | None:
 
 def _error_type(error: BaseException) -> str:
     code = getattr(error, "code", None)
+    if not isinstance(code, int):  # the Interactions API's errors carry it as status_code
+        code = getattr(error, "status_code", None)
     # APIError carries the HTTP status: the low-cardinality value dashboards group by.
     if isinstance(code, int):
         return str(code)

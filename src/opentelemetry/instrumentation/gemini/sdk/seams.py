@@ -21,7 +21,9 @@ from typing import Any
 
 from ..record.recorder import Recorder
 from .attempts import ATTEMPT_TARGETS
+from .batches import BATCH_TARGETS
 from .caches import CACHE_TARGETS
+from .interactions import hook_when_imported
 from .live import LIVE_TARGETS
 from .media import MEDIA_TARGETS
 from .models import CALL_TARGETS, REQUEST_TARGETS
@@ -130,9 +132,16 @@ def patch(recorder: Recorder) -> Patches:
     """
     patches = Patches(recorder)
     missing = patches.wrap(
-        CALL_TARGETS + MEDIA_TARGETS + CACHE_TARGETS + ATTEMPT_TARGETS + LIVE_TARGETS
+        CALL_TARGETS
+        + MEDIA_TARGETS
+        + CACHE_TARGETS
+        + BATCH_TARGETS
+        + ATTEMPT_TARGETS
+        + LIVE_TARGETS
     )
     missing += [f"{m}.{d}" for m, d, _ in REQUEST_TARGETS if _resolve(m, d) is None]
+    # The Interactions API's own HTTP stack is slow to import: hooked when the SDK imports it.
+    hook_when_imported(patches)
     if recorder.settings.retry_policy == "respect_retry_info":  # opt-in: "sdk" hooks nothing
         from .retry_policy import RETRY_POLICY_TARGETS
 

@@ -24,7 +24,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
 
+from .fake_batches import FakeBatches
 from .fake_caches import FakeCaches
+from .fake_interactions import FakeInteractions
 from .fake_media import FakeMedia
 
 DEFAULT_USAGE: dict[str, Any] = {"promptTokenCount": 12, "candidatesTokenCount": 8}
@@ -207,6 +209,8 @@ class FakeGemini:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._max_lifetime = max_lifetime
         self._timer: threading.Timer | None = None
+        self.batches = FakeBatches()  # Batch API jobs (fake_batches.py)
+        self.interactions = FakeInteractions()  # Interactions API (fake_interactions.py)
         self.media = FakeMedia()  # Imagen and Veo endpoints (fake_media.py)
 
     @property
@@ -244,6 +248,8 @@ class FakeGemini:
         with self._lock:
             self._scripts.clear()
             self.requests.clear()
+        self.batches.reset()
+        self.interactions.reset()
         self.media.reset()
         self.caches.reset()
 
@@ -338,8 +344,13 @@ class FakeGemini:
                         {"model": "", "method": f"{verb} {path}", "body": {}, "at": time.time()}
                     )
                 reply = fake._next_reply("")
-                if not self._send_scripted_error(reply, ""):
-                    self._send_json(200, reply.body or {}, reply.headers)
+                if self._send_scripted_error(reply, ""):
+                    return
+                batch = fake.batches.other(verb, path) or fake.interactions.other(verb, path)
+                if batch is not None:
+                    self._send_json(*batch)
+                    return
+                self._send_json(200, reply.body or {}, reply.headers)
 
             def do_GET(self) -> None:
                 self._other_method("GET")
@@ -378,6 +389,19 @@ class FakeGemini:
                 if media is not None:
                     self._send_json(200, media, reply.headers)
                     return
+                batch = fake.batches.post(path, method, model, reply.usage, payload)
+                if batch is not None:
+                    self._send_json(*batch)
+                    return
+                interaction = fake.interactions.post(
+                    path, payload, reply.usage, reply.text, reply.chunks
+                )
+                if isinstance(interaction, list):
+                    self._events(interaction, reply.chunk_delay)
+                    return
+                if interaction is not None:
+                    self._send_json(*interaction, reply.headers)
+                    return
                 other = _method_body(method, reply, payload)
                 if other is not None:
                     self._send_json(200, other, reply.headers)
@@ -406,6 +430,22 @@ class FakeGemini:
                     )
                     return
                 self._stream(reply, version, response_id)
+
+            def _events(self, events: list[dict[str, Any]], delay: float) -> None:
+                """Server-sent events, one JSON object each (the Interactions API's stream)."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                try:
+                    for event in events:
+                        self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
+                        self.wfile.flush()
+                        if delay:
+                            time.sleep(delay)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
 
             def _stream(self, reply: Reply, version: str, response_id: str) -> None:
                 self.send_response(200)
