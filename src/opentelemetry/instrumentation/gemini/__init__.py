@@ -7,8 +7,19 @@ Usage::
     GeminiInstrumentor().instrument(tier="tier_1")
 """
 
+from .billing.overrides import PricesFileError
 from .instrumentor import GeminiInstrumentor
+from .quota.limits import LimitsFileError
 from .status import QuotaStatus, quota_status
 from .version import __version__
 
-__all__ = ["GeminiInstrumentor", "QuotaStatus", "__version__", "quota_status"]
+# The public API: what README documents and the Stability section's rules cover. Everything
+# else (billing/, quota/, record/, sdk/) may change in any release.
+__all__ = [
+    "GeminiInstrumentor",
+    "LimitsFileError",
+    "PricesFileError",
+    "QuotaStatus",
+    "__version__",
+    "quota_status",
+]
