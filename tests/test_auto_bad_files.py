@@ -157,7 +157,7 @@ def test_from_code_a_bad_env_file_still_raises(
     bad = tmp_path / "prices.json"
     bad.write_text("[]")
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GEMINI_PRICES_FILE", str(bad))
-    with pytest.raises(PricesFileError, match="prices.json"):
+    with pytest.raises(PricesFileError, match=r"prices\.json"):
         GeminiInstrumentor().instrument()
     assert not GeminiInstrumentor().is_instrumented_by_opentelemetry
     monkeypatch.delenv("OTEL_INSTRUMENTATION_GEMINI_PRICES_FILE")
