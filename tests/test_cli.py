@@ -172,6 +172,9 @@ def test_estimate_bad_arguments_exit_2() -> None:
         == 1
     )
     assert run().returncode == 2
+    out = run("estimate", "--model", "gemini-2.5-flash", "--input", "1", "--output", "1",
+              "--tier", "tier_9")  # fmt: skip
+    assert out.returncode == 2 and "--tier 'tier_9'" in out.stderr
 
 
 @pytest.fixture

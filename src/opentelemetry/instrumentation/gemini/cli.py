@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import socket
 import sys
@@ -92,7 +93,10 @@ def _file(arg: str | None, env: str) -> str | None:
 def _tier(arg: str | None) -> tuple[str, str]:
     """(tier, where it came from): --tier, else the environment, else unknown."""
     if arg is not None:
-        return normalize_tier(arg, origin="--tier"), "--tier"
+        tier = normalize_tier(arg, origin="--tier")
+        if tier == UNKNOWN_TIER and arg.strip().lower() != UNKNOWN_TIER:
+            raise _Failure(EXIT_USAGE, f"--tier {arg!r}: expected one of {', '.join(TIERS)}")
+        return tier, "--tier"
     value = os.environ.get(ENV_TIER)
     if value:
         return normalize_tier(value, origin=ENV_TIER), ENV_TIER
@@ -124,15 +128,15 @@ def _prices(book: PriceBook, model: str, traffic_type: str | None) -> dict[str, 
         n = counts.get("prompt_tokens") or counts.get("candidates_tokens") or _MTOK
         return _round(getattr(cost, part) * _MTOK / n)
 
-    base = rate("input", prompt_tokens=_MTOK, total_tokens=_MTOK)
-    if base is None:
-        return None
-    # Above the context window every band's cliff is passed: the top band's rates. Rates are
-    # per token, so the long prompt's cost divided by its length is that band's rate.
+    # A one-token prompt is in the first band; one far above any context window has passed
+    # every cliff (the top band). Rates are per token, so cost / tokens is the band's rate.
     small = {"prompt_tokens": 1, "total_tokens": 1}
     huge = {"prompt_tokens": _HUGE_PROMPT, "total_tokens": _HUGE_PROMPT}
+    input_rate = rate("input", **small)
+    if input_rate is None:
+        return None  # no price for the model
     table: dict[str, Any] = {
-        "input": rate("input", **small),
+        "input": input_rate,
         "cached_input": rate("cached_input", **small, cached_tokens=1),
         "output": rate("output", candidates_tokens=1, total_tokens=1),
     }
@@ -589,6 +593,9 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = _parser().parse_args(argv)
+    # The library's warnings (an unknown tier, a model with no price) are said in the answer
+    # itself here; errors still reach stderr.
+    logging.basicConfig(level=logging.ERROR, format="%(name)s: %(message)s")
     out = out if out is not None else sys.stdout
     try:
         return _COMMANDS[args.command](args, out)
