@@ -499,6 +499,22 @@ def _check_exporters() -> list[_Check]:
         if exporters == ["none"]:
             checks.append(_Check(name, "warn", f"{env}=none: no {signal} leave the process"))
             continue
+        # opentelemetry-instrument resolves each name through this entry point group; one not
+        # installed stops its set-up. A warning only: apps that set up exporters in code skip it.
+        group = f"opentelemetry_{signal}_exporter"
+        known = {ep.name for ep in metadata.entry_points(group=group)}
+        missing = [x for x in exporters if x != "none" and x not in known]
+        if missing:
+            hint = " (pip install opentelemetry-exporter-otlp)" if "otlp" in missing else ""
+            checks.append(
+                _Check(
+                    name,
+                    "warn",
+                    f"{env}={','.join(exporters)}: no exporter named {', '.join(missing)} is "
+                    f"installed{hint}; opentelemetry-instrument cannot set it up",
+                )
+            )
+            continue
         if "otlp" not in exporters:
             checks.append(_Check(name, "ok", f"{env}={','.join(exporters)}"))
             continue
