@@ -97,7 +97,7 @@ class Config:
     scenarios: tuple[str, ...] = tuple(SCENARIOS)
 
 
-# ~3-4 minutes and ~1.5 minutes on a 2-CPU machine; ~1.5 minutes of the first: 100k-call memory.
+# ~3-4 minutes and ~1.5-2.5 minutes on a 2-CPU machine; ~1.5 min of the first: 100k-call memory.
 FULL = Config(
     rounds=101,
     target_rounds=451,
@@ -563,7 +563,7 @@ def parse_peers(specs: list[str]) -> list[Variant]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer rounds and calls (~1.5 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, calls (~1.5-2.5 min)")
     parser.add_argument(
         "--peer",
         action="append",

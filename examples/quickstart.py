@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.gemini import GeminiInstrumentor
+from opentelemetry.instrumentation.gemini import GeminiInstrumentor, quota_status
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
 
 MODEL = "gemini-2.5-flash"
@@ -78,12 +78,52 @@ def make_calls(client: genai.Client) -> None:
         print(f"429    -> {error.code} {error.status}")
 
 
+def shown(key: str, value: Any) -> str:
+    """A value as a reader wants it: USD rounded, other floats to four significant digits."""
+    if isinstance(value, float):
+        if key in USD_ATTRIBUTES:
+            return usd(value)
+        return f"{value:.4g}"
+    return str(value)
+
+
+# Attributes in USD; the exported values stay full floats, only this printout rounds them.
+USD_ATTRIBUTES = frozenset({"gen_ai.usage.cost.amount", "gcp.gemini.cost.list_amount"})
+
+
+def usd(value: float) -> str:
+    return f"${value:.6f}".rstrip("0").rstrip(".") if value else "$0"
+
+
+def print_summary(spans: InMemorySpanExporter) -> None:
+    finished = spans.get_finished_spans()
+    billed = sum(float((s.attributes or {}).get("gen_ai.usage.cost.amount", 0.0)) for s in finished)
+    listed = sum(
+        float((s.attributes or {}).get("gcp.gemini.cost.list_amount", 0.0)) for s in finished
+    )
+    print("\n=== summary ===")
+    print(
+        f"cost (USD): {usd(billed)} billed for {len(finished)} calls "
+        f"({usd(listed)} at pay-as-you-go prices)"
+    )
+    status = quota_status(MODEL)
+    if status is None:
+        return
+    why = {
+        "config": "configured (instrument(tier=...) or OTEL_INSTRUMENTATION_GEMINI_TIER)",
+        "quota_id": "learned from the 429's quota id (calls before it recorded tier=unknown); "
+        "set OTEL_INSTRUMENTATION_GEMINI_TIER to have it from the first call",
+        "default": "not configured and no 429 has named it yet: calls are priced pay-as-you-go",
+    }.get(status.tier_source, status.tier_source)
+    print(f"tier: {status.tier}, {why}")
+
+
 def print_telemetry(spans: InMemorySpanExporter, reader: InMemoryMetricReader) -> None:
     print("\n=== spans ===")
     for span in spans.get_finished_spans():
         print(f"{span.name}  [{span.status.status_code.name}]")
         for key, value in sorted((span.attributes or {}).items()):
-            print(f"    {key} = {value}")
+            print(f"    {key} = {shown(key, value)}")
         for event in span.events:
             if event.name != "exception":
                 print(f"    event {event.name}: {dict(event.attributes or {})}")
@@ -96,7 +136,9 @@ def print_telemetry(spans: InMemorySpanExporter, reader: InMemoryMetricReader) -
                 for point in metric.data.data_points:
                     value = getattr(point, "value", None)
                     if value is None:
-                        value = f"count={point.count} sum={point.sum:g}"
+                        value = f"count={point.count} sum={point.sum:.4g}"
+                    elif isinstance(value, float):
+                        value = usd(value) if metric.unit == "USD" else f"{value:.4g}"
                     labels = ", ".join(f"{k}={v}" for k, v in sorted(point.attributes.items()))
                     print(f"    {value}  {{{labels}}}")
 
@@ -136,6 +178,7 @@ def main() -> None:
             )
             make_calls(client)
     print_telemetry(spans, reader)
+    print_summary(spans)
     trace.get_tracer_provider().shutdown()  # type: ignore[attr-defined]
     metrics.get_meter_provider().shutdown()  # type: ignore[attr-defined]
 

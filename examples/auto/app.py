@@ -4,10 +4,9 @@
 entry point, builds the tracer and meter providers from OTEL_* environment variables and
 instruments google-genai before this file runs.
 
-Install::
+Install (from a clone of this repository: the package is not on an index yet)::
 
-    pip install opentelemetry-instrumentation-gemini google-genai \\
-        opentelemetry-distro opentelemetry-exporter-otlp
+    pip install '.[examples]'     # google-genai, opentelemetry-distro and the OTLP exporters
 
 Run against a real key, exporting to an OTLP endpoint (a Collector, Jaeger, Grafana Alloy...)::
 
@@ -19,7 +18,8 @@ Run against a real key, exporting to an OTLP endpoint (a Collector, Jaeger, Graf
     export OTEL_INSTRUMENTATION_GEMINI_TIER=tier_1  # free, tier_1, tier_2, tier_3
     opentelemetry-instrument python examples/auto/app.py
 
-No key? Start the fake Gemini server in another shell and point the SDK at it::
+No key? Start the fake Gemini server in another shell and point the SDK at it (README's
+"Try it locally" does the same with console exporters, in one shell)::
 
     python -m opentelemetry.instrumentation.gemini.testing.fake_gemini 8765
     GEMINI_API_KEY=fake GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:8765 \\

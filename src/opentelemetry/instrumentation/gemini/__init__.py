@@ -8,13 +8,19 @@ Usage::
 """
 
 from .batch_results import BatchResults, record_batch_results
+from .billing.overrides import PricesFileError
 from .instrumentor import GeminiInstrumentor
+from .quota.limits import LimitsFileError
 from .status import ProcessForecast, QuotaStatus, quota_status
 from .version import __version__
 
+# The public API: what README documents and the Stability section's rules cover. Everything
+# else (billing/, quota/, record/, sdk/) may change in any release.
 __all__ = [
     "BatchResults",
     "GeminiInstrumentor",
+    "LimitsFileError",
+    "PricesFileError",
     "ProcessForecast",
     "QuotaStatus",
     "__version__",

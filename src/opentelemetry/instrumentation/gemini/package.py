@@ -1,3 +1,3 @@
 """The one place that names the google-genai range we support (pyproject's extra mirrors it)."""
 
-_instruments = ("google-genai >= 1.0.0, < 4",)
+_instruments = ("google-genai >= 1.10.0, < 4",)
