@@ -25,6 +25,16 @@ DEFAULT_MAX_MODELS: Final = 256
 TIERS: Final = ("free", "tier_1", "tier_2", "tier_3")
 UNKNOWN_TIER: Final = "unknown"
 
+# OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT's modes, as the contrib GenAI
+# instrumentations spell them: (content on spans, content in events). The boolean forms keep
+# their old meaning: true is SPAN_ONLY, false NO_CONTENT.
+CAPTURE_MODES: Final = {
+    "NO_CONTENT": (False, False),
+    "SPAN_ONLY": (True, False),
+    "EVENT_ONLY": (False, True),
+    "SPAN_AND_EVENT": (True, True),
+}
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 # Accept the spellings people actually type for a tier.
@@ -77,6 +87,29 @@ def _parse_bool(value: object, *, origin: str) -> bool:
     return False
 
 
+def parse_capture(value: object, *, origin: str) -> tuple[bool, bool]:
+    """(content on spans, content in events) from a mode name or a boolean; junk: neither,
+    with a warning."""
+    if value is None:
+        return False, False
+    if isinstance(value, bool):
+        return value, False
+    mode = CAPTURE_MODES.get(str(value).strip().upper())
+    if mode is not None:
+        return mode
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True, False
+    if text not in _FALSE:
+        _logger.warning(
+            "Ignoring %s=%r: expected one of %s, or true or false.",
+            origin,
+            value,
+            ", ".join(CAPTURE_MODES),
+        )
+    return False, False
+
+
 def _parse_cap(value: object, *, origin: str) -> int:
     if value is None or value == "":
         return DEFAULT_MAX_MODELS
@@ -104,6 +137,10 @@ class Settings:
     limits: Mapping[str, Mapping[str, Mapping[str, int | None]]] | None = None
     max_models: int = DEFAULT_MAX_MODELS
     project: str | None = None  # gcp.gemini.project on the Developer API (Vertex: the client's)
+    content_on_span: bool = False  # gen_ai.input/output.messages... as span attributes
+    content_in_event: bool = False  # the gen_ai.client.inference.operation.details event
+    # A user's ContentUploader (record/upload.py): content goes to it, references to telemetry.
+    content_uploader: Any = None
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str], kwargs: Mapping[str, Any]) -> Settings:
@@ -120,14 +157,19 @@ class Settings:
         limits_file, _ = pick("limits_file", ENV_LIMITS_FILE)
         max_models, max_models_origin = pick("max_models", ENV_MAX_MODELS)
         project, _ = pick("project", ENV_PROJECT)
+        on_span, in_event = parse_capture(capture, origin=capture_origin)
+        uploader = kwargs.get("content_uploader")
+        if uploader is not None and not (on_span or in_event):
+            on_span = True  # an uploader is asked for content: its references go on spans
         return cls(
             tier=normalize_tier(tier, origin=tier_origin),
-            capture_content=False
-            if capture is None
-            else _parse_bool(capture, origin=capture_origin),
+            capture_content=on_span or in_event,
             prices_file=str(prices_file) if prices_file else None,
             limits_file=str(limits_file) if limits_file else None,
             limits=kwargs.get("limits"),
             max_models=_parse_cap(max_models, origin=max_models_origin),
             project=str(project).strip()[:256] or None if project else None,
+            content_on_span=on_span,
+            content_in_event=in_event,
+            content_uploader=uploader,
         )

@@ -24,6 +24,7 @@ from .attempts import ATTEMPT_TARGETS
 from .caches import CACHE_TARGETS
 from .media import MEDIA_TARGETS
 from .models import CALL_TARGETS, REQUEST_TARGETS
+from .tools import TOOL_TARGETS
 
 _logger = logging.getLogger(__name__)
 
@@ -47,6 +48,10 @@ def _resolve(module_name: str, dotted: str) -> tuple[Any, str] | None:
     except ImportError:
         return None
     for alternative in dotted.split("|"):
+        if "." not in alternative:  # a module-level function: the module owns it
+            if callable(getattr(module, alternative, None)):
+                return module, alternative
+            continue
         cls_name, method = alternative.split(".")
         owner = getattr(module, cls_name, None)
         if owner is not None and callable(getattr(owner, method, None)):
@@ -101,7 +106,7 @@ class Patches:
                 if self.request_hooks or self.closed:
                     return
                 self.request_hooks = True  # once: a target that failed to hook is not retried
-                self.wrap(REQUEST_TARGETS)
+                self.wrap(REQUEST_TARGETS + TOOL_TARGETS)
         except Exception:
             _logger.debug("gemini instrumentation: could not add the request hooks", exc_info=True)
 
@@ -129,7 +134,9 @@ def patch(recorder: Recorder) -> Patches:
     """
     patches = Patches(recorder)
     missing = patches.wrap(CALL_TARGETS + MEDIA_TARGETS + CACHE_TARGETS + ATTEMPT_TARGETS)
-    missing += [f"{m}.{d}" for m, d, _ in REQUEST_TARGETS if _resolve(m, d) is None]
+    missing += [
+        f"{m}.{d}" for m, d, _ in REQUEST_TARGETS + TOOL_TARGETS if _resolve(m, d) is None
+    ]
     attempt_names = {f"{m}.{d}" for m, d, _ in ATTEMPT_TARGETS}
     recorder.per_attempt = not attempt_names.intersection(missing)
     if missing:
