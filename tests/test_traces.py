@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from google.genai import types
 from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import InMemoryLogExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 
 from conftest import Telemetry, call_gemini
@@ -61,14 +61,14 @@ def _afc(fake: FakeGemini, *names: str) -> None:
     )
 
 
-def _logs() -> tuple[LoggerProvider, InMemoryLogExporter]:
-    exporter = InMemoryLogExporter()
+def _logs() -> tuple[LoggerProvider, InMemoryLogRecordExporter]:
+    exporter = InMemoryLogRecordExporter()
     provider = LoggerProvider()
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     return provider, exporter
 
 
-def _events(exporter: InMemoryLogExporter) -> list[Any]:
+def _events(exporter: InMemoryLogRecordExporter) -> list[Any]:
     return [
         r.log_record
         for r in exporter.get_finished_logs()
@@ -77,7 +77,7 @@ def _events(exporter: InMemoryLogExporter) -> list[Any]:
 
 
 def _generate_span(telemetry: Telemetry) -> Any:
-    [span] = [s for s in telemetry.spans() if s.name.startswith("generate_content")]
+    [span] = [s for s in telemetry.all_spans() if s.name.startswith("generate_content")]
     return span
 
 
@@ -91,10 +91,11 @@ def test_afc_with_two_tools_shows_two_execute_tool_children_and_each_rounds_usag
     assert text.strip() == "Sunny, and noon, in Paris."  # the app's answer, unchanged
 
     parent = _generate_span(telemetry)
-    tools = [s for s in telemetry.spans() if s.name.startswith("execute_tool")]
-    assert len(telemetry.spans()) == 3
+    tools = [s for s in telemetry.all_spans() if s.name.startswith("execute_tool")]
+    assert len(telemetry.all_spans()) == 3
     assert [s.name for s in tools] == ["execute_tool get_weather", "execute_tool get_time"]
-    for span, call_id, tool in zip(tools, ("call-1", "call-2"), ("get_weather", "get_time")):
+    expected = zip(tools, ("call-1", "call-2"), ("get_weather", "get_time"), strict=True)
+    for span, call_id, tool in expected:
         assert span.kind is SpanKind.INTERNAL
         assert span.parent is not None and span.parent.span_id == parent.context.span_id
         assert span.context.trace_id == parent.context.trace_id
@@ -141,7 +142,7 @@ def test_a_tool_that_raises_is_recorded_and_the_sdk_goes_on(
     # The SDK answered the model with the error, as it does uninstrumented.
     sent = fake.requests[-1]["body"]["contents"][-1]["parts"][0]["functionResponse"]
     assert "no data for Paris" in sent["response"]["error"]
-    [tool] = [s for s in telemetry.spans() if s.name == "execute_tool broken_tool"]
+    [tool] = [s for s in telemetry.all_spans() if s.name == "execute_tool broken_tool"]
     assert tool.status.status_code is StatusCode.ERROR
     assert tool.attributes["error.type"] == "ValueError"
     [event] = [e for e in tool.events if e.name == "exception"]
@@ -157,7 +158,7 @@ def test_tool_arguments_and_result_only_with_content_on_spans(
     telemetry = instrument(capture_content="SPAN_ONLY")
     _afc(fake, "get_weather")
     call_gemini(client, "sync", MODEL, config={"tools": [get_weather]})
-    [tool] = [s for s in telemetry.spans() if s.name == "execute_tool get_weather"]
+    [tool] = [s for s in telemetry.all_spans() if s.name == "execute_tool get_weather"]
     assert json.loads(tool.attributes["gen_ai.tool.call.arguments"]) == {"city": "Paris"}
     assert json.loads(tool.attributes["gen_ai.tool.call.result"]) == "Sunny in Paris"
 
@@ -176,10 +177,10 @@ def test_a_tool_calling_gemini_nests_its_call_under_the_tool(
         Reply(usage=ROUND_2, text="outer"),
     )
     client.models.generate_content(model=MODEL, contents="x", config={"tools": [ask_expert]})
-    by_name = {s.name: s for s in telemetry.spans()}
+    by_name = {s.name: s for s in telemetry.all_spans()}
     tool = by_name["execute_tool ask_expert"]
     inner, outer = sorted(
-        (s for s in telemetry.spans() if s.name.startswith("generate_content")),
+        (s for s in telemetry.all_spans() if s.name.startswith("generate_content")),
         key=lambda s: s.start_time,
         reverse=True,
     )
@@ -232,7 +233,11 @@ CAPTURE_MODES = [
     ("true", True, False),
     ("false", False, False),
 ]
-CONTENT_ATTRIBUTES = {"gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions"}
+CONTENT_ATTRIBUTES = {
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+}
 
 
 @pytest.mark.parametrize(("mode", "on_span", "in_event"), CAPTURE_MODES)
@@ -363,8 +368,18 @@ def test_every_part_kind_maps_to_the_semconv_schema(
             "role": "user",
             "parts": [
                 {"type": "text", "content": "look"},
-                {"type": "blob", "mime_type": "image/png", "modality": "image", "content": "iVBORw=="},
-                {"type": "uri", "mime_type": "video/mp4", "modality": "video", "uri": "gs://b/v.mp4"},
+                {
+                    "type": "blob",
+                    "mime_type": "image/png",
+                    "modality": "image",
+                    "content": "iVBORw==",
+                },
+                {
+                    "type": "uri",
+                    "mime_type": "video/mp4",
+                    "modality": "video",
+                    "uri": "gs://b/v.mp4",
+                },
             ],
         },
         {
@@ -400,7 +415,13 @@ def test_large_inline_data_is_recorded_without_its_bytes(
     assert len(captured) < 1_000
     [message] = json.loads(captured)
     assert message["parts"] == [
-        {"type": "blob", "mime_type": "image/png", "modality": "image", "content": "", "size": 100_000}
+        {
+            "type": "blob",
+            "mime_type": "image/png",
+            "modality": "image",
+            "content": "",
+            "size": 100_000,
+        }
     ]
 
 
@@ -410,7 +431,7 @@ def test_nothing_is_emitted_by_default(fake: FakeGemini, client: Any, instrument
     _afc(fake, "get_weather")
     call_gemini(client, "sync", MODEL, contents="secret prompt", config={"tools": [get_weather]})
     assert exporter.get_finished_logs() == ()
-    for span in telemetry.spans():
+    for span in telemetry.all_spans():
         assert "secret prompt" not in span.to_json()
         assert "Paris" not in span.to_json()
         assert not CONTENT_ATTRIBUTES & set(span.attributes)
@@ -481,9 +502,7 @@ class _Failing:
 
 
 @pytest.mark.parametrize("where", ["reference", "upload"])
-def test_a_failing_uploader_never_reaches_the_app(
-    client: Any, instrument: Any, where: str
-) -> None:
+def test_a_failing_uploader_never_reaches_the_app(client: Any, instrument: Any, where: str) -> None:
     telemetry = instrument(content_uploader=_Failing(where))
     response = client.models.generate_content(model=MODEL, contents="x")
     assert response.text
@@ -496,9 +515,7 @@ def test_a_failing_uploader_never_reaches_the_app(
         assert a["gen_ai.input.messages_ref"] == "mem://1"
 
 
-def test_a_stuck_uploader_drops_content_instead_of_blocking(
-    client: Any, instrument: Any
-) -> None:
+def test_a_stuck_uploader_drops_content_instead_of_blocking(client: Any, instrument: Any) -> None:
     import threading
 
     from opentelemetry.instrumentation.gemini.record.upload import MAX_PENDING
@@ -518,7 +535,7 @@ def test_a_stuck_uploader_drops_content_instead_of_blocking(
         for _ in range(MAX_PENDING + 3):
             client.models.generate_content(model=MODEL, contents="x")
         assert time.perf_counter() - started < 10
-        outcomes = [s.attributes.get("gcp.gemini.content.upload") for s in telemetry.spans()]
+        outcomes = [s.attributes.get("gcp.gemini.content.upload") for s in telemetry.all_spans()]
         assert outcomes.count("dropped") >= 2  # one may be in the thread, MAX_PENDING queued
     finally:
         release.set()
