@@ -5,6 +5,7 @@ of telemetry. All through the real client against the fake server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -539,3 +540,36 @@ def test_a_stuck_uploader_drops_content_instead_of_blocking(client: Any, instrum
         assert outcomes.count("dropped") >= 2  # one may be in the thread, MAX_PENDING queued
     finally:
         release.set()
+
+
+def test_a_coroutine_tool_of_an_async_call_gets_its_span(
+    fake: FakeGemini, client: Any, telemetry: Telemetry
+) -> None:
+    async def lookup(city: str) -> str:
+        """Looks a city up."""
+        return f"found {city}"
+
+    async def run() -> Any:
+        return await client.aio.models.generate_content(
+            model=MODEL, contents="x", config={"tools": [lookup]}
+        )
+
+    fake.enqueue(
+        MODEL, Reply(usage=ROUND_1, extra=_calls("lookup")), Reply(usage=ROUND_2, text="ok")
+    )
+    assert asyncio.run(run()).text == "ok"
+    [tool] = [s for s in telemetry.all_spans() if s.name == "execute_tool lookup"]
+    assert tool.attributes["gen_ai.tool.call.id"] == "call-1"
+    assert tool.parent.span_id == telemetry.span().context.span_id
+    sent = fake.requests[-1]["body"]["contents"][-1]["parts"][0]["functionResponse"]
+    assert sent["response"] == {"result": "found Paris"}
+
+
+def test_a_chat_with_tools_shows_its_tool_runs(
+    fake: FakeGemini, client: Any, telemetry: Telemetry
+) -> None:
+    _afc(fake, "get_weather")
+    chat = client.chats.create(model=MODEL, config={"tools": [get_weather]})
+    chat.send_message("weather?")
+    names = sorted(s.name for s in telemetry.all_spans())
+    assert names == ["execute_tool get_weather", f"generate_content {MODEL}"]

@@ -79,6 +79,7 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             sink = self._patches.recorder.content
             if sink is not None and sink.uploads is not None:
                 sink.uploads.flush()  # bounded: what is still queued after that is dropped
+                atexit.unregister(sink.uploads.flush)
             self._patches.recorder.instruments.recorder = None
         self._patches = None
         active_recorder = None

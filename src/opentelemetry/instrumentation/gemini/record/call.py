@@ -159,7 +159,8 @@ class Call:
         # caller only sees the last one's usage: each request's (a stream's: each round's),
         # filled by the SDK hooks; empty when the SDK has none of them.
         self.request_usages: list[Any] = []
-        self.round_ends: list[int] = []  # when each of them answered (epoch ns): round events
+        # When each of them answered (epoch ns), for the round events: a list once there is one.
+        self.round_ends: list[int] | tuple[()] = ()
         self.first_chunk_at: float | None = None
         self.chunks = 0
         self.attempts: list[Attempt] = []
@@ -292,7 +293,7 @@ class Call:
             meta = getattr(response, "usage_metadata", None)
             if meta is not None:
                 self.request_usages.append(meta)
-                self.round_ends.append(time.time_ns())
+                self._round_ended()
         except Exception:
             _logger.debug("gemini instrumentation: could not read a request", exc_info=True)
 
@@ -304,10 +305,16 @@ class Call:
                 self.texts.clear()  # captured output is the last round's: earlier ones called tools
             if self.usage_chunk is not None:
                 self.request_usages.append(self.usage_chunk.usage_metadata)
-                self.round_ends.append(time.time_ns())
+                self._round_ended()
                 self.usage_chunk = None
         except Exception:
             _logger.debug("gemini instrumentation: could not start a round", exc_info=True)
+
+    def _round_ended(self) -> None:
+        if self.round_ends:
+            self.round_ends.append(time.time_ns())  # type: ignore[union-attr]
+        else:
+            self.round_ends = [time.time_ns()]
 
     def on_attempt_ok(self) -> None:
         """An HTTP attempt succeeded: the common case, kept cheap; it is counted with its call

@@ -29,7 +29,8 @@ from .tools import TOOL_TARGETS
 _logger = logging.getLogger(__name__)
 
 Method = Callable[..., Any]  # called as the SDK calls it: (self, *args, **kwargs)
-# (module, "Class.method", hook factory(patches, original)); "A|B": the first of A, B the SDK has.
+# (module, "Class.method", hook factory(patches, original)); "A|B": the first of A, B the SDK has;
+# a name without a dot is a module-level function (called without self).
 Targets = tuple[tuple[str, str, Callable[["Patches", Method], Method]], ...]
 
 
