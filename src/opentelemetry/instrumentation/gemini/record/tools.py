@@ -1,6 +1,8 @@
 """Tool execution spans: ``execute_tool {name}`` (INTERNAL), a child of the generate_content
 span whose automatic function calling runs the tool, current while the tool runs (so what the
-tool itself calls, another Gemini call included, nests under it).
+tool itself calls, another Gemini call included, nests under it). A chat (google-genai >= 3.6)
+runs automatic function calling itself, one generate_content call per round: its tools run
+between those calls, and their spans are children of whatever span is current there.
 
 Semconv attributes: ``gen_ai.operation.name=execute_tool``, ``gen_ai.tool.name``,
 ``gen_ai.tool.call.id`` (when the model gave one), ``gen_ai.tool.type=function``; the arguments
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from .call import Call
+    from .recorder import Recorder
 
 _logger = logging.getLogger(__name__)
 
@@ -44,10 +47,12 @@ class ToolRun(NamedTuple):
     token: object  # the context token: the span is current while the tool runs
 
 
-def start_tool(call: Call, tool_call: ToolCall, args: Any) -> ToolRun | None:
-    """Open the tool's span under ``call``'s and make it current; None if anything is off."""
+def start_tool(
+    recorder: Recorder, call: Call | None, tool_call: ToolCall, args: Any
+) -> ToolRun | None:
+    """Open the tool's span under ``call``'s (None: under the current span, as when a chat
+    runs the functions between its calls) and make it current; None if anything is off."""
     try:
-        recorder = call.recorder
         tool = name(tool_call.name) if isinstance(tool_call.name, str) else "unknown"
         attrs: dict[str, Any] = {
             A.GEN_AI_OPERATION_NAME: A.OPERATION_EXECUTE_TOOL,
@@ -61,7 +66,7 @@ def start_tool(call: Call, tool_call: ToolCall, args: Any) -> ToolRun | None:
             attrs[A.GEN_AI_TOOL_CALL_ARGUMENTS] = _json(recorder, given)
         span = recorder.tracer.start_span(
             f"{A.OPERATION_EXECUTE_TOOL} {tool}",
-            context=trace.set_span_in_context(call.span),
+            context=None if call is None else trace.set_span_in_context(call.span),
             kind=SpanKind.INTERNAL,
             attributes=attrs,
         )
@@ -72,7 +77,9 @@ def start_tool(call: Call, tool_call: ToolCall, args: Any) -> ToolRun | None:
         return None
 
 
-def end_tool(call: Call, run: ToolRun | None, result: Any, error: BaseException | None) -> None:
+def end_tool(
+    recorder: Recorder, run: ToolRun | None, result: Any, error: BaseException | None
+) -> None:
     """End the tool's span with its result or its error. Never raises."""
     if run is None:
         return
@@ -82,7 +89,6 @@ def end_tool(call: Call, run: ToolRun | None, result: Any, error: BaseException 
     except Exception:
         _logger.debug("gemini instrumentation: could not detach a tool span", exc_info=True)
     try:
-        recorder = call.recorder
         if error is not None:
             # The SDK wraps the tool's exception in FunctionInvocationError (raised inside its
             # except block): the tool's own is its context, and the one a user looks for.
@@ -101,7 +107,7 @@ def end_tool(call: Call, run: ToolRun | None, result: Any, error: BaseException 
             _logger.debug("gemini instrumentation: could not end a tool span", exc_info=True)
 
 
-def _json(recorder: Any, value: Any) -> str:
+def _json(recorder: Recorder, value: Any) -> str:
     """``value`` as JSON (anything else as its text), capped and without keys."""
     try:
         text = json.dumps(value, ensure_ascii=False, default=str)

@@ -10,9 +10,11 @@ function; the call id and the declared name are in the response, so the response
 the model's calls in a context variable and each invoke takes the first one of its name.
 
 These hooks are added with the request hooks, by the first call that carries tools (seams.py):
-calls without tools never pass through them. Control flow only: the span is the recorder's
-(record/tools.py). The SDK turns a function's exception into a ``FunctionInvocationError`` and
-then into an ``{"error": ...}`` function response; we see it pass and let it go on unchanged.
+calls without tools never pass through them. A chat runs its rounds as separate calls and its
+tools between them, outside any call: their spans then parent to the current span. Control
+flow only: the span is the recorder's (record/tools.py). The SDK turns a function's exception
+into a ``FunctionInvocationError`` and then into an ``{"error": ...}`` function response; we
+see it pass and let it go on unchanged.
 """
 
 from __future__ import annotations
@@ -72,9 +74,9 @@ def _take(name: str | None) -> ToolCall:
     return ToolCall(name, None, None)
 
 
-def _responses_sync(_patches: Patches, original: Method) -> Method:
+def _responses_sync(patches: Patches, original: Method) -> Method:
     def hook(response: Any, *args: Any, **kwargs: Any) -> Any:
-        if _current_call() is None:
+        if patches.closed:
             return original(response, *args, **kwargs)
         token = _PENDING.set(_function_calls(response))
         try:
@@ -85,9 +87,9 @@ def _responses_sync(_patches: Patches, original: Method) -> Method:
     return hook
 
 
-def _responses_async(_patches: Patches, original: Method) -> Method:
+def _responses_async(patches: Patches, original: Method) -> Method:
     async def hook(response: Any, *args: Any, **kwargs: Any) -> Any:
-        if _current_call() is None:
+        if patches.closed:
             return await original(response, *args, **kwargs)
         token = _PENDING.set(_function_calls(response))
         try:
@@ -98,35 +100,37 @@ def _responses_async(_patches: Patches, original: Method) -> Method:
     return hook
 
 
-def _invoke_sync(_patches: Patches, original: Method) -> Method:
+def _invoke_sync(patches: Patches, original: Method) -> Method:
     def hook(args: Any, function: Any, *rest: Any, **kwargs: Any) -> Any:
-        call = _current_call()
-        if call is None:
+        if patches.closed:
             return original(args, function, *rest, **kwargs)
-        run = start_tool(call, _take(getattr(function, "__name__", None)), args)
+        recorder = patches.recorder
+        tool_call = _take(getattr(function, "__name__", None))
+        run = start_tool(recorder, _current_call(), tool_call, args)
         try:
             result = original(args, function, *rest, **kwargs)
         except BaseException as error:
-            end_tool(call, run, None, error)
+            end_tool(recorder, run, None, error)
             raise
-        end_tool(call, run, result, None)
+        end_tool(recorder, run, result, None)
         return result
 
     return hook
 
 
-def _invoke_async(_patches: Patches, original: Method) -> Method:
+def _invoke_async(patches: Patches, original: Method) -> Method:
     async def hook(args: Any, function: Any, *rest: Any, **kwargs: Any) -> Any:
-        call = _current_call()
-        if call is None:
+        if patches.closed:
             return await original(args, function, *rest, **kwargs)
-        run = start_tool(call, _take(getattr(function, "__name__", None)), args)
+        recorder = patches.recorder
+        tool_call = _take(getattr(function, "__name__", None))
+        run = start_tool(recorder, _current_call(), tool_call, args)
         try:
             result = await original(args, function, *rest, **kwargs)
         except BaseException as error:
-            end_tool(call, run, None, error)
+            end_tool(recorder, run, None, error)
             raise
-        end_tool(call, run, result, None)
+        end_tool(recorder, run, result, None)
         return result
 
     return hook
