@@ -18,8 +18,8 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.trace import SpanKind, StatusCode
 
 from conftest import Telemetry, call_gemini
+from opentelemetry.instrumentation.gemini import FileSystemUploader
 from opentelemetry.instrumentation.gemini.config import Settings
-from opentelemetry.instrumentation.gemini.record.upload import FileSystemUploader
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
 
 MODEL = "gemini-2.5-flash"

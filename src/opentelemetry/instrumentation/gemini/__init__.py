@@ -8,7 +8,15 @@ Usage::
 """
 
 from .instrumentor import GeminiInstrumentor
+from .record.upload import ContentUploader, FileSystemUploader
 from .status import QuotaStatus, quota_status
 from .version import __version__
 
-__all__ = ["GeminiInstrumentor", "QuotaStatus", "__version__", "quota_status"]
+__all__ = [
+    "ContentUploader",
+    "FileSystemUploader",
+    "GeminiInstrumentor",
+    "QuotaStatus",
+    "__version__",
+    "quota_status",
+]
