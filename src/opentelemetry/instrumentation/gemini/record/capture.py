@@ -38,10 +38,14 @@ class Captured:
 
     __slots__ = ("attributes", "config", "contents", "input", "system")
 
-    def __init__(self, attributes: dict[str, Any], contents: Any, config: Any) -> None:
+    def __init__(
+        self, attributes: dict[str, Any], contents: Any, config: Any, upload: bool
+    ) -> None:
         self.attributes = attributes  # the span's start attributes, for the event
         # For an upload (built off the caller's path): a list copied, as a chat appends to it.
-        self.contents = list(contents) if isinstance(contents, list) else contents
+        if upload and isinstance(contents, list):
+            contents = list(contents)
+        self.contents = contents if upload else None
         self.config = config
         self.input: list[Any] | None = None
         self.system: list[Any] | None = None
@@ -62,7 +66,7 @@ class Sink:
     ) -> Captured:
         """Capture the request; its JSON goes on the span's start ``attrs`` when content goes on
         spans (and is not uploaded)."""
-        captured = Captured(attrs, contents, config)
+        captured = Captured(attrs, contents, config, self.uploads is not None)
         if self.uploads is not None:
             return captured  # built whole, later, on the upload thread
         clean = recorder.secrets.clean
@@ -85,7 +89,21 @@ class Sink:
         attrs: dict[str, Any],
         reasons: list[str],
     ) -> None:
-        """Output messages on the span, the event, or the upload and its references."""
+        """Output messages on the span, the event, or the upload and its references. Never
+        raises: the call's metrics are recorded after this."""
+        try:
+            self._finish(recorder, call, captured, attrs, reasons)
+        except Exception:
+            _logger.debug("gemini instrumentation: could not record content", exc_info=True)
+
+    def _finish(
+        self,
+        recorder: Recorder,
+        call: Call,
+        captured: Captured,
+        attrs: dict[str, Any],
+        reasons: list[str],
+    ) -> None:
         output_parts = call.texts if call.texts is not None and call.chunks else None
         if self.uploads is not None:
             self._upload(call, captured, attrs, output_parts, reasons)
