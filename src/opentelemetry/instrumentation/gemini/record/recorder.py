@@ -90,6 +90,8 @@ class Recorder:
         self._lock = threading.Lock()
         self.models.reset_after_fork()
         self.secrets.reset_after_fork()
+        if self.content is not None and self.content.uploads is not None:
+            self.content.uploads.reset_after_fork()  # the parent's queue and thread
         self.last_retry = {}
 
     # --- per call ---------------------------------------------------------------------------

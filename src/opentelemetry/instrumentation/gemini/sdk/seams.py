@@ -135,9 +135,12 @@ def patch(recorder: Recorder) -> Patches:
     """
     patches = Patches(recorder)
     missing = patches.wrap(CALL_TARGETS + MEDIA_TARGETS + CACHE_TARGETS + ATTEMPT_TARGETS)
-    missing += [
-        f"{m}.{d}" for m, d, _ in REQUEST_TARGETS + TOOL_TARGETS if _resolve(m, d) is None
-    ]
+    missing += [f"{m}.{d}" for m, d, _ in REQUEST_TARGETS if _resolve(m, d) is None]
+    # Tool runs only add spans (nothing is counted there): an SDK without them is not worth a
+    # warning, only a note.
+    no_tools = [f"{m}.{d}" for m, d, _ in TOOL_TARGETS if _resolve(m, d) is None]
+    if no_tools:
+        _logger.debug("gemini instrumentation: no tool spans for %s", ", ".join(no_tools))
     attempt_names = {f"{m}.{d}" for m, d, _ in ATTEMPT_TARGETS}
     recorder.per_attempt = not attempt_names.intersection(missing)
     if missing:
