@@ -578,3 +578,11 @@ def test_a_chat_with_tools_shows_its_tool_runs(
     assert tool.parent is None
     assert tool.attributes["gen_ai.tool.call.id"] == "call-1"
     assert first.end_time <= tool.start_time and tool.end_time <= second.start_time
+
+
+def test_file_system_uploader_round_trips_any_directory_name(tmp_path: Path) -> None:
+    uploader = FileSystemUploader(tmp_path / "with space%")
+    ref = uploader.reference()
+    uploader.upload(ref, {"input_messages": []})
+    [stored] = (tmp_path / "with space%").glob("*.json")
+    assert stored.as_uri() == ref and json.loads(stored.read_text()) == {"input_messages": []}

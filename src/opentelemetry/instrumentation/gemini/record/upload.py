@@ -28,6 +28,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from ..bounds import warn_once
 from . import content
@@ -60,7 +62,7 @@ class FileSystemUploader:
         return (self.directory / f"{uuid.uuid4().hex}.json").as_uri()
 
     def upload(self, reference: str, content: dict[str, Any]) -> None:
-        path = Path(reference.removeprefix("file://"))
+        path = Path(url2pathname(urlparse(reference).path))  # as_uri() quoted it
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
         partial.write_text(json.dumps(content, ensure_ascii=False, default=str), "utf-8")
