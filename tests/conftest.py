@@ -51,6 +51,15 @@ class Telemetry:
         self.reader = reader
 
     def spans(self) -> tuple[ReadableSpan, ...]:
+        """The calls' spans: without the ``execute_tool`` children of automatic function
+        calling (``all_spans``), so that one call still reads as one span."""
+        return tuple(
+            s
+            for s in self.exporter.get_finished_spans()
+            if (s.attributes or {}).get("gen_ai.operation.name") != "execute_tool"
+        )
+
+    def all_spans(self) -> tuple[ReadableSpan, ...]:
         return self.exporter.get_finished_spans()
 
     def span(self) -> ReadableSpan:

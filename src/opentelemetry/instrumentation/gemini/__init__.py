@@ -11,6 +11,7 @@ from .batch_results import BatchResults, record_batch_results
 from .billing.overrides import PricesFileError
 from .instrumentor import GeminiInstrumentor
 from .quota.limits import LimitsFileError
+from .record.upload import ContentUploader, FileSystemUploader
 from .status import ProcessForecast, QuotaStatus, quota_status
 from .version import __version__
 
@@ -18,6 +19,8 @@ from .version import __version__
 # else (billing/, quota/, record/, sdk/) may change in any release.
 __all__ = [
     "BatchResults",
+    "ContentUploader",
+    "FileSystemUploader",
     "GeminiInstrumentor",
     "LimitsFileError",
     "PricesFileError",

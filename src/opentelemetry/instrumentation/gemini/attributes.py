@@ -293,3 +293,22 @@ LIVE_END_CANCELLED: Final = "cancelled"  # the task running the session was canc
 LIVE_END_ABANDONED: Final = "abandoned"  # dropped without being closed (garbage-collected)
 # gcp.gemini.quota.{limit,usage,utilization} dimension: concurrent Live sessions.
 QUOTA_DIMENSION_LIVE_SESSIONS: Final = "live_sessions"
+
+# --- Traces people can read: tool executions, rounds, content events, uploaded content ------
+OPERATION_EXECUTE_TOOL: Final = "execute_tool"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"  # opt-in content
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"  # opt-in content
+TOOL_TYPE_FUNCTION: Final = "function"
+# One event per billed request of automatic function calling, on the generate_content span.
+EVENT_ROUND: Final = "gcp.gemini.round"
+GEMINI_ROUND_NUMBER: Final = "gcp.gemini.round.number"  # 1-based, in the order sent
+# The semconv event carrying a call's messages (logs API), when content goes to events.
+EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
+# Where an uploader put the content (content_uploader=): instead of the content itself.
+GEN_AI_INPUT_MESSAGES_REF: Final = "gen_ai.input.messages_ref"
+GEN_AI_OUTPUT_MESSAGES_REF: Final = "gen_ai.output.messages_ref"
+GEN_AI_SYSTEM_INSTRUCTIONS_REF: Final = "gen_ai.system_instructions_ref"
+GEMINI_CONTENT_UPLOAD: Final = "gcp.gemini.content.upload"  # queued, dropped, error

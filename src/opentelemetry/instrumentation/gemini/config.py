@@ -36,6 +36,16 @@ DEFAULT_MAX_MODELS: Final = 256
 TIERS: Final = ("free", "tier_1", "tier_2", "tier_3")
 UNKNOWN_TIER: Final = "unknown"
 
+# OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT's modes, as the contrib GenAI
+# instrumentations spell them: (content on spans, content in events). The boolean forms keep
+# their old meaning: true is SPAN_ONLY, false NO_CONTENT.
+CAPTURE_MODES: Final = {
+    "NO_CONTENT": (False, False),
+    "SPAN_ONLY": (True, False),
+    "EVENT_ONLY": (False, True),
+    "SPAN_AND_EVENT": (True, True),
+}
+
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 # Accept the spellings people actually type for a tier.
@@ -86,6 +96,29 @@ def _parse_bool(value: object, *, origin: str) -> bool:
     if text not in _FALSE:
         _logger.warning("Ignoring %s=%r: expected true or false.", origin, value)
     return False
+
+
+def parse_capture(value: object, *, origin: str) -> tuple[bool, bool]:
+    """(content on spans, content in events) from a mode name or a boolean; junk: neither,
+    with a warning."""
+    if value is None:
+        return False, False
+    if isinstance(value, bool):
+        return value, False
+    mode = CAPTURE_MODES.get(str(value).strip().upper())
+    if mode is not None:
+        return mode
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True, False
+    if text not in _FALSE:
+        _logger.warning(
+            "Ignoring %s=%r: expected one of %s, or true or false.",
+            origin,
+            value,
+            ", ".join(CAPTURE_MODES),
+        )
+    return False, False
 
 
 def _parse_cap(value: object, *, origin: str) -> int:
@@ -162,6 +195,10 @@ class Settings:
     monthly_budget_usd: float | None = None
     retry_policy: str = DEFAULT_RETRY_POLICY
     retry_max_wait: float = DEFAULT_RETRY_MAX_WAIT
+    content_on_span: bool = False  # gen_ai.input/output.messages... as span attributes
+    content_in_event: bool = False  # the gen_ai.client.inference.operation.details event
+    # A user's ContentUploader (record/upload.py): content goes to it, references to telemetry.
+    content_uploader: Any = None
 
     @classmethod
     def resolve(cls, environ: Mapping[str, str], kwargs: Mapping[str, Any]) -> Settings:
@@ -182,11 +219,13 @@ class Settings:
         monthly, monthly_origin = pick("monthly_budget_usd", ENV_MONTHLY_BUDGET)
         policy, policy_origin = pick("retry_policy", ENV_RETRY_POLICY)
         max_wait, max_wait_origin = pick("retry_max_wait", ENV_RETRY_MAX_WAIT)
+        on_span, in_event = parse_capture(capture, origin=capture_origin)
+        uploader = kwargs.get("content_uploader")
+        if uploader is not None and not (on_span or in_event):
+            on_span = True  # an uploader is asked for content: its references go on spans
         return cls(
             tier=normalize_tier(tier, origin=tier_origin),
-            capture_content=False
-            if capture is None
-            else _parse_bool(capture, origin=capture_origin),
+            capture_content=on_span or in_event,
             prices_file=str(prices_file) if prices_file else None,
             limits_file=str(limits_file) if limits_file else None,
             limits=kwargs.get("limits"),
@@ -198,4 +237,7 @@ class Settings:
             retry_max_wait=_parse_seconds(
                 max_wait, origin=max_wait_origin, default=DEFAULT_RETRY_MAX_WAIT
             ),
+            content_on_span=on_span,
+            content_in_event=in_event,
+            content_uploader=uploader,
         )

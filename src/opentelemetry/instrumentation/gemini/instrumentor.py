@@ -18,6 +18,7 @@ from .config import Settings
 from .package import _instruments
 from .quota.limits import LimitTable
 from .record.call import drain_abandoned
+from .record.capture import content_sink
 from .record.instruments import SCHEMA_URL, SCOPE, instruments_for
 from .record.recorder import Recorder
 from .sdk import seams
@@ -32,10 +33,13 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     ``instrument()`` accepts ``tracer_provider``, ``meter_provider`` and these options, each
     overriding its environment variable: ``tier`` (free, tier_1, tier_2, tier_3),
-    ``capture_content`` (bool), ``prices_file`` (path), ``limits_file`` (path) and ``limits``
+    ``capture_content`` (bool, or NO_CONTENT, SPAN_ONLY, EVENT_ONLY, SPAN_AND_EVENT),
+    ``prices_file`` (path), ``limits_file`` (path) and ``limits``
     ({model: {tier: {"rpm": n, "tpm": n, "rpd": n}}}), ``project``, ``daily_budget_usd`` /
     ``monthly_budget_usd`` (exported as gauges, never enforced), ``retry_policy`` (``"sdk"``, the
-    default, or ``"respect_retry_info"``) and ``retry_max_wait`` (seconds).
+    default, or ``"respect_retry_info"``) and ``retry_max_wait`` (seconds); ``logger_provider``
+    (content events) and ``content_uploader`` (a ContentUploader: content to it, references to
+    telemetry).
     """
 
     _patches: seams.Patches | None = None
@@ -60,6 +64,9 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         # Keys known now; each client's own is added when it first makes a call (_patch).
         secrets = Secrets(os.environ.get(name) for name in ("GOOGLE_API_KEY", "GEMINI_API_KEY"))
         recorder = Recorder(tracer, instruments, settings, prices, limits, secrets)
+        # Captured content's destinations (spans, events through logger_provider's logger, an
+        # uploader): None unless content capture is on.
+        recorder.content = content_sink(settings, kwargs.get("logger_provider"))
         self._patches = seams.patch(recorder)
         instruments.recorder = recorder
         active_recorder = recorder
@@ -72,6 +79,10 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         global active_recorder
         if self._patches is not None:
             self._patches.unpatch()
+            sink = self._patches.recorder.content
+            if sink is not None and sink.uploads is not None:
+                sink.uploads.flush()  # bounded: what is still queued after that is dropped
+                atexit.unregister(sink.uploads.flush)
             self._patches.recorder.instruments.recorder = None
         self._patches = None
         active_recorder = None

@@ -111,6 +111,7 @@ class Call:
         "_context_token",
         "_outer",
         "attempts",
+        "captured",
         "chunks",
         "end_ns",
         "end_perf",
@@ -127,6 +128,7 @@ class Call:
         "recorder",
         "request_usages",
         "requested_tier",
+        "round_ends",
         "span",
         "start",
         "stream",
@@ -160,10 +162,15 @@ class Call:
         # caller only sees the last one's usage: each request's (a stream's: each round's),
         # filled by the SDK hooks; empty when the SDK has none of them.
         self.request_usages: list[Any] = []
+        # When each of them answered (epoch ns), for the round events: a list once there is one.
+        self.round_ends: list[int] | tuple[()] = ()
         self.first_chunk_at: float | None = None
         self.chunks = 0
         self.attempts: list[Attempt] = []
-        self.texts: list[str] | None = [] if recorder.settings.capture_content else None
+        # Content capture: the output's SDK parts as they come, and what was captured of the
+        # request (record/capture.py).
+        self.texts: list[Any] | None = [] if recorder.settings.capture_content else None
+        self.captured: Any = None
         self.ended = False
         # When the call ended, if it is recorded later than that (abandon): else None, "now".
         self.end_perf: float | None = None
@@ -223,11 +230,11 @@ class Call:
             _logger.debug("gemini instrumentation: could not read a response", exc_info=True)
 
     def on_text(self, response: Any) -> None:
-        """Keep the response's text (content capture is on)."""
+        """Keep the response's parts (content capture is on): text, thoughts, calls..."""
         try:
-            text = _text_of(response)
-            if text and self.texts is not None:
-                self.texts.append(text)
+            parts = _parts_of(response)
+            if parts and self.texts is not None:
+                self.texts.extend(parts)
         except Exception:
             _logger.debug("gemini instrumentation: could not read a text", exc_info=True)
 
@@ -240,7 +247,7 @@ class Call:
         last, with_usage = self.last, self.usage_chunk
         meta = None if with_usage is None else getattr(with_usage, "usage_metadata", None)
         if self.stream and self.request_usages:
-            self.on_stream_round()  # the last round ends with the stream
+            self.on_stream_round(next_round=False)  # the last round ends with the stream
         version = getattr(last, "model_version", None)
         rid = getattr(last, "response_id", None)
         if with_usage is not last and with_usage is not None:
@@ -292,18 +299,28 @@ class Call:
             meta = getattr(response, "usage_metadata", None)
             if meta is not None:
                 self.request_usages.append(meta)
+                self._round_ended()
         except Exception:
             _logger.debug("gemini instrumentation: could not read a request", exc_info=True)
 
-    def on_stream_round(self) -> None:
+    def on_stream_round(self, next_round: bool = True) -> None:
         """A stream's round ends (the next starts, or the stream ends): bank its usage, as
         the next round's chunks count from zero."""
         try:
+            if next_round and self.texts:
+                self.texts.clear()  # captured output is the last round's: earlier ones called tools
             if self.usage_chunk is not None:
                 self.request_usages.append(self.usage_chunk.usage_metadata)
+                self._round_ended()
                 self.usage_chunk = None
         except Exception:
             _logger.debug("gemini instrumentation: could not start a round", exc_info=True)
+
+    def _round_ended(self) -> None:
+        if self.round_ends:
+            self.round_ends.append(time.time_ns())  # type: ignore[union-attr]
+        else:
+            self.round_ends = [time.time_ns()]
 
     def on_attempt_ok(self) -> None:
         """An HTTP attempt succeeded: the common case, kept cheap; it is counted with its call
@@ -345,13 +362,9 @@ class Call:
                 self.span.end(self.end_ns)
 
 
-def _text_of(response: Any) -> str:
+def _parts_of(response: Any) -> list[Any]:
     candidates = getattr(response, "candidates", None)
     if not candidates:
-        return ""
-    parts = getattr(getattr(candidates[0], "content", None), "parts", None) or ()
-    return "".join(
-        part.text
-        for part in parts
-        if isinstance(getattr(part, "text", None), str) and not getattr(part, "thought", False)
-    )
+        return []
+    parts = getattr(getattr(candidates[0], "content", None), "parts", None)
+    return list(parts) if isinstance(parts, list) else []

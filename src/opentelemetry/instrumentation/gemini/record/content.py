@@ -1,84 +1,218 @@
-"""Opt-in prompt/response capture, in the GenAI semconv message shape, serialised as JSON.
+"""Opt-in prompt/response capture, in the GenAI semconv message schema.
 
-Only called when the user enabled content capture; never on the default path. Reads the
-request without consuming it: only lists and tuples are walked (a generator or ``map()`` of
-parts is the SDK's to read, once), and each text part is capped at MAX_CONTENT_PART characters.
+Only called when the user enabled content capture; never on the default path. Messages are
+built once per call as plain lists and dicts (the event carries them as they are, span
+attributes as JSON) from the SDK's objects or the dicts a caller passed:
+
+- roles: ``user``, ``assistant`` (Gemini's ``model``), ``tool`` (a user turn that only answers
+  function calls), ``system``; any other role as given;
+- parts: ``text``, ``reasoning`` (a thought), ``tool_call`` (id, name, arguments),
+  ``tool_call_response`` (id, response), ``blob`` (inline data: mime_type, modality, base64
+  content), ``uri`` (file data: mime_type, modality, uri); anything else a part of its own type.
+
+Reads the request without consuming it: only lists and tuples are walked (a generator or
+``map()`` of parts is the SDK's to read, once). With ``limit`` (what telemetry records), each
+text is capped at that many characters and inline data larger than it is recorded without its
+bytes (``content`` empty, ``size`` its length); ``limit=None`` is for a content uploader.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
 from ..bounds import MAX_CONTENT_PART
 
+Message = dict[str, Any]
+Part = dict[str, Any]
+# Gemini's finish reasons as semconv's enum has them; others lower-cased as they are.
+_FINISH: dict[str, str] = {
+    "stop": "stop",
+    "max_tokens": "length",
+    "safety": "content_filter",
+    "recitation": "content_filter",
+    "blocklist": "content_filter",
+    "prohibited_content": "content_filter",
+    "spii": "content_filter",
+    "image_safety": "content_filter",
+    "malformed_function_call": "error",
+    "other": "error",
+    "finish_reason_unspecified": "error",
+}
 
-def _text(text: str) -> dict[str, Any]:
-    if len(text) > MAX_CONTENT_PART:
-        text = f"{text[:MAX_CONTENT_PART]}...[{len(text) - MAX_CONTENT_PART} more characters]"
-    return {"type": "text", "content": text}
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
 
 
-def _parts(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [_text(content)]
-    parts = content.get("parts") if isinstance(content, dict) else getattr(content, "parts", None)
-    out: list[dict[str, Any]] = []
-    if not isinstance(parts, (list, tuple)):
-        return out  # None, or an iterator we must not consume
-    for part in parts:
-        if isinstance(part, str):
-            out.append(_text(part))
-            continue
-        text = part.get("text") if isinstance(part, dict) else getattr(part, "text", None)
-        if isinstance(text, str):
-            out.append(_text(text))
-            continue
-        call = (
-            part.get("function_call")
-            if isinstance(part, dict)
-            else getattr(part, "function_call", None)
-        )
-        if call is not None:
-            name = call.get("name") if isinstance(call, dict) else getattr(call, "name", None)
-            out.append({"type": "tool_call", "name": name})
+def _text(text: str, limit: int | None, kind: str = "text") -> Part:
+    if limit is not None and len(text) > limit:
+        text = f"{text[:limit]}...[{len(text) - limit} more characters]"
+    return {"type": kind, "content": text}
+
+
+def _modality(mime_type: Any) -> str:
+    """semconv's modality (image, video, audio) from a MIME type; other types as their top
+    level type (text, application...)."""
+    return mime_type.split("/", 1)[0] if isinstance(mime_type, str) and mime_type else ""
+
+
+def _part(part: Any, limit: int | None) -> Part:
+    if isinstance(part, str):
+        return _text(part, limit)
+    text = _get(part, "text")
+    if isinstance(text, str):
+        return _text(text, limit, "reasoning" if _get(part, "thought") else "text")
+    call = _get(part, "function_call")
+    if call is not None:
+        out: Part = {"type": "tool_call", "name": _get(call, "name")}
+        call_id = _get(call, "id")
+        if call_id:
+            out["id"] = call_id
+        out["arguments"] = _get(call, "args")
+        return out
+    response = _get(part, "function_response")
+    if response is not None:
+        out = {"type": "tool_call_response"}
+        response_id = _get(response, "id")
+        if response_id:
+            out["id"] = response_id
+        out["response"] = _get(response, "response")
+        return out
+    blob = _get(part, "inline_data")
+    if blob is not None:
+        mime = _get(blob, "mime_type")
+        data = _get(blob, "data")
+        out = {"type": "blob", "mime_type": mime, "modality": _modality(mime)}
+        if isinstance(data, (bytes, bytearray)):
+            if limit is not None and len(data) > limit:
+                out["content"] = ""
+                out["size"] = len(data)
+            else:
+                out["content"] = base64.b64encode(data).decode("ascii")
         else:
-            out.append({"type": "blob"})
-    return out
+            out["content"] = data if isinstance(data, str) else ""
+        return out
+    file = _get(part, "file_data")
+    if file is not None:
+        mime = _get(file, "mime_type")
+        return {
+            "type": "uri",
+            "mime_type": mime,
+            "modality": _modality(mime),
+            "uri": _get(file, "file_uri"),
+        }
+    for kind in ("executable_code", "code_execution_result"):
+        if _get(part, kind) is not None:
+            return {"type": kind}
+    return {"type": type(part).__name__.lower()}
 
 
-def _role(content: Any, default: str) -> str:
-    role = content.get("role") if isinstance(content, dict) else getattr(content, "role", None)
-    return role if isinstance(role, str) else default
+def _is_content(item: Any) -> bool:
+    return not isinstance(item, str) and (
+        _get(item, "parts") is not None or _get(item, "role") is not None
+    )
 
 
-def input_messages(contents: Any) -> str:
-    """The request's ``contents`` (str, Content, dicts or a list of them) as semconv JSON."""
+def _parts(content: Any, limit: int | None) -> list[Part]:
+    if not _is_content(content):
+        return [_part(content, limit)]  # a string, a bare part (or a file, an image)
+    parts = _get(content, "parts")
+    if not isinstance(parts, (list, tuple)):
+        return []  # None, or an iterator we must not consume
+    return [_part(part, limit) for part in parts]
+
+
+def _role(content: Any, parts: list[Part], default: str) -> str:
+    role = None if isinstance(content, str) else _get(content, "role")
+    if role == "model":
+        return "assistant"
+    if role in (None, "user") and parts and all(p["type"] == "tool_call_response" for p in parts):
+        return "tool"  # the SDK sends function results back as a user turn
+    return role if isinstance(role, str) and role else default
+
+
+def input_message_list(contents: Any, limit: int | None = MAX_CONTENT_PART) -> list[Message]:
+    """The request's ``contents`` (str, Content, dicts, parts, or a list of them)."""
     items = list(contents) if isinstance(contents, (list, tuple)) else [contents]
-    # A list of plain strings/parts is one user turn, as the SDK treats it.
-    if items and all(isinstance(i, str) for i in items):
-        messages = [{"role": "user", "parts": [_text(i) for i in items]}]
-    else:
-        messages = [{"role": _role(i, "user"), "parts": _parts(i)} for i in items]
-    return json.dumps(messages, ensure_ascii=False, default=str)
+    if items and not any(_is_content(i) for i in items):
+        # Strings and parts with no Content around them are one user turn, as the SDK sends.
+        parts = [_part(i, limit) for i in items]
+        return [{"role": _role(None, parts, "user"), "parts": parts}]
+    messages = []
+    for item in items:
+        parts = _parts(item, limit)
+        messages.append({"role": _role(item, parts, "user"), "parts": parts})
+    return messages
+
+
+def system_instruction_parts(
+    config: Any, limit: int | None = MAX_CONTENT_PART
+) -> list[Part] | None:
+    if config is None:
+        return None
+    value = _get(config, "system_instruction")
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_part(v, limit) for v in value]
+    return _parts(value, limit)
+
+
+def finish_reason(reason: str) -> str:
+    lowered = reason.lower()
+    return _FINISH.get(lowered, lowered)
+
+
+def output_message_list(
+    parts: list[Any], finish_reasons: list[str], limit: int | None = MAX_CONTENT_PART
+) -> list[Message]:
+    """The model's output, from the SDK parts the call kept (a whole response's, or each
+    stream chunk's in order): consecutive text (or thought) pieces join into one part."""
+    out: list[Part] = []
+    pending: list[str] = []
+    pending_kind = "text"
+
+    def flush() -> None:
+        if pending:
+            out.append(_text("".join(pending), limit, pending_kind))
+            pending.clear()
+
+    for part in parts:
+        text = _get(part, "text")
+        if isinstance(text, str):
+            kind = "reasoning" if _get(part, "thought") else "text"
+            if kind != pending_kind:
+                flush()
+                pending_kind = kind
+            pending.append(text)
+            continue
+        flush()
+        out.append(_part(part, limit))
+    flush()
+    return [
+        {
+            "role": "assistant",
+            "parts": out,
+            "finish_reason": finish_reason(finish_reasons[-1]) if finish_reasons else "",
+        }
+    ]
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+# Span attribute forms (JSON strings), as recorded before events existed.
+def input_messages(contents: Any) -> str:
+    return dumps(input_message_list(contents))
 
 
 def system_instructions(config: Any) -> str | None:
-    if config is None:
-        return None
-    value = (
-        config.get("system_instruction")
-        if isinstance(config, dict)
-        else getattr(config, "system_instruction", None)
-    )
-    if value is None:
-        return None
-    return json.dumps(_parts(value), ensure_ascii=False, default=str)
+    parts = system_instruction_parts(config)
+    return None if parts is None else dumps(parts)
 
 
-def output_messages(texts: list[str], finish_reasons: list[str]) -> str:
-    """Model output gathered by the call (whole response, or the stream's chunks joined)."""
-    message: dict[str, Any] = {"role": "model", "parts": [_text("".join(texts))]}
-    if finish_reasons:
-        message["finish_reason"] = finish_reasons[-1].lower()
-    return json.dumps([message], ensure_ascii=False)
+def output_messages(parts: list[Any], finish_reasons: list[str]) -> str:
+    return dumps(output_message_list(parts, finish_reasons))

@@ -19,7 +19,7 @@ from ..billing.units import unit_prices
 from ..bounds import MAX_NAME, MAX_STACKTRACE, ModelCap, Secrets, warn_once
 from ..config import UNKNOWN_TIER, Settings
 from ..quota.errors import RateLimitInfo, parse_rate_limit
-from . import content
+from . import rounds
 from .call import _ABANDONED, OK_ATTEMPT, Attempt, Call, Reader, drain_abandoned
 from .grounding import read_grounding
 from .long_running import LongRunning
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ..billing.book import CostBreakdown, PriceBook
     from ..billing.units import UnitCost
     from ..quota.limits import LimitTable
+    from .capture import Captured, Sink
     from .instruments import Instruments
 
 _logger = logging.getLogger(__name__)
@@ -94,11 +95,16 @@ class Recorder:
         self._retry_delay = instruments.retry_delay
         # Video operations: their submits' requests, and which were seen done (priced once).
         self.long_running = LongRunning()
+        # Where captured content goes (record/capture.py): set by the instrumentor when
+        # content capture is on, else None.
+        self.content: Sink | None = None
 
     def reset_after_fork(self) -> None:
         self._lock = threading.Lock()
         self.models.reset_after_fork()
         self.secrets.reset_after_fork()
+        if self.content is not None and self.content.uploads is not None:
+            self.content.uploads.reset_after_fork()  # the parent's queue and thread
         self.last_retry = {}
         self.long_running.reset_after_fork()
 
@@ -147,9 +153,10 @@ class Recorder:
             else:
                 attrs = {**base, **config_attributes(config)}
                 requested_tier = attrs.get(A.GEMINI_REQUEST_SERVICE_TIER)
-            if self.settings.capture_content and contents is not None:  # a call with content
+            captured: Captured | None = None
+            if self.content is not None and contents is not None:  # a call with content
                 attrs = dict(attrs)
-                self._capture_input(attrs, contents, config)
+                captured = self.content.start(self, attrs, contents, config)
             try:
                 span = self.tracer.start_span(span_name, kind=SpanKind.CLIENT, attributes=attrs)
             except Exception:  # a span processor that raises: the metrics still count the call
@@ -165,6 +172,8 @@ class Recorder:
                 call.tools = True
             if project is not None:
                 call.project = project
+            if captured is not None:
+                call.captured = captured
             return call
         except Exception:
             _logger.debug("gemini instrumentation: could not start a span", exc_info=True)
@@ -271,10 +280,6 @@ class Recorder:
             _usage_attributes(attrs, usage, input_tokens + output_tokens)
         if extra:
             attrs.update(extra)
-        if call.texts is not None and call.chunks:
-            attrs[A.GEN_AI_OUTPUT_MESSAGES] = self.secrets.clean(
-                content.output_messages(call.texts, reasons), None
-            )
 
         error_type: str | None = None
         if error is not None:
@@ -288,6 +293,10 @@ class Recorder:
             cost = self._price(call, attrs, usage, response_model, error, served)
         if call.tools and error is None:
             self._grounding(call, attrs, tier, project)
+        if call.round_ends:  # automatic function calling's rounds: which one cost what
+            rounds.add_events(self, call, response_model, served, error)
+        if call.captured is not None and self.content is not None:
+            self.content.finish(self, call, call.captured, attrs, reasons)
         span.set_attributes(attrs)
         try:
             span.end(call.end_ns)
@@ -593,16 +602,6 @@ class Recorder:
             self.counters.quota_exceeded.add(
                 (model, self.tier, quota_id, v.window, v.dimension, location, project), 1
             )
-
-    def _capture_input(self, attrs: dict[str, Any], contents: Any, config: Any) -> None:
-        try:
-            clean = self.secrets.clean
-            attrs[A.GEN_AI_INPUT_MESSAGES] = clean(content.input_messages(contents), None)
-            system = content.system_instructions(config)
-            if system:
-                attrs[A.GEN_AI_SYSTEM_INSTRUCTIONS] = clean(system, None)
-        except Exception:
-            _logger.debug("gemini instrumentation: could not capture content", exc_info=True)
 
     # --- quota position: read by the gauges (instruments.py) and by status.quota_status ------
     def quota_limits(self, model: str, tier: str | None = None) -> dict[str, int]:

@@ -27,11 +27,13 @@ from .interactions import hook_when_imported
 from .live import LIVE_TARGETS
 from .media import MEDIA_TARGETS
 from .models import CALL_TARGETS, REQUEST_TARGETS
+from .tools import TOOL_TARGETS
 
 _logger = logging.getLogger(__name__)
 
 Method = Callable[..., Any]  # called as the SDK calls it: (self, *args, **kwargs)
-# (module, "Class.method", hook factory(patches, original)); "A|B": the first of A, B the SDK has.
+# (module, "Class.method", hook factory(patches, original)); "A|B": the first of A, B the SDK has;
+# a name without a dot is a module-level function (called without self).
 Targets = tuple[tuple[str, str, Callable[["Patches", Method], Method]], ...]
 
 
@@ -50,6 +52,10 @@ def _resolve(module_name: str, dotted: str) -> tuple[Any, str] | None:
     except ImportError:
         return None
     for alternative in dotted.split("|"):
+        if "." not in alternative:  # a module-level function: the module owns it
+            if callable(getattr(module, alternative, None)):
+                return module, alternative
+            continue
         cls_name, method = alternative.split(".")
         owner = getattr(module, cls_name, None)
         if owner is not None and callable(getattr(owner, method, None)):
@@ -104,7 +110,7 @@ class Patches:
                 if self.request_hooks or self.closed:
                     return
                 self.request_hooks = True  # once: a target that failed to hook is not retried
-                self.wrap(REQUEST_TARGETS)
+                self.wrap(REQUEST_TARGETS + TOOL_TARGETS)
         except Exception:
             _logger.debug("gemini instrumentation: could not add the request hooks", exc_info=True)
 
@@ -146,6 +152,11 @@ def patch(recorder: Recorder) -> Patches:
         from .retry_policy import RETRY_POLICY_TARGETS
 
         missing += patches.wrap(RETRY_POLICY_TARGETS)
+    # Tool runs only add spans (nothing is counted there): an SDK without them is not worth a
+    # warning, only a note.
+    no_tools = [f"{m}.{d}" for m, d, _ in TOOL_TARGETS if _resolve(m, d) is None]
+    if no_tools:
+        _logger.debug("gemini instrumentation: no tool spans for %s", ", ".join(no_tools))
     attempt_names = {f"{m}.{d}" for m, d, _ in ATTEMPT_TARGETS}
     recorder.per_attempt = not attempt_names.intersection(missing)
     if missing:
