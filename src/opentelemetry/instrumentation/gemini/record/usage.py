@@ -159,6 +159,7 @@ def sum_usages(usages: list[Usage]) -> Usage:
 
 
 _SERVICE_TIER_HEADER = "x-gemini-service-tier"
+_NO_FIELDS: dict[str, Any] = {}
 
 
 def served_tier(response: Any) -> str | None:
@@ -171,8 +172,10 @@ def served_tier(response: Any) -> str | None:
         headers = http.headers if http is not None else None
         tier = headers.get(_SERVICE_TIER_HEADER) if headers else None
         if tier is None:
+            # google-genai 3.6's usage metadata has no service_tier field: a getattr that
+            # misses runs pydantic's __getattr__ (microseconds), so look in the instance dict.
             meta = getattr(response, "usage_metadata", None)
-            tier = enum_text(getattr(meta, "service_tier", None))
+            tier = enum_text(getattr(meta, "__dict__", _NO_FIELDS).get("service_tier"))
     except AttributeError:
         return None
     if not isinstance(tier, str) or not tier or len(tier) > 32:
