@@ -33,10 +33,11 @@ from ..record.batches import (
 )
 from ..record.call import Answer, Call
 from ..record.usage import enum_text
+from .hooks import HookFactory, answered_once
 from .models import _start
 
 if TYPE_CHECKING:
-    from .seams import Method, Patches, Targets
+    from .seams import Patches, Targets
 
 _logger = logging.getLogger(__name__)
 
@@ -241,36 +242,16 @@ def _open(
         return None
 
 
-def _hooks(
-    method: str,
-) -> tuple[Callable[[Patches, Method], Method], Callable[[Patches, Method], Method]]:
+def _hooks(method: str) -> tuple[HookFactory, HookFactory]:
     """Hook factories (sync, async) for one Batches method."""
 
-    def sync_factory(patches: Patches, original: Method) -> Method:
-        def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-            call = _open(patches, self, method, kwargs, is_async=False)
-            if call is None:
-                return original(self, *args, **kwargs)
-            with call:
-                response = original(self, *args, **kwargs)
-            call.complete(response)
-            return response
+    def open_call(
+        patches: Patches, instance: Any, _args: Any, kwargs: dict[str, Any], is_async: bool
+    ) -> tuple[Call, None] | None:
+        call = _open(patches, instance, method, kwargs, is_async=is_async)
+        return None if call is None else (call, None)
 
-        return hook
-
-    def async_factory(patches: Patches, original: Method) -> Method:
-        async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-            call = _open(patches, self, method, kwargs, is_async=True)
-            if call is None:
-                return await original(self, *args, **kwargs)
-            with call:
-                response = await original(self, *args, **kwargs)
-            call.complete(response)
-            return response
-
-        return hook
-
-    return sync_factory, async_factory
+    return answered_once(open_call)
 
 
 def _targets() -> Targets:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +24,13 @@ from ..bounds import MAX_NAME, count
 from ..record import operations as ops
 from ..record.call import Answer
 from ..record.request import normalize_model
+from .hooks import HookFactory, answered_once
 from .models import _start
 
 if TYPE_CHECKING:
     from ..record.call import Call
     from ..record.storage import StorageMeter
-    from .seams import Method, Patches, Targets
+    from .seams import Patches, Targets
 
 _logger = logging.getLogger(__name__)
 
@@ -226,34 +226,16 @@ def _open(
         return None
 
 
-def _factories(
-    operation: str,
-) -> tuple[Callable[[Patches, Method], Method], Callable[[Patches, Method], Method]]:
-    def sync_factory(patches: Patches, original: Method) -> Method:
-        def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-            call = _open(patches, self, operation, kwargs, False)
-            if call is None:
-                return original(self, *args, **kwargs)
-            with call:
-                response = original(self, *args, **kwargs)
-            call.complete(response)
-            return response
+def _factories(operation: str) -> tuple[HookFactory, HookFactory]:
+    """Hook factories (sync, async) for one cache method."""
 
-        return hook
+    def open_call(
+        patches: Patches, instance: Any, _args: Any, kwargs: dict[str, Any], is_async: bool
+    ) -> tuple[Call, None] | None:
+        call = _open(patches, instance, operation, kwargs, is_async)
+        return None if call is None else (call, None)
 
-    def async_factory(patches: Patches, original: Method) -> Method:
-        async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-            call = _open(patches, self, operation, kwargs, True)
-            if call is None:
-                return await original(self, *args, **kwargs)
-            with call:
-                response = await original(self, *args, **kwargs)
-            call.complete(response)
-            return response
-
-        return hook
-
-    return sync_factory, async_factory
+    return answered_once(open_call)
 
 
 def _targets() -> Targets:

@@ -34,6 +34,7 @@ from ..record.call import ASYNC_CALL, SYNC_CALL, Answer, Call
 from ..record.streams import _watch
 from ..record.usage import Usage, enum_text, sum_usages
 from .attempts import _count
+from .hooks import HookFactory, answered_once
 from .models import _start
 
 if TYPE_CHECKING:
@@ -315,38 +316,24 @@ def _open(
         return None
 
 
-def _hooks(
-    method: str,
-) -> tuple[Callable[[Patches, Method], Method], Callable[[Patches, Method], Method]]:
-    def sync_factory(patches: Patches, original: Method) -> Method:
-        def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-            opened = _open(patches, self, method, args, kwargs, is_async=False)
-            if opened is None:
-                return original(self, *args, **kwargs)
-            call, state = opened
-            with call:
-                result = original(self, *args, **kwargs)
-            if not _streamed(result, call, state, is_async=False):
-                call.complete(result)
-            return result
+def _hooks(method: str) -> tuple[HookFactory, HookFactory]:
+    """Hook factories (sync, async) for one Interactions method: a stream's span ends with the
+    stream, any other answer's at once."""
 
-        return hook
+    def open_call(
+        patches: Patches,
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        is_async: bool,
+    ) -> tuple[Call, _State] | None:
+        return _open(patches, instance, method, args, kwargs, is_async=is_async)
 
-    def async_factory(patches: Patches, original: Method) -> Method:
-        async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-            opened = _open(patches, self, method, args, kwargs, is_async=True)
-            if opened is None:
-                return await original(self, *args, **kwargs)
-            call, state = opened
-            with call:
-                result = await original(self, *args, **kwargs)
-            if not _streamed(result, call, state, is_async=True):
-                call.complete(result)
-            return result
+    def close(call: Call, state: _State, result: Any, is_async: bool) -> None:
+        if not _streamed(result, call, state, is_async=is_async):
+            call.complete(result)
 
-        return hook
-
-    return sync_factory, async_factory
+    return answered_once(open_call, close)
 
 
 # --- every attempt of the second HTTP stack ----------------------------------------------

@@ -21,10 +21,11 @@ from ..billing.units import IMAGE, VIDEO_SECOND, UnitUsage, unit_prices
 from ..bounds import MAX_NAME, count
 from ..record import operations as ops
 from ..record.call import Answer, Call
+from .hooks import HookFactory, answered_once
 from .models import _start
 
 if TYPE_CHECKING:
-    from .seams import Method, Patches, Targets
+    from .seams import Patches, Targets
 
 _logger = logging.getLogger(__name__)
 
@@ -203,9 +204,7 @@ def _model_of_operation(operation: Any) -> str | None:
 
 
 # --- hooks ------------------------------------------------------------------------------------
-Factories = tuple[
-    Callable[["Patches", "Method"], "Method"], Callable[["Patches", "Method"], "Method"]
-]
+Factories = tuple[HookFactory, HookFactory]
 # The SDK method's (args, kwargs) -> what _start and the request reader read (model, config...).
 CallArgs = Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]
 
@@ -254,40 +253,14 @@ def _hooks(
         )
         return None if call is None else (call, request)
 
-    def close(call: Call, request: Request, response: Any) -> None:
+    def close(call: Call, request: Request, response: Any, _is_async: bool) -> None:
         try:
             call.units = units(request, response, call)
         except Exception:
             _logger.debug("gemini instrumentation: could not read media units", exc_info=True)
         call.complete(response)
 
-    def sync_factory(patches: Patches, original: Method) -> Method:
-        def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-            opened = open_call(patches, self, args, kwargs, False)
-            if opened is None:
-                return original(self, *args, **kwargs)
-            call, request = opened
-            with call:
-                response = original(self, *args, **kwargs)
-            close(call, request, response)
-            return response
-
-        return hook
-
-    def async_factory(patches: Patches, original: Method) -> Method:
-        async def hook(self: Any, *args: Any, **kwargs: Any) -> Any:
-            opened = open_call(patches, self, args, kwargs, True)
-            if opened is None:
-                return await original(self, *args, **kwargs)
-            call, request = opened
-            with call:
-                response = await original(self, *args, **kwargs)
-            close(call, request, response)
-            return response
-
-        return hook
-
-    return sync_factory, async_factory
+    return answered_once(open_call, close)
 
 
 def _image_hooks(operation: str) -> Factories:
