@@ -400,16 +400,9 @@ class Recorder:
             else:
                 reason = A.UNPRICED_UNKNOWN_MODEL
                 self._warn_unpriced(model)
-            attrs[A.GEMINI_COST_UNPRICED_REASON] = reason
-            self.counters.unpriced.add(
-                (call.model, response_model, reason, call.project or self.project), 1
-            )
+            self._unpriced(call, attrs, response_model, reason)
             return None
-        attrs[A.GEN_AI_USAGE_COST_AMOUNT] = cost.total
-        attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
-        attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
-        attrs[A.GEMINI_COST_LIST_AMOUNT] = cost.list_total
-        attrs[A.GEMINI_COST_PRICES_VERSION] = cost.prices_version
+        _cost_attributes(attrs, cost)
         return cost
 
     def _price_units(
@@ -427,18 +420,22 @@ class Recorder:
                 _logger.debug("gemini instrumentation: no unit prices", exc_info=True)
                 reason = A.UNPRICED_UNKNOWN_MODEL
         if cost is None:
-            attrs[A.GEMINI_COST_UNPRICED_REASON] = reason
-            if reason != A.UNPRICED_PENDING:  # a submit is priced when first seen done
-                self.counters.unpriced.add(
-                    (call.model, response_model, reason, call.project or self.project), 1
-                )
+            self._unpriced(call, attrs, response_model, reason)
             return None
-        attrs[A.GEN_AI_USAGE_COST_AMOUNT] = cost.total
-        attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
-        attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
-        attrs[A.GEMINI_COST_LIST_AMOUNT] = cost.list_total
-        attrs[A.GEMINI_COST_PRICES_VERSION] = cost.prices_version
+        _cost_attributes(attrs, cost)
         return cost
+
+    def _unpriced(
+        self, call: Call, attrs: dict[str, Any], response_model: str | None, reason: str
+    ) -> None:
+        """No cost attribute at all (a made-up 0 would read as "free" on every dashboard): the
+        reason instead, and a count of unpriced calls (a video submit, priced when first seen
+        done, is not one)."""
+        attrs[A.GEMINI_COST_UNPRICED_REASON] = reason
+        if reason != A.UNPRICED_PENDING:
+            self.counters.unpriced.add(
+                (call.model, response_model, reason, call.project or self.project), 1
+            )
 
     def _grounding(self, call: Call, attrs: dict[str, Any], tier: str, project: str | None) -> None:
         """Grounding the answer reports (record/grounding.py): counted, and its Google Search
@@ -749,3 +746,11 @@ def _error_type(error: BaseException) -> str:
     if isinstance(code, int):
         return str(code)
     return type(error).__qualname__
+
+
+def _cost_attributes(attrs: dict[str, Any], cost: CostBreakdown | UnitCost) -> None:
+    attrs[A.GEN_AI_USAGE_COST_AMOUNT] = cost.total
+    attrs[A.GEN_AI_USAGE_COST_CURRENCY] = "USD"
+    attrs[A.GEN_AI_USAGE_COST_SOURCE] = "local"
+    attrs[A.GEMINI_COST_LIST_AMOUNT] = cost.list_total
+    attrs[A.GEMINI_COST_PRICES_VERSION] = cost.prices_version
