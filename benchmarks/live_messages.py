@@ -1,4 +1,5 @@
-"""Our own work per Live API message, SDK taken out: ``python benchmarks/live_messages.py``.
+"""Our own work per Live API message, SDK taken out: ``python benchmarks/live_messages.py``
+(``--json``: the numbers as JSON, for run.py's summary).
 
 A Live session's messages all pass through ``AsyncSession._receive``, which our hook wraps.
 Here the SDK's ``_receive`` (websocket read and JSON/pydantic parsing, tens of microseconds a
@@ -18,6 +19,7 @@ work a collection does for them, in whichever thread collects.
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
@@ -129,6 +131,8 @@ def main() -> None:
         print(" ".join(f"{v:.3f}" for v in per_message))
         print(" ".join(f"{v:.3f}" for v in drained))
         return
+    numbers: dict[str, float] = {}
+    lines = []
     for kind in ("audio", "usage"):
         runs: dict[str, list[float]] = {"bare": [], "ours": []}
         drains: list[float] = []
@@ -146,14 +150,17 @@ def main() -> None:
                 if variant == "ours":
                     drains.append(statistics.median(float(v) for v in drained.split()))
         results = {variant: statistics.median(values) for variant, values in runs.items()}
+        numbers[f"live_{kind}"] = results["ours"] - results["bare"]
         label = "audio chunk (no usage)" if kind == "audio" else "turn end with usage"
         later = ""
         if kind == "usage":
-            later = f"; +{statistics.median(drains):.2f} us at the next drain"
-        print(
+            numbers["live_usage_drain"] = statistics.median(drains)
+            later = f"; +{numbers['live_usage_drain']:.2f} us at the next drain"
+        lines.append(
             f"{label:24} stub {results['bare']:.2f} us, "
-            f"ours +{results['ours'] - results['bare']:.2f} us per message{later}"
+            f"ours +{numbers[f'live_{kind}']:.2f} us per message{later}"
         )
+    print(json.dumps(numbers) if "--json" in sys.argv else "\n".join(lines))
 
 
 if __name__ == "__main__":
