@@ -6,11 +6,14 @@ stream) are replayed through the generator our adapter puts in the SDK Stream's 
 difference per event is what the instrumentation adds to each chunk the app reads. Parsing,
 HTTP and the app's own work are the same either way and left out.
 
-    python benchmarks/interactions_chunk.py [events]
+    python benchmarks/interactions_chunk.py [events] [--json]
+
+``--json``: the number as JSON, for run.py's summary.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Iterator
@@ -44,7 +47,8 @@ def _bare(events: list[Any]) -> Iterator[Any]:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    args = [a for a in sys.argv[1:] if a != "--json"]
+    n = int(args[0]) if args else 2000
     GeminiInstrumentor().instrument(
         tracer_provider=TracerProvider(), meter_provider=MeterProvider()
     )
@@ -72,6 +76,9 @@ def main() -> None:
             pass
         ours_best = min(ours_best, time.perf_counter() - t0)
     per_event = (ours_best - bare_best) / len(events) * 1e6
+    if "--json" in sys.argv:
+        print(json.dumps({"interactions_event": per_event, "events": len(events)}))
+        return
     print(f"{len(events)} events: +{per_event:.2f} us per streamed Interactions event (ours)")
 
 

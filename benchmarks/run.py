@@ -6,7 +6,9 @@ One run measures, as differences against the same client uninstrumented ("bare")
 * per-chunk overhead of streaming: the slope between a 1-chunk and an N-chunk stream, over HTTP
   (SSE through the SDK) and over chunks parsed once (no per-chunk SDK work to hide it);
 * the time ``import`` + ``instrument()`` adds to start-up, in fresh subprocesses;
-* memory (RSS and live Python objects) over 100k calls.
+* memory (RSS and live Python objects) over 100k calls;
+* per Live API message and per streamed Interactions API event, by their own scripts
+  (live_messages.py, interactions_chunk.py) in processes of their own.
 
 Each variant (bare; "floor", the least a semconv instrumentation must do, see floor.py; ours;
 peers in other virtualenvs via ``--peer``) runs in its own worker process (worker.py) with the
@@ -425,6 +427,23 @@ def machine() -> str:
     )
 
 
+def measure_surfaces(log: Callable[[str], None]) -> dict[str, float]:
+    """Ours per Live API message (audio chunk; turn end with usage, and that usage's later
+    drain) and per streamed Interactions API event: each script's own numbers (``--json``)."""
+    out: dict[str, float] = {}
+    for script in ("live_messages.py", "interactions_chunk.py"):
+        log(f"{script} ...")
+        proc = subprocess.run(
+            [sys.executable, str(HERE / script), "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=HERE,
+        )
+        out.update(json.loads(proc.stdout.splitlines()[-1]))
+    return out
+
+
 def report(
     variants: list[Variant],
     timings: Timings,
@@ -432,6 +451,7 @@ def report(
     memory: dict[str, dict[str, Any]],
     cfg: Config,
     clock: str,
+    surfaces: dict[str, float] | None = None,
 ) -> tuple[str, bool]:
     names = [v.name for v in variants]
     others = names[1:]
@@ -486,7 +506,32 @@ def report(
             lines.append(f"  {name:14s}RSS {rss:+6.2f} MiB   live objects {objects:+d}")
         lines.append("")
 
+    if surfaces:
+        lines += [
+            "per message / event, ours minus bare (their own scripts)",
+            f"  per Live API message, audio chunk       {surfaces['live_audio']:+.2f} us "
+            "(live_messages.py, process CPU time)",
+            f"  per Live API message, usage             {surfaces['live_usage']:+.2f} us "
+            f"(+{surfaces['live_usage_drain']:.2f} us later, at the next collection)",
+            f"  per streamed Interactions API event     {surfaces['interactions_event']:+.2f} us "
+            "(interactions_chunk.py, best of 7, wall-clock)",
+            "",
+        ]
+
     checks: list[tuple[str, bool]] = []
+    if surfaces:
+        worst_live = max(surfaces["live_audio"], surfaces["live_usage"])
+        checks += [
+            (
+                f"{worst_live:.2f} us per Live API message (<= {MAX_US_PER_CHUNK})",
+                worst_live <= MAX_US_PER_CHUNK,
+            ),
+            (
+                f"{surfaces['interactions_event']:.2f} us per streamed Interactions API event "
+                f"(<= {MAX_US_PER_CHUNK})",
+                surfaces["interactions_event"] <= MAX_US_PER_CHUNK,
+            ),
+        ]
     for transport, by_scenario in timings[clock].items():
         if {"floor", "ours"} <= set(names) and "sync" in by_scenario:
             ours = median(overheads(by_scenario["sync"], "ours"))
@@ -579,6 +624,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-startup", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument(
+        "--no-surfaces",
+        action="store_true",
+        help="skip the per Live message and per Interactions event scripts (~20 s)",
+    )
+    parser.add_argument(
         "--clock",
         choices=("cpu", "wall"),
         default="cpu",
@@ -640,13 +690,14 @@ def main(argv: list[str] | None = None) -> int:
             for w in every:
                 w.stop()
     startup = {} if args.no_startup else measure_startup(variants, cfg, log)
+    surfaces = {} if args.no_surfaces else measure_surfaces(log)
 
-    text, ok = report(variants, timings, startup, memory, cfg, args.clock)
+    text, ok = report(variants, timings, startup, memory, cfg, args.clock, surfaces)
     log(f"done in {time.perf_counter() - started:.0f} s")
     print(text)
     if args.json:
         raw = {"machine": machine(), "config": dataclasses.asdict(cfg), "timings": timings}
-        raw.update(startup=startup, memory=memory)
+        raw.update(startup=startup, memory=memory, surfaces=surfaces)
         args.json.write_text(json.dumps(raw, indent=1))
     return 1 if args.check and not ok else 0
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
+import os
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -572,10 +575,15 @@ async def test_a_session_dropped_in_a_cycle_is_noticed_without_taking_a_lock(
 
     assert instrumentor.active_recorder is not None
     provider_instruments = instrumentor.active_recorder.instruments
+    assert len(provider_instruments.live_usage) == 1  # the turn's usage, not counted yet
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with provider_instruments.counters._calls._lock, provider_instruments.live_sessions._lock:
+        with (
+            provider_instruments.counters._calls._lock,
+            provider_instruments.live_sessions._lock,
+            provider_instruments.live_usage._lock,  # a drain (collection, session end) under way
+        ):
             held.set()
             release.wait(30)
 
@@ -608,3 +616,200 @@ def test_session_limits_come_from_the_data_and_can_be_overridden() -> None:
     assert mine.lookup(MODEL, "tier_1").tpm == 4_000_000  # type: ignore[union-attr]
     with pytest.raises(LimitsFileError, match="live_sessions"):
         LimitTable.load(overrides={MODEL: {"tier_1": {"live_sessions": -1}}})
+
+
+# --- usage messages are counted at the next drain, once ---------------------------------------
+def _instruments() -> Any:
+    from opentelemetry.instrumentation.gemini import instrumentor
+
+    assert instrumentor.active_recorder is not None
+    return instrumentor.active_recorder.instruments
+
+
+def _ledger_tokens(instruments: Any) -> float:
+    """Input tokens in the counters' rows, read without a collection (what a drain moved)."""
+    counters = instruments.counters
+    return sum(row[1] for _key, row in counters._rows())
+
+
+async def test_usage_appears_at_the_next_collection_and_is_never_counted_twice(
+    live: FakeLive, tel: Telemetry
+) -> None:
+    """A usage message is only queued when the app receives it; the next collection prices and
+    counts it while the session is open; later collections and the session's end add nothing
+    more, and the span's totals are those the counters got."""
+    live.enqueue(
+        LiveScript.turns(
+            turn("one", usage(1000, 500, response_audio=500)),
+            turn("two", usage(2000, 100, response_audio=100)),
+        )
+    )
+    instruments = _instruments()
+    first_usd = usd(text_in=1000, audio_out=500)
+    both_usd = first_usd + usd(text_in=2000, audio_out=100)
+    async with connect(live) as session:
+        await say(session)
+        assert len(instruments.live_usage) == 1  # queued: nothing read, priced or counted yet
+        assert _ledger_tokens(instruments) == 0
+        assert tel.total("gcp.gemini.tokens", gcp__gemini__token__type="input") == 1000
+        assert len(instruments.live_usage) == 0
+        assert tel.total("gcp.gemini.cost") == pytest.approx(first_usd)
+        assert tel.total("gcp.gemini.tokens", gcp__gemini__token__type="input") == 1000  # again
+        await say(session)
+        assert len(instruments.live_usage) == 1
+    # The session's end drained its own message before the span was written.
+    assert len(instruments.live_usage) == 0
+    a = tel.span().attributes
+    assert a["gen_ai.usage.input_tokens"] == 3000
+    assert a["gen_ai.usage.cost.amount"] == pytest.approx(both_usd)
+    for _ in range(2):
+        assert tel.total("gcp.gemini.tokens", gcp__gemini__token__type="input") == 3000
+        assert tel.total("gcp.gemini.tokens", gcp__gemini__token__type="output") == 600
+        assert tel.total("gcp.gemini.cost") == pytest.approx(both_usd)
+        assert tel.total("gcp.gemini.cost.list") == pytest.approx(both_usd)
+        assert tel.total("gcp.gemini.requests", gen_ai__operation__name=OP) == 1
+
+
+async def test_the_tpm_window_holds_a_turn_at_the_second_it_arrived(
+    live: FakeLive, tel: Telemetry
+) -> None:
+    """The windows are fed at a drain, but at the second each usage message arrived: a turn
+    drained a minute later is out of the last minute, not in it; every read of the windows
+    (the gauges, ``quota_status``) drains first."""
+    from opentelemetry.instrumentation.gemini import quota_status
+
+    instruments = _instruments()
+    now = [float(int(time.time()))]
+    instruments.live_usage.clock = instruments.windows.clock = lambda: now[0]
+    live.enqueue(
+        LiveScript.turns(turn("one", usage(1000, 5)), turn("two", usage(300, 5)), session_id="s")
+    )
+
+    def tpm() -> float:
+        [point] = tel.points(
+            "gcp.gemini.quota.usage",
+            gen_ai__request__model=MODEL,
+            gcp__gemini__quota__dimension="tpm",
+        )
+        return point.value
+
+    async with connect(live) as session:
+        await say(session)  # arrives at T
+        now[0] += 61  # read a minute later: the turn is out of the window, though just drained
+        assert len(instruments.live_usage) == 1
+        assert tpm() == 0
+        await say(session)  # arrives at T+61
+        now[0] += 30
+        status = quota_status(MODEL)
+        assert status is not None and status.usage["tpm"] == 300
+        assert tpm() == 300
+    # Billed USD went to the spend windows as well (10 minutes: both turns).
+    assert instruments.windows.spend_10m_total() == pytest.approx(
+        usd(text_in=1000, text_out=5) + usd(text_in=300, text_out=5)
+    )
+
+
+async def test_a_full_queue_counts_a_usage_message_at_once(
+    live: FakeLive, tel: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.instrumentation.gemini.record import live as record_live
+
+    monkeypatch.setattr(record_live, "MAX_PENDING", 1)
+    instruments = _instruments()
+    live.enqueue(LiveScript.turns(turn("one", usage(100, 5)), turn("two", usage(20, 5))))
+    async with connect(live) as session:
+        await say(session)
+        await say(session)
+        assert len(instruments.live_usage) == 1  # the first queued, the second counted at once
+        assert _ledger_tokens(instruments) == 20
+    assert tel.span().attributes["gen_ai.usage.input_tokens"] == 120
+    assert tel.total("gcp.gemini.tokens", gcp__gemini__token__type="input") == 120
+    assert tel.total("gcp.gemini.cost") == pytest.approx(usd(text_in=120, text_out=10))
+
+
+async def test_usage_queued_before_uninstrument_is_counted_once(
+    live: FakeLive, instrument: Callable[..., Telemetry]
+) -> None:
+    from opentelemetry.instrumentation.gemini import GeminiInstrumentor
+
+    tel = instrument(tier="tier_1")
+    instruments = _instruments()
+    live.enqueue(LiveScript.turns(turn("one", usage(100, 5))))
+    async with connect(live) as session:
+        await say(session)
+        assert len(instruments.live_usage) == 1
+        GeminiInstrumentor().uninstrument()
+        # The provider's counters still export, and still count what was queued.
+        assert tel.total("gcp.gemini.tokens", gcp__gemini__token__type="input") == 100
+    assert tel.span().attributes["gen_ai.usage.input_tokens"] == 100
+    assert tel.total("gcp.gemini.tokens", gcp__gemini__token__type="input") == 100
+    assert tel.total("gcp.gemini.cost") == pytest.approx(usd(text_in=100, text_out=5))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+async def test_a_forked_child_counts_none_of_the_parents_queued_usage(
+    live: FakeLive, tel: Telemetry
+) -> None:
+    instruments = _instruments()
+    live.enqueue(LiveScript.turns(turn("one", usage(100, 5))))
+    async with connect(live) as session:
+        await say(session)
+        assert len(instruments.live_usage) == 1
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: reports what it would export, then leaves at once
+            try:
+                os.close(read)
+                report = {
+                    "queued": len(instruments.live_usage),
+                    "tokens": tel.total("gcp.gemini.tokens"),
+                }
+                os.write(write, json.dumps(report).encode())
+            except BaseException as error:
+                os.write(write, json.dumps({"error": repr(error)}).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as pipe:
+            child = json.loads(pipe.read() or "{}")
+        os.waitpid(pid, 0)
+        assert child == {"queued": 0, "tokens": 0}
+        assert tel.total("gcp.gemini.tokens", gcp__gemini__token__type="input") == 100
+    assert tel.span().attributes["gen_ai.usage.input_tokens"] == 100
+    assert tel.total("gcp.gemini.tokens", gcp__gemini__token__type="input") == 100
+
+
+async def test_each_turn_is_priced_on_its_own_not_the_session_summed(
+    live: FakeLive, instrument: Callable[..., Telemetry], tmp_path: Any
+) -> None:
+    """Deferred pricing keeps per-turn prices: a price that depends on the prompt's size (a
+    long-context tier, here from a prices file) applies to each turn, as Google bills each
+    turn as a request; two turns whose sum crosses the threshold stay at the standard rate."""
+    prices = tmp_path / "prices.json"
+    prices.write_text(
+        json.dumps(
+            {
+                "version": "live-cliff-test",
+                "models": {
+                    MODEL: {
+                        "input": 1.0,
+                        "output": 2.0,
+                        "long_context": {
+                            "above_prompt_tokens": 1000,
+                            "input": 10.0,
+                            "output": 20.0,
+                        },
+                    }
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
+    tel = instrument(tier="tier_1", prices_file=str(prices))
+    live.enqueue(LiveScript.turns(turn("one", usage(600, 10)), turn("two", usage(600, 10))))
+    async with connect(live) as session:
+        await say(session)
+        await say(session)
+    expected = 2 * (600 * 1.0 + 10 * 2.0) / 1e6
+    assert tel.span().attributes["gen_ai.usage.cost.amount"] == pytest.approx(expected)
+    assert tel.total("gcp.gemini.cost") == pytest.approx(expected)

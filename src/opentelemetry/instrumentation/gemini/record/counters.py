@@ -272,6 +272,13 @@ class DashboardCounters:
         # A finished call (model, response model, tier, successful attempts, usage, cost): one
         # row update, called straight from the recorder.
         self.call = self._calls.add
+        # Usage counted after it happened (a Live session's turns, at the next collection): a
+        # ledger of its own, which never feeds the windows (the caller records them at the
+        # turn's own second), summed with the calls' rows at collection.
+        self._accrued = CallLedger()
+        self.accrue = self._accrued.add
+        # Run before the windows are read (``bank``): what must reach them first (Live usage).
+        self.before_bank: Callable[[], None] | None = None
         # Attempts counted at once: those that did not succeed (a 429 storm shows while it
         # lasts) and those of requests no call of ours holds; the successful attempts of a call
         # ride on its row.
@@ -339,10 +346,18 @@ class DashboardCounters:
 
     def bank(self) -> None:
         """Bring the quota windows up to date with every finished call (before reading them)."""
+        if self.before_bank is not None:
+            self.before_bank()
         self._calls.bank()
 
     def reset_after_fork(self) -> None:
-        for sums in (self._calls, self._attempts, self.unpriced, self.quota_exceeded):
+        for sums in (
+            self._calls,
+            self._accrued,
+            self._attempts,
+            self.unpriced,
+            self.quota_exceeded,
+        ):
             sums.reset_after_fork()
 
     def attempt(
@@ -362,11 +377,15 @@ class DashboardCounters:
         if self._before_collect is not None:  # the first of our callbacks in a collection
             self._before_collect()
         totals = self._attempts.snapshot()
-        for (model, _resp, tier, _billed, op, project, _), row in self._calls.snapshot().items():
+        for (model, _resp, tier, _billed, op, project, _), row in self._rows():
             if row[_OK]:
                 key = (op, model, tier, 200, None, project)
                 totals[key] = totals.get(key, 0) + row[_OK]
         return [Observation(_total(n), _attrs(_REQUEST_KEYS, key)) for key, n in totals.items()]
+
+    def _rows(self) -> list[tuple[tuple[Any, ...], tuple[float, ...]]]:
+        """Every ledger row: the calls' and the accrued usage's (same keys add up)."""
+        return [*self._calls.snapshot().items(), *self._accrued.snapshot().items()]
 
     def _observe_tokens(self, _options: CallbackOptions) -> Iterable[Observation]:
         return self._columns(
@@ -412,7 +431,7 @@ class DashboardCounters:
             op,
             project,
             how,
-        ), row in self._calls.snapshot().items():
+        ), row in self._rows():
             for i, label in enumerate(labels):
                 value = row[first + i]
                 if value:

@@ -29,7 +29,7 @@ from .budgets import register_budget_gauges
 from .call import drain_abandoned
 from .counters import DashboardCounters
 from .grounding import GroundingMeter
-from .live import OpenSessions
+from .live import OpenSessions, PendingUsage
 from .storage import StorageMeter
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class Instruments:
         self.batches = BatchJobs()  # Batch API jobs: enqueued tokens, results priced once
         # Its first callback records the calls abandoned since the last collection, so this
         # collection already counts them.
-        self.counters = DashboardCounters(meter, self.windows, before_collect=drain_abandoned)
+        self.counters = DashboardCounters(meter, self.windows, before_collect=self._before_collect)
         # Spend no call row holds: context cache storage (token-hours) and grounding fees.
         self.storage = StorageMeter(meter, self.windows)
         self.grounding = GroundingMeter(meter, self.windows)
@@ -83,6 +83,9 @@ class Instruments:
         ]
         # Live API sessions open now, per model: the quota gauges' live_sessions dimension.
         self.live_sessions = OpenSessions()
+        # Their usage messages, priced and counted before every read of the counters or windows.
+        self.live_usage = PendingUsage(self.counters, self.windows)
+        self.counters.before_bank = self.live_usage.drain
         for name, callback, description in (
             (
                 A.METRIC_QUOTA_LIMIT,
@@ -103,6 +106,14 @@ class Instruments:
         ):
             meter.create_observable_gauge(name, [callback], unit="1", description=description)
         register_budget_gauges(meter, self)
+
+    def _before_collect(self) -> None:
+        """A collection's first callback: the calls abandoned since the last one, then the Live
+        usage messages queued since (an abandoned session's end drains them too)."""
+        drain_abandoned()
+        live_usage = getattr(self, "live_usage", None)  # None: a collection during __init__
+        if live_usage is not None:
+            live_usage.drain()
 
     # --- observable gauges (collection time, not the call path) -----------------------------
     # One bank of the counters per collection, then one pass over the models: linear in the
@@ -214,6 +225,7 @@ class Instruments:
     def reset_after_fork(self) -> None:
         self.counters.reset_after_fork()
         self.live_sessions.reset_after_fork()
+        self.live_usage.reset_after_fork()
         self.windows.reset_after_fork()
         self.storage.reset_after_fork()
         self.grounding.reset_after_fork()

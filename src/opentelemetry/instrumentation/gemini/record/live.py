@@ -1,10 +1,13 @@
 """Sessions that outlive a call: a Live API session, recorded as one span from connect to close.
 
 A session is a ``Call`` (its span, attempts, recording path) whose usage arrives in many
-messages. Each usage message is priced and counted as it arrives (``on_message``), so the
-dashboard counters (gcp.gemini.tokens, gcp.gemini.cost) and the quota windows move while a
-session lasts; the span gets the session's totals once, when it ends, through the recorder's one
-path (``Recorder.record``, which neither prices nor counts an ``ACCRUED`` operation again).
+messages. A usage message costs the session a queue append (``on_message``): it is read, priced
+(per turn, as Google bills it) and counted at the next drain of ``PendingUsage`` - a metric
+collection, any read of the quota windows, or a session's end - stamped with the time it arrived.
+So the dashboard counters (gcp.gemini.tokens, gcp.gemini.cost) and the quota windows move while a
+session lasts, at the second each turn's usage arrived; the span gets the session's totals once,
+when it ends, through the recorder's one path (``Recorder.record``, which neither prices nor
+counts an ``ACCRUED`` operation again).
 
 The usage rule: each usage message is the usage of one model turn (its prompt includes the
 session's context so far, which Google bills again on every turn), so messages ADD UP; they
@@ -18,17 +21,29 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from .. import attributes as A
 from ..bounds import MAX_NAME
 from .call import Answer, Call
 from .usage import Usage
 
+if TYPE_CHECKING:
+    from ..quota.windows import QuotaWindows
+    from .counters import DashboardCounters
+
 _logger = logging.getLogger(__name__)
 
 UsageReader = Callable[[Any], "Usage | None"]
+
+# Usage messages waiting for the next drain, all sessions of one meter provider together. Each
+# holds the SDK's UsageMetadata (about 3 KB with its per-modality details), so at most ~12 MB;
+# a message that finds the queue full is priced and counted at once (the slow path: ~7 us).
+MAX_PENDING = 4096
 
 
 class OpenSessions:
@@ -61,12 +76,77 @@ class OpenSessions:
         self._open = {}
 
 
+class PendingUsage:
+    """The usage messages of Live sessions not priced and counted yet, per meter provider.
+
+    The message path appends (arrival time, session, the SDK's usage metadata) to a deque: no
+    lock, no read of the usage (reading it costs more than the 1 us a message may cost).
+    ``drain`` does the rest, one record at a time in arrival order: the session's totals, the
+    turn's price, the counters and the quota windows, stamped at the arrival second, so the
+    windows hold the tokens of the second they arrived in whenever they are read (every reader
+    drains first: ``DashboardCounters.bank``, the collection's first callback).
+
+    Drains run in ordinary code only (a collection, a read of the windows, a session's end),
+    never in garbage collection, under one lock: a session's end (``settle``) takes it, so no
+    record of its own is half-counted by another thread when it reads its totals. Bounded: a
+    drain handles at most what was queued when it began, and the queue at most MAX_PENDING.
+    """
+
+    __slots__ = ("_counters", "_lock", "_queue", "_windows", "clock")
+
+    def __init__(self, counters: DashboardCounters, windows: QuotaWindows) -> None:
+        self._counters = counters
+        self._windows = windows
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[float, LiveSession, Any]] = deque()
+        self.clock: Callable[[], float] = time.time  # settable: tests place turns in time
+
+    def add(self, session: LiveSession, meta: Any) -> None:
+        """One usage message, from the message path: queued, or counted at once if full."""
+        queue = self._queue
+        if len(queue) < MAX_PENDING:
+            queue.append((self.clock(), session, meta))
+        else:
+            with self._lock:
+                session._accrue(meta, self.clock(), self._counters, self._windows)
+
+    def drain(self, wait: bool = False) -> None:
+        """Price and count the queued messages. ``wait``: also when the queue looks empty, so
+        that a record another thread took is fully counted before this returns (a session's
+        end). Never raises."""
+        queue = self._queue
+        if not queue and not wait:
+            return
+        counters, windows = self._counters, self._windows
+        with self._lock:
+            for _ in range(len(queue)):  # what is queued now; later messages wait their turn
+                try:
+                    at, session, meta = queue.popleft()
+                except IndexError:
+                    return
+                try:
+                    session._accrue(meta, at, counters, windows)
+                except Exception:  # never let one record stop the rest
+                    _logger.debug(
+                        "gemini instrumentation: could not count live usage", exc_info=True
+                    )
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def reset_after_fork(self) -> None:
+        """The child counts none of its parent's messages: the parent drains them."""
+        self._lock = threading.Lock()
+        self._queue.clear()  # the same deque: open sessions' state may refer to this object
+
+
 class LiveSession:
     """One Live session's state, fed per server message by the adapter."""
 
     __slots__ = (
         "_cost",
         "_open",
+        "_pending",
         "_usage",
         "call",
         "close_code",
@@ -105,6 +185,8 @@ class LiveSession:
         # USD per component (input, cached input, output, tool use), billed, list, version.
         self._cost: list[Any] | None = None
         self._open = False
+        # Where its usage messages wait to be priced and counted (one queue per meter provider).
+        self._pending: PendingUsage = call.recorder.instruments.live_usage
         call.reader = _answer
         call.last = self  # what the recorder hands the reader
 
@@ -118,12 +200,14 @@ class LiveSession:
 
     def on_message(self, message: Any) -> None:
         """One server message the app received. The common message (audio or text of a turn)
-        costs a few attribute reads; usage, turn ends, tool calls and goAway do the rest."""
+        costs a few attribute reads; a usage message one queue append more (``PendingUsage``);
+        turn ends, tool calls and goAway do the rest."""
         try:
             self.messages += 1
             meta = message.usage_metadata
             if meta is not None:
-                self._on_usage(meta)
+                self.usage_messages += 1
+                self._pending.add(self, meta)
             content = message.server_content
             if content is not None:
                 if content.turn_complete:
@@ -155,12 +239,17 @@ class LiveSession:
         self.end = A.LIVE_END_ABANDONED
         self.call.abandon(A.LIVE_END_ABANDONED)
 
-    # --- per usage message ------------------------------------------------------------------
-    def _on_usage(self, meta: Any) -> None:
+    # --- per usage message, at a drain (PendingUsage holds its lock) -------------------------
+    def _accrue(
+        self, meta: Any, at: float, counters: DashboardCounters, windows: QuotaWindows
+    ) -> None:
+        """One turn's usage, which arrived at ``at`` (epoch s): into the session's totals, priced
+        on its own (a turn is billed as one request: a price that depends on the prompt's size
+        applies per turn, so turns are never priced summed), counted, and into the model's quota
+        windows at the second it arrived."""
         usage = self.read_usage(meta)
         if usage is None:
             return
-        self.usage_messages += 1
         t = self._usage
         if t is None:
             self._usage = [
@@ -199,7 +288,11 @@ class LiveSession:
         prices = recorder.prices
         if prices is not None:
             cost = prices.cost(
-                call.model, usage, tier=recorder.tier, traffic_type=call.requested_tier
+                call.model,
+                usage,
+                tier=recorder.tier,
+                traffic_type=call.requested_tier,
+                at=datetime.fromtimestamp(at, timezone.utc),  # the prices of the turn's time
             )
             if cost is None:
                 if not prices.loaded:
@@ -226,9 +319,12 @@ class LiveSession:
                     c[3] += cost.tool_use_input
                     c[4] += cost.total
                     c[5] += cost.list_total
-        # The dashboards' counters and the quota windows, now: a session may last many minutes.
-        recorder.counters.call(
-            call.model,
+        # The dashboards' counters (their accrued ledger, which does not feed the windows) and
+        # the windows themselves, at the turn's second rather than the drain's: the TPM window
+        # is the last minute, and a collection may come a minute later.
+        model = call.model
+        counters.accrue(
+            model,
             None,
             recorder.tier,
             0,
@@ -236,6 +332,12 @@ class LiveSession:
             cost,
             call.operation,
             call.project or recorder.project,
+        )
+        windows.record(
+            model,
+            input_tokens=usage.input_tokens,  # prompt (cached included) and tool-use prompt
+            cost_usd=cost.total if cost is not None else 0.0,  # billed: 0 on the free tier
+            at=at,
         )
 
     def _on_go_away(self, go_away: Any) -> None:
@@ -251,6 +353,9 @@ class LiveSession:
         code (a drain for an abandoned session)."""
         call = self.call
         recorder = call.recorder
+        # Every usage message still queued, this session's among them, is counted first: its
+        # totals are complete once this returns (a drain elsewhere finishes before it does).
+        self._pending.drain(wait=True)
         if self._open:
             self._open = False
             recorder.instruments.live_sessions.closed(call.model)
