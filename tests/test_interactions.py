@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -255,3 +257,45 @@ def test_a_stream_closed_early_ends_its_span_at_once(
     assert span.attributes["gcp.gemini.stream.end"] == "closed"
     assert span.attributes["gcp.gemini.stream.chunks"] == 1
     assert held is not None
+
+
+_FRESH_PROCESS = """
+import sys
+from google import genai
+from google.genai import types
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.instrumentation.gemini import GeminiInstrumentor
+from opentelemetry.instrumentation.gemini.sdk.interactions import GAOS_MODULE
+from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
+
+finders = list(sys.meta_path)
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+GeminiInstrumentor().instrument(tracer_provider=provider)
+assert GAOS_MODULE not in sys.modules, "the Interactions stack was imported by instrument()"
+assert sys.meta_path == finders, "instrument() added an import hook"
+with FakeGemini(max_lifetime=60) as fake:
+    fake.enqueue(None, Reply(text="hi"))
+    options = types.HttpOptions(base_url=fake.url)
+    client = genai.Client(api_key="fake-key", http_options=options)
+    client.interactions.create(model="gemini-3-flash-preview", input="hi")
+print(sorted(span.name for span in exporter.get_finished_spans()))
+"""
+
+
+def test_the_interactions_stack_is_hooked_at_first_use_without_an_import_hook() -> None:
+    # A fresh process: the SDK has not imported its second stack when instrument() runs. An
+    # import hook would tax every import the app makes; the first read of client.interactions
+    # hooks it instead, before the app's first call through it.
+    out = subprocess.run(
+        [sys.executable, "-c", _FRESH_PROCESS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "interactions gemini-3-flash-preview" in out.stdout, out.stdout

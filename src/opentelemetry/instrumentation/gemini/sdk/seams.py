@@ -23,7 +23,7 @@ from ..record.recorder import Recorder
 from .attempts import ATTEMPT_TARGETS
 from .batches import BATCH_TARGETS
 from .caches import CACHE_TARGETS
-from .interactions import hook_when_imported
+from .interactions import hook_when_used
 from .live import LIVE_TARGETS
 from .media import MEDIA_TARGETS
 from .models import CALL_TARGETS, REQUEST_TARGETS
@@ -58,7 +58,8 @@ def _resolve(module_name: str, dotted: str) -> tuple[Any, str] | None:
             continue
         cls_name, method = alternative.split(".")
         owner = getattr(module, cls_name, None)
-        if owner is not None and callable(getattr(owner, method, None)):
+        found = getattr(owner, method, None) if owner is not None else None
+        if callable(found) or isinstance(found, property):  # a property: hooked by its getter
             return owner, method
     return None
 
@@ -146,8 +147,8 @@ def patch(recorder: Recorder) -> Patches:
         + LIVE_TARGETS
     )
     missing += [f"{m}.{d}" for m, d, _ in REQUEST_TARGETS if _resolve(m, d) is None]
-    # The Interactions API's own HTTP stack is slow to import: hooked when the SDK imports it.
-    hook_when_imported(patches)
+    # The Interactions API's own HTTP stack is slow to import: hooked when the app first uses it.
+    hook_when_used(patches)
     if recorder.settings.retry_policy == "respect_retry_info":  # opt-in: "sdk" hooks nothing
         from .retry_policy import RETRY_POLICY_TARGETS
 
