@@ -1,4 +1,5 @@
-"""Instructions per call, counted by valgrind: ``python benchmarks/instructions.py [scenario]``.
+"""Instructions per call, counted by valgrind: ``python benchmarks/instructions.py [scenario]``
+(``BENCH_TRANSPORT=loopback``: through the fake server on loopback, in the same process).
 
 Timings on a shared VM move by tens of percent from run to run; instruction counts do not
 (within about 1%). Each variant (bare, floor, ours) runs the worker's calls with the in-process
@@ -49,7 +50,18 @@ def _worker(variant: str, scenario: str, calls: int) -> None:
     export.BatchSpanProcessor = LikeBatch  # type: ignore[misc]  # before worker builds providers
     from worker import Bench
 
-    run = Bench(variant, None, None, chunks=20).runner(scenario, "inproc")
+    transport = os.environ.get("BENCH_TRANSPORT", "inproc")
+    url = None
+    if transport == "loopback":  # the fake server in this process: the same work for every
+        # variant, so it cancels out of the differences
+        import bodies
+
+        from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
+
+        fake = FakeGemini(max_lifetime=1800).__enter__()
+        fake.enqueue(None, *[Reply(text=bodies.TEXT, usage=bodies.USAGE)] * (WARM_UP + calls))
+        url = fake.url
+    run = Bench(variant, None, url, chunks=20).runner(scenario, transport)
     run(WARM_UP)
     time.sleep(0.3)  # prices load in a background thread: let it finish before counting
     # As run.py's workers do: the import-time heap frozen, so that a full collection landing
@@ -98,7 +110,8 @@ def main() -> None:
             for v in variants
         }
     floor = per_call["floor"] - per_call["bare"]
-    print(f"{scenario}: instructions per call (in-process transport)")
+    transport = os.environ.get("BENCH_TRANSPORT", "inproc")
+    print(f"{scenario}: instructions per call ({transport} transport)")
     print(f"  bare   {per_call['bare'] / 1e3:8.1f}k")
     for v in ("floor", "ours"):
         extra = per_call[v] - per_call["bare"]
