@@ -206,12 +206,12 @@ class Leaks:
         text = f"unraisable {u.exc_type.__name__}: {u.exc_value} ({u.err_msg}, {u.object!r}){where}"
         # The same race off the loop: the GC thread finalizes httpx's async generators
         # (Response.aiter_raw, AsyncResponseStream.__aiter__) while a task is closing them:
-        # "async generator already executing". Seen bare too; ours is _async_chunks.
+        # "async generator already executing". Seen bare too; ours is async_items.
         name = getattr(u.object, "__qualname__", "")
         if (
             "already executing" in str(u.exc_value)
             and name
-            and not name.startswith("_async_chunks")
+            and not name.startswith("async_items")
         ):
             self.bare_too.append(text)
             return
@@ -226,7 +226,7 @@ class Leaks:
         agen = ctx.get("asyncgen")
         if agen is not None and "already running" in str(ctx.get("exception")):
             name = getattr(agen, "__qualname__", "")
-            if not name.startswith("_async_chunks"):  # not the instrumentation's wrapper
+            if not name.startswith("async_items"):  # not the instrumentation's wrapper
                 self.bare_too.append(text)
                 return
         self.found.append(text)

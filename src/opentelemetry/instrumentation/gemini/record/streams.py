@@ -18,7 +18,7 @@ Python-level ``__next__`` on a proxy, and this runs once per chunk (benchmarks/)
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from .. import attributes as A
@@ -44,23 +44,31 @@ _PRIMED = object()  # what the priming yield gives; never reaches the caller
 
 
 def wrap_sync(stream: Iterator[Any], call: Call) -> Iterator[Any]:
-    chunks = _sync_chunks(stream, call)
+    chunks = sync_items(stream, call, call.on_response)
     next(chunks)  # primed (see the module docstring)
     _watch(chunks, call)
     return chunks
 
 
 async def wrap_async(stream: AsyncIterator[Any], call: Call) -> AsyncIterator[Any]:
-    chunks = _async_chunks(stream, call)
+    chunks = async_items(stream, call, call.on_response)
     await chunks.__anext__()  # primed
     _watch(chunks, call)
     return chunks
 
 
-def _sync_chunks(stream: Iterator[Any], call: Call) -> Iterator[Any]:
+def sync_items(
+    stream: Iterator[Any], call: Call, on_item: Callable[[Any], None], *, primed: bool = True
+) -> Iterator[Any]:
+    """The SDK's items, each passed to ``on_item`` (which must not raise) before the caller
+    gets it; the call ends however the iteration ends. ``primed``: first yields ``_PRIMED``,
+    for the caller of this function to take (wrap_sync); without it the generator starts on
+    the first item asked for (a generator put in an SDK object's place, which its owner
+    iterates as it is)."""
     end = A.STREAM_END_CLOSED  # what a GeneratorExit at a yield means: close() was called
     try:
-        yield _PRIMED
+        if primed:
+            yield _PRIMED
         stream = iter(stream)  # as the caller's own loop would: a non-iterable fails there
         per_thread = SYNC_CALL
         while True:
@@ -76,7 +84,7 @@ def _sync_chunks(stream: Iterator[Any], call: Call) -> Iterator[Any]:
                 return
             finally:
                 in_flight.call = outer
-            call.on_response(chunk)
+            on_item(chunk)
             yield chunk
     except GeneratorExit:
         # close(): close the SDK's stream too (its HTTP response). A drop already ended the
@@ -93,10 +101,18 @@ def _sync_chunks(stream: Iterator[Any], call: Call) -> Iterator[Any]:
         call.finish(None, end)
 
 
-async def _async_chunks(stream: AsyncIterator[Any], call: Call) -> AsyncIterator[Any]:
+async def async_items(
+    stream: AsyncIterator[Any],
+    call: Call,
+    on_item: Callable[[Any], None],
+    *,
+    primed: bool = True,
+) -> AsyncIterator[Any]:
+    """sync_items for async iterators."""
     end = A.STREAM_END_CLOSED
     try:
-        yield _PRIMED
+        if primed:
+            yield _PRIMED
         stream = stream.__aiter__()
         while True:
             token = ASYNC_CALL.set(call)
@@ -107,7 +123,7 @@ async def _async_chunks(stream: AsyncIterator[Any], call: Call) -> AsyncIterator
                 return
             finally:
                 ASYNC_CALL.reset(token)
-            call.on_response(chunk)
+            on_item(chunk)
             yield chunk
     except GeneratorExit:
         if not call.ended:

@@ -19,12 +19,13 @@ the same id in this process records no cost (record/batches.py remembers the las
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import attributes as A
@@ -32,7 +33,7 @@ from ..bounds import MAX_NAME, count
 from ..record import operations as ops
 from ..record.batches import BatchJobs
 from ..record.call import ASYNC_CALL, SYNC_CALL, Answer, Call
-from ..record.streams import _watch
+from ..record.streams import _watch, async_items, sync_items
 from ..record.usage import Usage, enum_text, sum_usages
 from .attempts import _count
 from .hooks import HookFactory, answered_once
@@ -139,8 +140,16 @@ def _reader(jobs: BatchJobs, state: _State) -> Callable[[Any], Answer]:
 
 
 # --- streams: the SDK's Stream keeps its identity; its generator is ours -------------------
-def _on_event(event: Any, call: Call, state: _State) -> None:
-    """Per streamed event: count it; keep the interaction a created/completed event carries."""
+def _on_event(call: Call, state: _State, event: Any) -> None:
+    """Per streamed event: count it; keep the interaction a created/completed event carries.
+    Never raises into the app's iteration."""
+    try:
+        _read_event(call, state, event)
+    except Exception:
+        _logger.debug("gemini instrumentation: could not read an event", exc_info=True)
+
+
+def _read_event(call: Call, state: _State, event: Any) -> None:
     if call.chunks == 0:
         call.first_chunk_at = time.perf_counter()
     call.chunks += 1
@@ -160,63 +169,6 @@ def _on_event(event: Any, call: Call, state: _State) -> None:
             state.hop_usages.append(found)
 
 
-def _sync_events(events: Iterator[Any], call: Call, state: _State) -> Iterator[Any]:
-    end = A.STREAM_END_CLOSED
-    try:
-        per_thread = SYNC_CALL
-        while True:
-            in_flight = per_thread.in_flight  # continuation hops make attempts in next()
-            outer = in_flight.call
-            in_flight.call = call
-            try:
-                event = next(events)
-            except StopIteration:
-                end = A.STREAM_END_EXHAUSTED
-                return
-            finally:
-                in_flight.call = outer
-            try:
-                _on_event(event, call, state)
-            except Exception:
-                _logger.debug("gemini instrumentation: could not read an event", exc_info=True)
-            yield event
-    except GeneratorExit:
-        raise
-    except BaseException as error:
-        call.finish(error, A.STREAM_END_ERROR)
-        raise
-    finally:
-        call.finish(None, end)
-
-
-async def _async_events(
-    events: AsyncIterator[Any], call: Call, state: _State
-) -> AsyncIterator[Any]:
-    end = A.STREAM_END_CLOSED
-    try:
-        while True:
-            token = ASYNC_CALL.set(call)
-            try:
-                event = await events.__anext__()
-            except StopAsyncIteration:
-                end = A.STREAM_END_EXHAUSTED
-                return
-            finally:
-                ASYNC_CALL.reset(token)
-            try:
-                _on_event(event, call, state)
-            except Exception:
-                _logger.debug("gemini instrumentation: could not read an event", exc_info=True)
-            yield event
-    except GeneratorExit:
-        raise
-    except BaseException as error:
-        call.finish(error, A.STREAM_END_ERROR)
-        raise
-    finally:
-        call.finish(None, end)
-
-
 # Streams whose generator is ours, to their call: ``Stream.close()`` (and leaving its ``with``)
 # only closes the HTTP response, never the generator, so the close hook ends the call.
 _OPEN_STREAMS: weakref.WeakKeyDictionary[Any, Call] = weakref.WeakKeyDictionary()
@@ -229,14 +181,16 @@ def _take_stream(result: Any, call: Call, state: _State, is_async: bool) -> bool
     generator = getattr(result, "generator", None)
     if generator is None:
         return False
-    wrap = _async_events if is_async else _sync_events
+    items = async_items if is_async else sync_items
     _watch(result, call)  # first: should it fail, the stream is left as it is
     _OPEN_STREAMS[result] = call
     call.stream = True
     # The reader reads the stream's interaction from ``state`` (never the stream itself: the
     # call must not keep alive the stream whose drop ends it).
     call.last = state
-    result.generator = wrap(generator, call, state)
+    result.generator = items(
+        generator, call, functools.partial(_on_event, call, state), primed=False
+    )
     return True
 
 
