@@ -24,13 +24,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .. import attributes as A
 from ..bounds import MAX_NAME
 from .call import Answer, Call
-from .usage import Usage
+from .usage import Usage, sum_usages
 
 if TYPE_CHECKING:
     from ..quota.windows import QuotaWindows
@@ -181,7 +182,7 @@ class LiveSession:
         self.unpriced: str | None = None  # why some usage of this session has no price
         # Totals of every usage message, summed in place (a Usage is built once, at the end):
         # counts in Usage's field order, then its four per-modality maps.
-        self._usage: list[Any] | None = None
+        self._usage: Usage | None = None  # the turns so far, summed
         # USD per component (input, cached input, output, tool use), billed, list, version.
         self._cost: list[Any] | None = None
         self._open = False
@@ -250,38 +251,14 @@ class LiveSession:
         usage = self.read_usage(meta)
         if usage is None:
             return
-        t = self._usage
-        if t is None:
-            self._usage = [
-                usage.prompt_tokens,
-                usage.cached_tokens,
-                usage.candidates_tokens,
-                usage.thoughts_tokens,
-                usage.tool_use_prompt_tokens,
-                usage.total_tokens,
-                usage.traffic_type,
-                dict(usage.prompt_by_modality),
-                dict(usage.cached_by_modality),
-                dict(usage.candidates_by_modality),
-                dict(usage.tool_use_by_modality),
-            ]
+        before = self._usage
+        if before is None:
+            self._usage = usage
         else:
-            t[0] += usage.prompt_tokens
-            t[1] += usage.cached_tokens
-            t[2] += usage.candidates_tokens
-            t[3] += usage.thoughts_tokens
-            t[4] += usage.tool_use_prompt_tokens
-            t[5] += usage.total_tokens
-            if usage.traffic_type:
-                t[6] = usage.traffic_type
-            for into, more in (
-                (t[7], usage.prompt_by_modality),
-                (t[8], usage.cached_by_modality),
-                (t[9], usage.candidates_by_modality),
-                (t[10], usage.tool_use_by_modality),
-            ):
-                for key, n in more.items():
-                    into[key] = into.get(key, 0) + n
+            total = sum_usages([before, usage])
+            if total.traffic_type is None:  # the traffic type the last turn that named one
+                total = replace(total, traffic_type=before.traffic_type)
+            self._usage = total
         call = self.call
         recorder = call.recorder
         cost = None
@@ -295,11 +272,7 @@ class LiveSession:
                 at=datetime.fromtimestamp(at, timezone.utc),  # the prices of the turn's time
             )
             if cost is None:
-                if not prices.loaded:
-                    self.unpriced = A.UNPRICED_PRICES_LOADING
-                else:
-                    self.unpriced = A.UNPRICED_UNKNOWN_MODEL
-                    recorder._warn_unpriced(call.model)  # once per model, as for calls
+                self.unpriced = recorder.no_price_reason(call.model)
             else:
                 c = self._cost
                 if c is None:
@@ -380,8 +353,7 @@ class LiveSession:
             attrs[A.GEN_AI_CONVERSATION_ID] = recorder.secrets.clean(self.conversation_id, MAX_NAME)
         if recorder.prices is not None:
             self._cost_attributes(attrs)
-        t = self._usage
-        return (None if t is None else Usage(*t)), None, None, attrs
+        return self._usage, None, None, attrs
 
     def _cost_attributes(self, attrs: dict[str, Any]) -> None:
         """What the session cost, summed over its usage messages as they were priced. A session

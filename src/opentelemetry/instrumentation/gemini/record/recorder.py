@@ -394,13 +394,7 @@ class Recorder:
         traffic = usage.traffic_type or served or call.requested_tier
         cost = self.prices.cost(model, usage, tier=self.tier, traffic_type=traffic)
         if cost is None:
-            # No cost attribute at all: a made-up 0 would read as "free" on every dashboard.
-            if not self.prices.loaded:  # genai-prices still loading after the wait budget
-                reason = A.UNPRICED_PRICES_LOADING
-            else:
-                reason = A.UNPRICED_UNKNOWN_MODEL
-                self._warn_unpriced(model)
-            self._unpriced(call, attrs, response_model, reason)
+            self._unpriced(call, attrs, response_model, self.no_price_reason(model))
             return None
         _cost_attributes(attrs, cost)
         return cost
@@ -457,6 +451,15 @@ class Recorder:
         if list_usd and A.GEMINI_COST_LIST_AMOUNT in attrs:
             attrs[A.GEN_AI_USAGE_COST_AMOUNT] += billed
             attrs[A.GEMINI_COST_LIST_AMOUNT] += list_usd
+
+    def no_price_reason(self, model: str) -> str:
+        """Why the price book had no cost for ``model``: still loading after the wait budget,
+        or a model it does not know (warned once per model)."""
+        assert self.prices is not None
+        if not self.prices.loaded:
+            return A.UNPRICED_PRICES_LOADING
+        self._warn_unpriced(model)
+        return A.UNPRICED_UNKNOWN_MODEL
 
     def _warn_unpriced(self, model: str) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ never disagree about how many tokens a call used.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,46 +91,56 @@ _DETAIL_FIELDS = (
 )
 
 
-_read_counts = operator.attrgetter(*_COUNT_FIELDS)
-_read_details = operator.attrgetter(*_DETAIL_FIELDS)
+def usage_reader(
+    count_fields: tuple[str, ...], detail_fields: tuple[str, ...]
+) -> Callable[[Any], Usage | None]:
+    """A reader of usage metadata whose fields have these names (in Usage's field order: the
+    six counts, then the four per-modality lists). generate_content's and the Live API's
+    metadata differ only in the output's names (``candidates_*`` / ``response_*``)."""
+    read_counts = operator.attrgetter(*count_fields)
+    read_details = operator.attrgetter(*detail_fields)
+
+    def read(meta: Any) -> Usage | None:
+        """Returns None when there is no metadata at all, so callers can tell "no usage
+        reported" from "zero tokens". Runs once per call: the SDK's fields are read in one C
+        call each and checked inline (comprehensions and helpers would each be a Python call).
+        """
+        if meta is None:
+            return None
+        try:
+            counts, details = read_counts(meta), read_details(meta)
+            traffic = meta.traffic_type
+        except AttributeError:  # a look-alike without every field
+            counts = tuple(getattr(meta, name, None) for name in count_fields)
+            details = tuple(getattr(meta, name, None) for name in detail_fields)
+            traffic = getattr(meta, "traffic_type", None)
+        prompt, cached, candidates, thoughts, tool_use, total = counts
+        prompt_d, cached_d, candidates_d, tool_use_d = details
+        # Anything but a positive int (None, a float, a mock) reads as 0; beyond MAX_COUNT,
+        # clamped.
+        return Usage(
+            prompt if type(prompt) is int and 0 < prompt <= MAX_COUNT else count(prompt),
+            cached if type(cached) is int and 0 < cached <= MAX_COUNT else count(cached),
+            (
+                candidates
+                if type(candidates) is int and 0 < candidates <= MAX_COUNT
+                else count(candidates)
+            ),
+            thoughts if type(thoughts) is int and 0 < thoughts <= MAX_COUNT else count(thoughts),
+            tool_use if type(tool_use) is int and 0 < tool_use <= MAX_COUNT else count(tool_use),
+            total if type(total) is int and 0 < total <= MAX_COUNT else count(total),
+            None if traffic is None else enum_text(traffic),
+            by_modality(prompt_d) if prompt_d else _EMPTY,
+            by_modality(cached_d) if cached_d else _EMPTY,
+            by_modality(candidates_d) if candidates_d else _EMPTY,
+            by_modality(tool_use_d) if tool_use_d else _EMPTY,
+        )
+
+    return read
 
 
-def usage_from_metadata(meta: Any) -> Usage | None:
-    """Turn ``GenerateContentResponseUsageMetadata`` (or any look-alike) into a Usage.
-
-    Returns None when there is no metadata at all, so callers can tell "no usage reported"
-    from "zero tokens". Runs once per call: the SDK's fields are read in one C call each and
-    checked inline (comprehensions and helpers would each be a Python call).
-    """
-    if meta is None:
-        return None
-    try:
-        counts, details = _read_counts(meta), _read_details(meta)
-        traffic = meta.traffic_type
-    except AttributeError:  # a look-alike without every field
-        counts = tuple(getattr(meta, name, None) for name in _COUNT_FIELDS)
-        details = tuple(getattr(meta, name, None) for name in _DETAIL_FIELDS)
-        traffic = getattr(meta, "traffic_type", None)
-    prompt, cached, candidates, thoughts, tool_use, total = counts
-    prompt_d, cached_d, candidates_d, tool_use_d = details
-    # Anything but a positive int (None, a float, a mock) reads as 0; beyond MAX_COUNT, clamped.
-    return Usage(
-        prompt if type(prompt) is int and 0 < prompt <= MAX_COUNT else count(prompt),
-        cached if type(cached) is int and 0 < cached <= MAX_COUNT else count(cached),
-        (
-            candidates
-            if type(candidates) is int and 0 < candidates <= MAX_COUNT
-            else count(candidates)
-        ),
-        thoughts if type(thoughts) is int and 0 < thoughts <= MAX_COUNT else count(thoughts),
-        tool_use if type(tool_use) is int and 0 < tool_use <= MAX_COUNT else count(tool_use),
-        total if type(total) is int and 0 < total <= MAX_COUNT else count(total),
-        None if traffic is None else enum_text(traffic),
-        by_modality(prompt_d) if prompt_d else _EMPTY,
-        by_modality(cached_d) if cached_d else _EMPTY,
-        by_modality(candidates_d) if candidates_d else _EMPTY,
-        by_modality(tool_use_d) if tool_use_d else _EMPTY,
-    )
+# ``GenerateContentResponseUsageMetadata`` (or any look-alike) -> Usage.
+usage_from_metadata = usage_reader(_COUNT_FIELDS, _DETAIL_FIELDS)
 
 
 def _merge(maps: list[dict[str, int]]) -> dict[str, int]:

@@ -24,15 +24,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import operator
 import weakref
 from typing import TYPE_CHECKING, Any
 
 from .. import attributes as A
-from ..bounds import MAX_COUNT, count
 from ..record import operations as ops
 from ..record.live import LiveSession
-from ..record.usage import Usage, by_modality, enum_text
+from ..record.usage import usage_reader
 from .models import _start
 
 if TYPE_CHECKING:
@@ -47,53 +45,25 @@ _SESSIONS: dict[int, LiveSession] = {}
 _WATCHERS: set[weakref.ref[Any]] = set()
 
 
-# UsageMetadata's counts in Usage's field order (the output is ``response_token_count`` here,
-# not candidates), then its per-modality lists: one C call each, as usage.py reads a response.
-_COUNTS = operator.attrgetter(
-    "prompt_token_count",
-    "cached_content_token_count",
-    "response_token_count",
-    "thoughts_token_count",
-    "tool_use_prompt_token_count",
-    "total_token_count",
+# ``LiveServerMessage.usage_metadata`` (``types.UsageMetadata``) as a Usage. Its names differ
+# from generate_content's: ``response_token_count`` and ``response_tokens_details`` are the
+# output (candidates) counts. Runs once per usage message.
+read_live_usage = usage_reader(
+    (
+        "prompt_token_count",
+        "cached_content_token_count",
+        "response_token_count",
+        "thoughts_token_count",
+        "tool_use_prompt_token_count",
+        "total_token_count",
+    ),
+    (
+        "prompt_tokens_details",
+        "cache_tokens_details",
+        "response_tokens_details",
+        "tool_use_prompt_tokens_details",
+    ),
 )
-_DETAILS = operator.attrgetter(
-    "prompt_tokens_details",
-    "cache_tokens_details",
-    "response_tokens_details",
-    "tool_use_prompt_tokens_details",
-)
-
-
-def read_live_usage(meta: Any) -> Usage | None:
-    """``LiveServerMessage.usage_metadata`` (``types.UsageMetadata``) as a Usage. Its names
-    differ from generate_content's: ``response_token_count`` and ``response_tokens_details``
-    are the output (candidates) counts. Runs once per usage message; duck-typed (a look-alike
-    lacking fields reads them as absent); anything but a positive int reads as 0."""
-    if meta is None:
-        return None
-    try:
-        counts, details = _COUNTS(meta), _DETAILS(meta)
-        traffic = meta.traffic_type
-    except AttributeError:
-        counts = tuple(getattr(meta, name, None) for name in _COUNTS_NAMES)
-        details = tuple(getattr(meta, name, None) for name in _DETAILS_NAMES)
-        traffic = getattr(meta, "traffic_type", None)
-    prompt, cached, response, thoughts, tool, total = counts
-    prompt_d, cached_d, response_d, tool_d = details
-    return Usage(
-        prompt if type(prompt) is int and 0 < prompt <= MAX_COUNT else count(prompt),
-        cached if type(cached) is int and 0 < cached <= MAX_COUNT else count(cached),
-        response if type(response) is int and 0 < response <= MAX_COUNT else count(response),
-        thoughts if type(thoughts) is int and 0 < thoughts <= MAX_COUNT else count(thoughts),
-        tool if type(tool) is int and 0 < tool <= MAX_COUNT else count(tool),
-        total if type(total) is int and 0 < total <= MAX_COUNT else count(total),
-        None if traffic is None else enum_text(traffic),
-        by_modality(prompt_d) if prompt_d else {},
-        by_modality(cached_d) if cached_d else {},
-        by_modality(response_d) if response_d else {},
-        by_modality(tool_d) if tool_d else {},
-    )
 
 
 _COUNTS_NAMES = (
