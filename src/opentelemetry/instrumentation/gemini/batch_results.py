@@ -17,6 +17,7 @@ are: one ``batches {model}`` span, tokens and cost at batch rates on the counter
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -123,18 +124,19 @@ def record_batch_results(
     job_name = job[:MAX_NAME] if isinstance(job, str) and job else None
     name = normalize_model(model or found_model) if (model or found_model) else None
     usage = batch_usage(usages)
+    # What the caller gets back, less the cost and whether this call recorded it.
+    result = functools.partial(
+        BatchResults,
+        job_name,
+        name,
+        responses,
+        failed,
+        usage.input_tokens if usage else 0,
+        usage.output_tokens if usage else 0,
+    )
     jobs = recorder.instruments.batches
     if job_name is not None and not jobs.claim(job_name):
-        return BatchResults(
-            job_name,
-            name,
-            responses,
-            failed,
-            usage.input_tokens if usage else 0,
-            usage.output_tokens if usage else 0,
-            None,
-            False,
-        )
+        return result(None, False)  # this job was recorded before
     cost = None
     if usage is not None and name is not None and recorder.prices is not None:
         try:
@@ -167,13 +169,4 @@ def record_batch_results(
     if call is not None:
         call.texts = None  # no content is captured from a results file
         call.complete(results)  # the reader ignores it; the call records once
-    return BatchResults(
-        job_name,
-        name,
-        responses,
-        failed,
-        usage.input_tokens if usage else 0,
-        usage.output_tokens if usage else 0,
-        cost,
-        True,
-    )
+    return result(cost, True)
