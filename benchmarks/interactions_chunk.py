@@ -2,9 +2,9 @@
 
 The SDK's own events (``InteractionSSEEvent`` objects, parsed once from the fake server's
 stream) are replayed through the generator our adapter puts in the SDK Stream's place
-(sdk/interactions.py ``_sync_events``), against a bare generator over the same list: the
-difference per event is what the instrumentation adds to each chunk the app reads. Parsing,
-HTTP and the app's own work are the same either way and left out.
+(record/streams.py ``sync_items`` with sdk/interactions.py's ``_on_event``), against a bare
+generator over the same list: the difference per event is what the instrumentation adds to
+each chunk the app reads. Parsing, HTTP and the app's own work are the same either way and left out.
 
     python benchmarks/interactions_chunk.py [events] [--json]
 
@@ -13,6 +13,7 @@ HTTP and the app's own work are the same either way and left out.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -26,7 +27,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor, instrumentor
 from opentelemetry.instrumentation.gemini.record.operations import INTERACTIONS
-from opentelemetry.instrumentation.gemini.sdk.interactions import _State, _sync_events
+from opentelemetry.instrumentation.gemini.record.streams import sync_items
+from opentelemetry.instrumentation.gemini.sdk.interactions import _on_event, _State
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
 
 
@@ -72,7 +74,8 @@ def main() -> None:
         )
         assert call is not None
         t0 = time.perf_counter()
-        for _event in _sync_events(iter(events), call, _State("create", None)):
+        on_event = functools.partial(_on_event, call, _State("create", None))
+        for _event in sync_items(iter(events), call, on_event, primed=False):
             pass
         ours_best = min(ours_best, time.perf_counter() - t0)
     per_event = (ours_best - bare_best) / len(events) * 1e6

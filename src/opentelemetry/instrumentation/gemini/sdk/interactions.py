@@ -144,29 +144,25 @@ def _on_event(call: Call, state: _State, event: Any) -> None:
     """Per streamed event: count it; keep the interaction a created/completed event carries.
     Never raises into the app's iteration."""
     try:
-        _read_event(call, state, event)
+        if call.chunks == 0:
+            call.first_chunk_at = time.perf_counter()
+        call.chunks += 1
+        # Most events are step deltas: tell them by their type, a plain attribute, rather than
+        # by a missing one (a pydantic miss raises inside, several times slower).
+        kind = event.event_type if hasattr(type(event), "model_fields") else None
+        if not (isinstance(kind, str) and kind.startswith("interaction.")):
+            return
+        interaction = getattr(event, "interaction", None)
+        if interaction is None:
+            return
+        state.last = interaction
+        usage = getattr(interaction, "usage", None)
+        if usage is not None:
+            found = interaction_usage(usage, getattr(interaction, "service_tier", None))
+            if found is not None:
+                state.hop_usages.append(found)
     except Exception:
         _logger.debug("gemini instrumentation: could not read an event", exc_info=True)
-
-
-def _read_event(call: Call, state: _State, event: Any) -> None:
-    if call.chunks == 0:
-        call.first_chunk_at = time.perf_counter()
-    call.chunks += 1
-    # Most events are step deltas: tell them by their type, a plain attribute, rather than
-    # by a missing one (a pydantic miss raises inside, several times slower).
-    kind = event.event_type if hasattr(type(event), "model_fields") else None
-    if not (isinstance(kind, str) and kind.startswith("interaction.")):
-        return
-    interaction = getattr(event, "interaction", None)
-    if interaction is None:
-        return
-    state.last = interaction
-    usage = getattr(interaction, "usage", None)
-    if usage is not None:
-        found = interaction_usage(usage, getattr(interaction, "service_tier", None))
-        if found is not None:
-            state.hop_usages.append(found)
 
 
 # Streams whose generator is ours, to their call: ``Stream.close()`` (and leaving its ``with``)
