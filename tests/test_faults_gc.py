@@ -108,6 +108,173 @@ def test_collection_while_the_recording_path_is_blocked_never_waits(fake: FakeGe
         instrumentor.uninstrument()
 
 
+class _Blocked:
+    """Instrumented with the recording path blocked on demand: ending a span waits on the
+    exporter and the dashboard counters' locks are held by another thread, as a collector running
+    on a thread that holds them would find them."""
+
+    def __init__(self) -> None:
+        self.exporter = _BlockingExporter()
+        self.exporter.release.set()
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        self.reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.reader])
+        self.instrumentor = GeminiInstrumentor()
+        self.instrumentor.instrument(
+            tracer_provider=tracer_provider, meter_provider=self.meter_provider
+        )
+        self._release_ledger = threading.Event()
+
+    def block(self) -> None:
+        self.exporter.release.clear()
+        counters = instruments_for(self.meter_provider).counters
+        held = threading.Event()
+
+        def hold_ledger() -> None:
+            with counters._calls._lock, counters._attempts._lock:
+                held.set()
+                self._release_ledger.wait(30)
+
+        threading.Thread(target=hold_ledger, daemon=True).start()
+        assert held.wait(10)
+
+    def release(self) -> None:
+        self._release_ledger.set()
+        self.exporter.release.set()
+
+    def requests(self) -> float:
+        data = self.reader.get_metrics_data()  # a collection: what was left is recorded now
+        return sum(
+            p.value
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == "gcp.gemini.requests"
+            for p in m.data.data_points
+        )
+
+    def close(self) -> None:
+        self.release()
+        self.instrumentor.uninstrument()
+
+
+def _unraisable_types(monkeypatch: pytest.MonkeyPatch, scenario: Callable[[], None]) -> list[str]:
+    """What ``scenario`` (run with automatic collection off) sends to sys.unraisablehook."""
+    seen: list[str] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(type(u.exc_value).__name__))
+    gc.collect()
+    gc.disable()
+    try:
+        scenario()
+    finally:
+        gc.enable()
+        monkeypatch.undo()
+    return seen
+
+
+# Async calls, each through another hook: an adapter's call, a method without an adapter (its
+# attempts counted alone), and Interactions (its own retry seam).
+_ASYNC_CALLS: dict[str, Callable[[Any], Any]] = {
+    "generate_content": lambda c: c.aio.models.generate_content(model=MODEL, contents="x"),
+    "unowned": lambda c: c.aio.files.list(),
+    "interactions": lambda c: c.aio.interactions.create(model=MODEL, input="x"),
+}
+
+
+def _drop_suspended_call(client: Any, which: str) -> None:
+    """An async call stepped to its first await inside the SDK (its HTTP request), then dropped
+    in a reference cycle: the loop ends and only the garbage collector will close it."""
+
+    async def step() -> None:
+        holder: dict[str, Any] = {}
+        holder["self"] = holder
+        holder["await"] = _ASYNC_CALLS[which](client).__await__()
+        next(holder["await"])
+
+    asyncio.run(step())
+
+
+@pytest.mark.parametrize("which", list(_ASYNC_CALLS))
+def test_an_async_call_closed_by_the_collector_is_recorded_later(
+    fake: FakeGemini, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    """A coroutine dropped while it awaits inside the SDK is closed by the collector, on the
+    collector's thread: the exception thrown at its await crosses our hooks there. They used to
+    record the call on the spot (waiting on the blocked locks forever), and their context
+    resets raised, which left the span open and replaced the app's own unraisable error."""
+
+    def scenario() -> None:
+        _drop_suspended_call(make_client(fake), which)
+        assert _collect_in_thread(), "gc.collect() blocked on the instrumentation"
+
+    bare = _unraisable_types(monkeypatch, scenario)
+    blocked = _Blocked()
+    try:
+        blocked.block()
+        instrumented = _unraisable_types(monkeypatch, scenario)
+        blocked.release()
+        assert blocked.requests() == 1  # the attempt, counted once, after the collector left
+        if which != "unowned":
+            [span] = blocked.exporter.spans
+            assert span.end_time is not None
+            assert span.attributes["error.type"]
+    finally:
+        blocked.close()
+    assert instrumented == bare  # what the app sees of the drop, exactly as without us
+
+
+def test_an_async_tool_closed_by_the_collector_ends_its_spans_later(
+    fake: FakeGemini, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Automatic function calling awaits a coroutine tool that never returns; the app drops
+    the task. The collector closes it on another thread, through the tool's hook and the
+    call's: both spans end at the next safe point, never inside the collector."""
+    from test_traces import ROUND_1, _calls
+
+    def scenario() -> None:
+        client = make_client(fake)
+
+        async def run() -> None:
+            started = asyncio.Event()
+
+            async def lookup(city: str) -> str:
+                """Looks a city up."""
+                started.set()
+                await asyncio.get_running_loop().create_future()  # never resolved
+                return city
+
+            task = asyncio.ensure_future(
+                client.aio.models.generate_content(
+                    model=MODEL, contents="x", config={"tools": [lookup]}
+                )
+            )
+            await started.wait()
+            del task  # the loop only holds it weakly now: a cycle through the future
+            assert _collect_in_thread(), "gc.collect() blocked on the instrumentation"
+
+        asyncio.run(run())
+
+    fake.enqueue(MODEL, Reply(usage=ROUND_1, extra=_calls("lookup")))
+    bare = _unraisable_types(monkeypatch, scenario)
+    fake.enqueue(MODEL, Reply(usage=ROUND_1, extra=_calls("lookup")))
+    blocked = _Blocked()
+    try:
+        blocked.block()
+        instrumented = _unraisable_types(monkeypatch, scenario)
+        blocked.release()
+        assert blocked.requests() == 1
+        spans = {s.name: s for s in blocked.exporter.spans}
+        assert set(spans) == {"execute_tool lookup", f"generate_content {MODEL}"}
+        tool, call = spans["execute_tool lookup"], spans[f"generate_content {MODEL}"]
+        assert tool.attributes["error.type"] == "GeneratorExit"
+        assert call.attributes["error.type"] == "GeneratorExit"
+        assert tool.parent.span_id == call.context.span_id
+    finally:
+        blocked.close()
+    assert instrumented == bare
+
+
 def test_gc_on_the_collecting_thread_inside_our_callbacks(fake: FakeGemini) -> None:
     """GC run from inside a metrics collection (another library's observable callback on the
     same provider, called while the SDK holds its collection lock and after ours banked the

@@ -79,12 +79,18 @@ class Attempt:
 OK_ATTEMPT = Attempt(200, None, None)  # shared: most attempts succeed and carry nothing else
 
 
-# Calls ended where recording is unsafe: a dropped stream is noticed in a weakref callback,
-# which may run inside garbage collection on any thread, while that thread holds a lock (the
-# OTel SDK's, the price loader's, ours). There we only append here (deque.append takes no lock
-# and never waits); ``drain_abandoned`` records them from ordinary code: the next call, the
-# next metrics collection, uninstrument() and exit.
-_ABANDONED: deque[tuple[Call, str]] = deque()
+# Work left by code that may be running inside garbage collection: a dropped stream is noticed
+# in a weakref callback, and a dropped coroutine is closed (GeneratorExit thrown at its await)
+# wherever the collector runs, on any thread, while that thread holds a lock (the OTel SDK's,
+# the price loader's, ours). There we only append here (deque.append takes no lock and never
+# waits); ``drain_abandoned`` does the work from ordinary code: the next call, the next metrics
+# collection, uninstrument() and exit. First in, first done: a call's attempts before the call.
+_ABANDONED: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+
+
+def defer(work: Callable[..., Any], *args: Any) -> None:
+    """Leave ``work(*args)`` to ``drain_abandoned``. Takes no lock: safe inside GC."""
+    _ABANDONED.append((work, args))
 
 
 def _after_fork_in_child() -> None:
@@ -96,14 +102,17 @@ if hasattr(os, "register_at_fork"):
 
 
 def drain_abandoned() -> None:
-    """Record the calls ended in a garbage-collection context. Safe from any thread; each call
-    is taken by one drainer."""
+    """Do the work left from garbage-collection contexts. Safe from any thread; each piece is
+    taken by one drainer."""
     while _ABANDONED:
         try:
-            call, stream_end = _ABANDONED.popleft()
+            work, args = _ABANDONED.popleft()
         except IndexError:  # another thread took the last one
             return
-        call.record_once(None, stream_end)
+        try:
+            work(*args)
+        except Exception:
+            _logger.debug("gemini instrumentation: could not record late", exc_info=True)
 
 
 class Call:
@@ -202,13 +211,23 @@ class Call:
         """Restore the caller's context; an exception finishes the call, then propagates
         unchanged."""
         if self.is_async:
-            ASYNC_CALL.reset(self._outer)
+            try:
+                ASYNC_CALL.reset(self._outer)
+            except ValueError:
+                # Left in another context than it entered: the coroutine is being closed from
+                # outside its task, by the garbage collector (the SDK's cleanup there may raise
+                # something else than GeneratorExit). Not our context to detach; record later.
+                self.abandon(None, error)
+                return
         else:
             SYNC_CALL.in_flight.call = self._outer
         if self._context_token is not None:
             otel_context.detach(self._context_token)
         if error is not None:
-            self.finish(error)
+            if isinstance(error, GeneratorExit):  # close(): by the GC, as far as we can tell
+                self.abandon(None, error)
+            else:
+                self.finish(error)
 
     def on_response(self, response: Any) -> None:
         """Take a whole response or one stream chunk.
@@ -328,7 +347,14 @@ class Call:
         self.attempts.append(OK_ATTEMPT)
 
     def on_attempt_error(self, error: BaseException) -> None:
-        """An HTTP attempt raised: a status (429, 500...) or a transport error."""
+        """An HTTP attempt raised: a status (429, 500...) or a transport error. An async
+        attempt whose coroutine is being closed (see ``__exit__``) is counted later."""
+        if self.is_async and (isinstance(error, GeneratorExit) or ASYNC_CALL.get() is not self):
+            defer(self.attempt_error, error)
+        else:
+            self.attempt_error(error)
+
+    def attempt_error(self, error: BaseException) -> None:
         try:
             code = getattr(error, "code", None)
             self.recorder.attempt(self, code if isinstance(code, int) else None, error)
@@ -341,16 +367,17 @@ class Call:
         self.ended = True
         self.record_once(error, stream_end)
 
-    def abandon(self, stream_end: str) -> None:
+    def abandon(self, stream_end: str | None, error: BaseException | None = None) -> None:
         """End the call from a context that must not take a lock or wait (a weakref callback,
-        perhaps inside garbage collection): note when, and leave the recording to
-        ``drain_abandoned``. Plain stores and one deque append: nothing here can block."""
+        a coroutine's close, perhaps inside garbage collection): note when, and leave the
+        recording to ``drain_abandoned``. Plain stores and one deque append: nothing here can
+        block."""
         if self.ended:
             return
         self.ended = True
         self.end_perf = time.perf_counter()
         self.end_ns = time.time_ns()
-        _ABANDONED.append((self, stream_end))
+        defer(self.record_once, error, stream_end)
 
     def record_once(self, error: BaseException | None, stream_end: str | None) -> None:
         """Turn the call into telemetry; never raises, never leaves the span open."""

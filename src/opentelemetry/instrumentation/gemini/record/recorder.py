@@ -239,7 +239,7 @@ class Recorder:
             if error is None:
                 call.on_attempt_ok()
             else:
-                call.on_attempt_error(error)
+                call.attempt_error(error)
         elif error is not None and _in_stream_429(call, error):
             # The HTTP answer was 200 and already counted; the quota details still matter.
             self._quota_hit(call.model, span, self._read_429(error), call)

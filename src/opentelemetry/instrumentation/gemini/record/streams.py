@@ -122,7 +122,12 @@ async def async_items(
                 end = A.STREAM_END_EXHAUSTED
                 return
             finally:
-                ASYNC_CALL.reset(token)
+                # Closed from another context than the step's (the GC's): nothing to reset. Not
+                # contextlib.suppress: this runs per chunk.
+                try:  # noqa: SIM105
+                    ASYNC_CALL.reset(token)
+                except ValueError:
+                    pass
             on_item(chunk)
             yield chunk
     except GeneratorExit:

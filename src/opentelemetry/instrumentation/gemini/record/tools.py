@@ -24,6 +24,7 @@ from opentelemetry import trace
 
 from .. import attributes as A
 from ..bounds import MAX_CONTENT_PART, name
+from .call import defer
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -83,11 +84,34 @@ def end_tool(
     """End the tool's span with its result or its error. Never raises."""
     if run is None:
         return
-    span = run.span
+    _detach(run)
+    _end_span(recorder, run.span, result, error)
+
+
+def end_async_tool(recorder: Recorder, run: ToolRun | None, error: BaseException) -> None:
+    """An async tool's await raised. When its coroutine is being closed (GeneratorExit, or a
+    context other than the tool's: the garbage collector's, perhaps on another thread), nothing
+    here may take a lock: the span ends later (``drain_abandoned``), and the tool's context is
+    detached only where it is the current one."""
+    if run is None:
+        return
+    own_context = trace.get_current_span() is run.span
+    if own_context and not isinstance(error, GeneratorExit):
+        end_tool(recorder, run, None, error)
+        return
+    if own_context:
+        _detach(run)
+    defer(_end_span, recorder, run.span, None, error)
+
+
+def _detach(run: ToolRun) -> None:
     try:
         otel_context.detach(run.token)  # type: ignore[arg-type]
     except Exception:
         _logger.debug("gemini instrumentation: could not detach a tool span", exc_info=True)
+
+
+def _end_span(recorder: Recorder, span: Span, result: Any, error: BaseException | None) -> None:
     try:
         if error is not None:
             # The SDK wraps the tool's exception in FunctionInvocationError (raised inside its

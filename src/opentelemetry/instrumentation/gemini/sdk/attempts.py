@@ -10,12 +10,14 @@ new adapter.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar, Token
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..record import operations as ops
-from ..record.call import ASYNC_CALL, SYNC_CALL
+from ..record.call import ASYNC_CALL, SYNC_CALL, defer
 from ..record.request import normalize_model
 
 if TYPE_CHECKING:
@@ -67,6 +69,35 @@ def _count(patches: Patches, url: str, error: BaseException | None) -> None:
         pass  # never let counting break the user's request
 
 
+# Set around an async attempt no call holds: its failure seen from another context is its
+# coroutine being closed from outside its task, by the garbage collector (see Call.__exit__).
+_UNOWNED: ContextVar[bool] = ContextVar("gemini_unowned_attempt", default=False)
+
+
+def enter_unowned() -> Token[bool]:
+    return _UNOWNED.set(True)
+
+
+def leave_unowned(token: Token[bool]) -> None:
+    _UNOWNED.reset(token)
+
+
+def unowned_failed(
+    token: Token[bool], count: Callable[..., None], *args: Any, error: BaseException
+) -> None:
+    """An async attempt no call holds raised ``error``: ``count(*args, error)`` now or, when
+    its coroutine is being closed (perhaps inside GC, where no lock may be taken), later."""
+    try:
+        _UNOWNED.reset(token)
+        closing = isinstance(error, GeneratorExit)
+    except ValueError:  # left in another context than it entered
+        closing = True
+    if closing:
+        defer(count, *args, error)
+    else:
+        count(*args, error)
+
+
 def _sync_attempt(patches: Patches, original: Method) -> Method:
     # The SDK's result or exception passes through untouched. No context manager: this runs
     # per attempt.
@@ -99,11 +130,13 @@ def _async_attempt(patches: Patches, original: Method) -> Method:
         if call is None:
             if patches.closed:
                 return await original(self, *args, **kwargs)
+            token = enter_unowned()
             try:
                 result = await original(self, *args, **kwargs)
             except BaseException as error:
-                _count(patches, _url(args, kwargs), error)
+                unowned_failed(token, _count, patches, _url(args, kwargs), error=error)
                 raise
+            leave_unowned(token)
             _count(patches, _url(args, kwargs), None)
             return result
         try:

@@ -35,7 +35,7 @@ from ..record.batches import BatchJobs
 from ..record.call import ASYNC_CALL, SYNC_CALL, Answer, Call
 from ..record.streams import _watch, async_items, sync_items
 from ..record.usage import Usage, enum_text, sum_usages
-from .attempts import _count
+from .attempts import _count, enter_unowned, leave_unowned, unowned_failed
 from .hooks import HookFactory, answered_once
 from .models import _start
 
@@ -367,14 +367,17 @@ def _async_retry(patches: Patches, original: Method) -> Method:
 
         async def attempt(number: int) -> Any:
             call = ASYNC_CALL.get()
+            token = enter_unowned() if call is None else None
             try:
                 response = await func(number)
             except BaseException as error:
                 if call is not None:
                     call.on_attempt_error(error)
-                else:
-                    _count(patches, "", error)
+                elif token is not None:
+                    unowned_failed(token, _count, patches, "", error=error)
                 raise
+            if token is not None:
+                leave_unowned(token)
             if status_of(response) >= 400:
                 await response.aread()
             _outcome(patches, call, response, _request_url(response))

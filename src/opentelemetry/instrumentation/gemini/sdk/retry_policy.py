@@ -22,6 +22,7 @@ recorded on the call's span.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from contextvars import ContextVar
@@ -163,7 +164,8 @@ def _async_loop(patches: Patches, original: Method) -> Method:
         except _GiveUp as stop:
             error = stop.error
         finally:
-            _ASYNC_LOOP.reset(token)
+            with contextlib.suppress(ValueError):  # closed from another context (the GC's)
+                _ASYNC_LOOP.reset(token)
         raise error
 
     return hook

@@ -19,11 +19,12 @@ see it pass and let it go on unchanged.
 
 from __future__ import annotations
 
+import contextlib
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from ..record.call import ASYNC_CALL, SYNC_CALL, Call
-from ..record.tools import ToolCall, end_tool, start_tool
+from ..record.tools import ToolCall, end_async_tool, end_tool, start_tool
 
 if TYPE_CHECKING:
     from .seams import Method, Patches, Targets
@@ -95,7 +96,8 @@ def _responses_async(patches: Patches, original: Method) -> Method:
         try:
             return await original(response, *args, **kwargs)
         finally:
-            _PENDING.reset(token)
+            with contextlib.suppress(ValueError):  # closed from another context (the GC's)
+                _PENDING.reset(token)
 
     return hook
 
@@ -128,7 +130,7 @@ def _invoke_async(patches: Patches, original: Method) -> Method:
         try:
             result = await original(args, function, *rest, **kwargs)
         except BaseException as error:
-            end_tool(recorder, run, None, error)
+            end_async_tool(recorder, run, error)
             raise
         end_tool(recorder, run, result, None)
         return result
