@@ -32,6 +32,7 @@ OTHER_MODEL: Final = "other"  # what models beyond the per-process cap are count
 
 # Google API keys: "AIza" and 35 more characters of this alphabet.
 _GOOGLE_KEY = re.compile(r"AIza[0-9A-Za-z_\-]{35}")
+_GOOGLE_KEY_LENGTH: Final = 39
 _MIN_SECRET: Final = 8  # shorter "keys" would redact ordinary words
 _warned: set[str] = set()
 
@@ -47,12 +48,15 @@ def warn_once(topic: str, message: str, *args: object) -> None:
 class Secrets:
     """The API keys this process uses (environment, each client seen), to redact from text."""
 
-    __slots__ = ("_keys", "_lock", "_margin")
+    __slots__ = ("_keys", "_lock", "_margin", "safe_below")
 
     def __init__(self, keys: Iterable[str | None] = ()) -> None:
         self._lock = threading.Lock()
         self._keys: tuple[str, ...] = ()
         self._margin = 64
+        # A text shorter than this can hold no key, known or Google-shaped: callers on the
+        # hot path (a response id per call) skip ``clean`` for it.
+        self.safe_below = _GOOGLE_KEY_LENGTH
         for key in keys:
             self.add(key)
 
@@ -63,6 +67,7 @@ class Secrets:
             if key not in self._keys:  # a tuple swapped whole: readers never lock
                 self._keys = (*self._keys, key)
                 self._margin = max(self._margin, len(key))
+                self.safe_below = min(self.safe_below, len(key))
 
     def clean(self, text: str, limit: int | None = MAX_TEXT, *, tail: bool = False) -> str:
         """``text`` without any known or Google-shaped key, at most ``limit`` characters (its

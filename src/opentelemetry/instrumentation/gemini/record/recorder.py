@@ -257,7 +257,11 @@ class Recorder:
             attrs[A.GEN_AI_RESPONSE_MODEL] = names[0]
             response_model = names[1]  # from here on, as metrics count it
         if response_id:
-            attrs[A.GEN_AI_RESPONSE_ID] = self.secrets.clean(response_id, MAX_NAME)
+            attrs[A.GEN_AI_RESPONSE_ID] = (
+                response_id
+                if len(response_id) < self.secrets.safe_below
+                else self.secrets.clean(response_id, MAX_NAME)
+            )
         if reasons:
             attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = (
                 reasons if len(reasons) == 1 else list(dict.fromkeys(reasons))

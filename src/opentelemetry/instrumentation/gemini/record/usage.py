@@ -99,6 +99,7 @@ def usage_reader(
     metadata differ only in the output's names (``candidates_*`` / ``response_*``)."""
     read_counts = operator.attrgetter(*count_fields)
     read_details = operator.attrgetter(*detail_fields)
+    limit = MAX_COUNT
 
     def read(meta: Any) -> Usage | None:
         """Returns None when there is no metadata at all, so callers can tell "no usage
@@ -116,19 +117,45 @@ def usage_reader(
             traffic = getattr(meta, "traffic_type", None)
         prompt, cached, candidates, thoughts, tool_use, total = counts
         prompt_d, cached_d, candidates_d, tool_use_d = details
-        # Anything but a positive int (None, a float, a mock) reads as 0; beyond MAX_COUNT,
-        # clamped.
+        # A positive int up to MAX_COUNT as it is; None and 0 (most fields of most answers) as
+        # 0 without a call; anything else (a float, a mock, beyond MAX_COUNT) through count().
         return Usage(
-            prompt if type(prompt) is int and 0 < prompt <= MAX_COUNT else count(prompt),
-            cached if type(cached) is int and 0 < cached <= MAX_COUNT else count(cached),
+            (
+                prompt
+                if type(prompt) is int and 0 < prompt <= limit
+                else count(prompt)
+                if prompt
+                else 0
+            ),
+            (
+                cached
+                if type(cached) is int and 0 < cached <= limit
+                else count(cached)
+                if cached
+                else 0
+            ),
             (
                 candidates
-                if type(candidates) is int and 0 < candidates <= MAX_COUNT
+                if type(candidates) is int and 0 < candidates <= limit
                 else count(candidates)
+                if candidates
+                else 0
             ),
-            thoughts if type(thoughts) is int and 0 < thoughts <= MAX_COUNT else count(thoughts),
-            tool_use if type(tool_use) is int and 0 < tool_use <= MAX_COUNT else count(tool_use),
-            total if type(total) is int and 0 < total <= MAX_COUNT else count(total),
+            (
+                thoughts
+                if type(thoughts) is int and 0 < thoughts <= limit
+                else count(thoughts)
+                if thoughts
+                else 0
+            ),
+            (
+                tool_use
+                if type(tool_use) is int and 0 < tool_use <= limit
+                else count(tool_use)
+                if tool_use
+                else 0
+            ),
+            (total if type(total) is int and 0 < total <= limit else count(total) if total else 0),
             None if traffic is None else enum_text(traffic),
             by_modality(prompt_d) if prompt_d else _EMPTY,
             by_modality(cached_d) if cached_d else _EMPTY,
@@ -170,7 +197,6 @@ def sum_usages(usages: list[Usage]) -> Usage:
 
 
 _SERVICE_TIER_HEADER = "x-gemini-service-tier"
-_NO_FIELDS: dict[str, Any] = {}
 
 
 def served_tier(response: Any) -> str | None:
@@ -185,9 +211,12 @@ def served_tier(response: Any) -> str | None:
         if tier is None:
             # google-genai 3.6's usage metadata has no service_tier field: a getattr that
             # misses runs pydantic's __getattr__ (microseconds), so look in the instance dict.
-            meta = getattr(response, "usage_metadata", None)
-            tier = enum_text(getattr(meta, "__dict__", _NO_FIELDS).get("service_tier"))
-    except AttributeError:
+            meta = response.usage_metadata
+            tier = None if meta is None else meta.__dict__.get("service_tier")
+            if tier is None:
+                return None
+            tier = enum_text(tier)
+    except AttributeError:  # a look-alike without these fields
         return None
     if not isinstance(tier, str) or not tier or len(tier) > 32:
         return None

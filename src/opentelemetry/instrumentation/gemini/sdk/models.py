@@ -48,29 +48,41 @@ def _start(
     config = kwargs.get("config")
     if config is not None and not patches.request_hooks:
         patches.add_request_hooks_for(config)  # before the SDK runs: this call's rounds count
+    api = getattr(instance, "_api_client", None)
+    client = patches.last_client
+    if client is None or client[0] is not api:  # another client than the latest call's
+        client = _client(patches, api)
+        if client is None:
+            return None
+    return patches.recorder.start(
+        kwargs.get("model"),
+        config,
+        kwargs.get("contents"),
+        vertex=client[1],
+        base_url=client[2],
+        stream=stream,
+        is_async=is_async,
+        operation=operation,
+        reader=reader,
+        project=client[3],
+    )
+
+
+def _client(patches: Patches, api: Any) -> tuple[Any, bool, str | None, str | None] | None:
+    """What a call needs of its SDK client (Vertex mode, base URL, a Vertex project), read
+    when a call comes from another client than the latest one's (which also teaches us its
+    key, to redact). Kept as one tuple: threads swap it whole."""
     try:
-        api = getattr(instance, "_api_client", None)
-        if api is not patches.last_client:  # a client's first call: learn its key to redact
-            patches.last_client = api
-            patches.recorder.secrets.add(getattr(api, "api_key", None))
+        patches.recorder.secrets.add(getattr(api, "api_key", None))
         vertex = bool(getattr(api, "vertexai", False))
         base_url = getattr(getattr(api, "_http_options", None), "base_url", None)
         project = getattr(api, "project", None) if vertex else None
     except Exception:
         _logger.debug("gemini instrumentation: unexpected SDK client", exc_info=True)
         return None
-    return patches.recorder.start(
-        kwargs.get("model"),
-        config,
-        kwargs.get("contents"),
-        vertex=vertex,
-        base_url=base_url,
-        stream=stream,
-        is_async=is_async,
-        operation=operation,
-        reader=reader,
-        project=project if isinstance(project, str) and project else None,
-    )
+    client = (api, vertex, base_url, project if isinstance(project, str) and project else None)
+    patches.last_client = client
+    return client
 
 
 def _calls(

@@ -75,7 +75,8 @@ class Patches:
         self.recorder = recorder
         self.request_hooks = False  # read without the lock on every call: set once, never reset
         self.closed = False  # set by unpatch: a hook still reachable then passes calls through
-        self.last_client: Any = None  # the SDK client of the latest call (see _start)
+        # The SDK client of the latest call, with what calls read of it (see models._client).
+        self.last_client: tuple[Any, bool, str | None, str | None] | None = None
         # (owner, method, what the class held before, our hook)
         self._hooked: list[tuple[Any, str, Any, Method]] = []
         self._lock = threading.Lock()
