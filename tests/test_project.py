@@ -72,6 +72,33 @@ def test_a_vertex_client_carries_its_own_project(fake: FakeGemini, telemetry: Te
         assert point.attributes["gcp.gemini.project"] == "fake-project"
 
 
+def test_calls_from_clients_in_turn_each_carry_their_own_client(
+    fake: FakeGemini, telemetry: Telemetry
+) -> None:
+    """What a call reads of its client (Vertex mode, project, endpoint) is kept per client,
+    not per process: a Developer API client and a Vertex one taking turns, on threads too."""
+    import threading
+
+    developer, vertex = make_client(fake), make_client(fake, vertexai=True)
+    order = [developer, vertex, developer, vertex, vertex, developer]
+    for client in order:
+        client.models.generate_content(model=MODEL, contents="x")
+    threads = [
+        threading.Thread(target=c.models.generate_content, kwargs={"model": MODEL, "contents": "x"})
+        for c in order * 5
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seen = [
+        (s.attributes["gen_ai.provider.name"], s.attributes.get("gcp.gemini.project"))
+        for s in telemetry.spans()
+    ]
+    assert seen.count(("gcp.gemini", None)) == 18
+    assert seen.count(("gcp.vertex_ai", "fake-project")) == 18
+
+
 @pytest.mark.parametrize("status", [429, 403])
 def test_the_project_is_learned_from_an_error_info_consumer(
     fake: FakeGemini, client: Any, telemetry: Telemetry, status: int
