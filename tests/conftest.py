@@ -156,6 +156,36 @@ def client(fake: FakeGemini) -> genai.Client:
     return make_client(fake)
 
 
+# One event loop per test for the async calls it makes: google-genai 2.x (what Python 3.10
+# installs) binds a client's async HTTP client to the loop of its first call, so a client used
+# from two asyncio.run() loops fails ("Event loop is closed"). Tests about loops and the garbage
+# collector make their own.
+_loop: asyncio.AbstractEventLoop | None = None
+
+
+@pytest.fixture(autouse=True)
+def _event_loop() -> Iterator[None]:
+    global _loop
+    yield
+    if _loop is not None:
+        loop, _loop = _loop, None
+        try:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+            loop.run_until_complete(asyncio.sleep(0))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def run_async(awaitable: Any) -> Any:
+    """``asyncio.run`` on the test's own loop (see ``_event_loop``)."""
+    global _loop
+    if _loop is None:
+        _loop = asyncio.new_event_loop()
+    return _loop.run_until_complete(awaitable)
+
+
 ENTRYPOINTS = ("sync", "async", "sync_stream", "async_stream")
 
 
@@ -178,7 +208,7 @@ def call_gemini(
         stream = await client.aio.models.generate_content_stream(model=model, **kwargs)
         return [chunk async for chunk in stream]
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 @pytest.fixture(params=ENTRYPOINTS)

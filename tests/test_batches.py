@@ -4,7 +4,6 @@ the tier's limit, and batch spend apart from online spend on the counters."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from conftest import Telemetry, make_client
+from conftest import Telemetry, make_client, run_async
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor, record_batch_results
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
     FakeGemini,
@@ -47,7 +46,7 @@ def _run(client: Any, mode: str, method: str, **kwargs: Any) -> Any:
             return list(result.page)
         return result
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def _requests(*texts: str) -> list[dict[str, Any]]:

@@ -9,14 +9,13 @@ answer's create/update time to its expire time, so the two never need to agree.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from google.genai import errors, types
 
-from conftest import Telemetry, call_gemini, make_client
+from conftest import Telemetry, call_gemini, make_client, run_async
 from opentelemetry.instrumentation.gemini import instrumentor, quota_status
 from opentelemetry.instrumentation.gemini.billing.grounding import GroundingRule
 from opentelemetry.instrumentation.gemini.record import grounding as grounding_module
@@ -67,7 +66,7 @@ def clock(telemetry: Telemetry) -> FakeClock:
 def _run(mode: str, sync: Callable[[], Any], async_: Callable[[], Any]) -> Any:
     if mode == "sync":
         return sync()
-    return asyncio.run(async_())
+    return run_async(async_())
 
 
 def _create(client: Any, mode: str, ttl: str = "3600s", model: str = FLASH) -> Any:

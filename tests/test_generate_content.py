@@ -11,7 +11,7 @@ import pytest
 from google.genai import errors, types
 from opentelemetry.trace import SpanKind, StatusCode
 
-from conftest import FAKE_KEY, Telemetry, call_gemini, make_client
+from conftest import FAKE_KEY, Telemetry, call_gemini, make_client, run_async
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
 
 STREAMS = ("sync_stream", "async_stream")
@@ -293,7 +293,7 @@ def test_async_calls_run_concurrently_each_with_its_own_span(
             *(client.aio.models.generate_content(model=f"m-{i}", contents="x") for i in range(8))
         )
 
-    asyncio.run(many())
+    run_async(many())
     names = sorted(s.name for s in telemetry.spans())
     assert names == sorted(f"generate_content m-{i}" for i in range(8))
     assert all(s.parent is None for s in telemetry.spans())

@@ -4,7 +4,6 @@ prices, a video operation priced once however often it is polled, 429s on every 
 
 from __future__ import annotations
 
-import asyncio
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 from google.genai import errors, types
 
-from conftest import Telemetry, make_client
+from conftest import Telemetry, make_client, run_async
 from opentelemetry.instrumentation.gemini import quota_status
 from opentelemetry.instrumentation.gemini.billing.units import unit_prices
 from opentelemetry.instrumentation.gemini.record.long_running import LongRunning
@@ -49,7 +48,7 @@ def _run(client: Any, mode: str, method: str, *args: Any, **kwargs: Any) -> Any:
         async def run() -> Any:
             return await getattr(owner, method)(*args, **kwargs)
 
-        return asyncio.run(run())
+        return run_async(run())
 
 
 # Each Imagen method: (method, model, kwargs, operation name on the span).

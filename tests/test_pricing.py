@@ -761,8 +761,11 @@ def test_genai_prices_flex_and_priority_variants_win(
 ) -> None:
     # genai-prices carries flex/priority rates for the Gemini 3.8 TTS models: use them.
     meta = USAGES["text"]
-    cost = book.cost("gemini-3.8-flash-tts", our_usage(meta), traffic_type=traffic, at=AT)
     expected = genai_prices_total("gemini-3.8-flash-tts", meta, AT, price_context=context)
+    if expected == genai_prices_total("gemini-3.8-flash-tts", meta, AT):
+        # An older genai-prices (0.1.x, the last for Python 3.10) has no such variant.
+        pytest.skip(f"genai-prices {genai_prices.__version__} has no {traffic} rates for it")
+    cost = book.cost("gemini-3.8-flash-tts", our_usage(meta), traffic_type=traffic, at=AT)
     assert cost is not None and close(cost.total, expected)
     # Flex: 12,345 x 0.25 + 1,579 x 4.5 per 1M (introductory rates, 2026-10-15 to 2026-12-31)
     if traffic == "ON_DEMAND_FLEX":

@@ -5,8 +5,8 @@ The parser itself is unit-tested in test_quota_errors.py and the window maths in
 test_quota_windows.py; here the question is what a user sees in telemetry.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: google-genai 2.x reads the tools' annotations
+# as types to declare them to the model, and cannot read them as strings.
 import asyncio
 import json
 import logging
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from google.genai import errors, types
 
-from conftest import ENTRYPOINTS, Telemetry, call_gemini, make_client
+from conftest import ENTRYPOINTS, Telemetry, call_gemini, make_client, run_async
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor
 from opentelemetry.instrumentation.gemini.config import ENV_LIMITS_FILE
 from opentelemetry.instrumentation.gemini.quota.limits import LimitsFileError, LimitTable
@@ -701,7 +701,7 @@ def test_concurrent_asyncio_tasks_give_exact_counts(fake: FakeGemini, instrument
         in_flight = asyncio.Semaphore(THREADS)
         await asyncio.gather(*(one(i, in_flight) for i in range(calls)))
 
-    asyncio.run(run())
+    run_async(run())
     assert_exact_counts(telemetry, calls, rejected)
 
 

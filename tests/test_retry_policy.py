@@ -5,7 +5,6 @@ would have raised, and records what it did on the span. The default, "sdk", chan
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from google.genai import errors, types
 
-from conftest import Telemetry, make_client
+from conftest import Telemetry, make_client, run_async
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
     FakeGemini,
@@ -44,7 +43,7 @@ def _429(quota_id: str, delay: float = ASKED) -> Reply:
 
 def _generate(client: Any, mode: str) -> Any:
     if mode == "async":
-        return asyncio.run(client.aio.models.generate_content(model=MODEL, contents="x"))
+        return run_async(client.aio.models.generate_content(model=MODEL, contents="x"))
     if mode == "stream":  # the 429 answers the request that opens the stream
         return list(client.models.generate_content_stream(model=MODEL, contents="x"))[-1]
     return client.models.generate_content(model=MODEL, contents="x")

@@ -3,9 +3,8 @@ spans and its rounds as events, content as the semconv event (logs API) and/or s
 by capture mode, in the semconv message schema, and a content uploader that keeps content out
 of telemetry. All through the real client against the fake server."""
 
-from __future__ import annotations
-
-import asyncio
+# No `from __future__ import annotations` here: google-genai 2.x reads the tools' annotations
+# as types to declare them to the model, and cannot read them as strings.
 import json
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.trace import SpanKind, StatusCode
 
-from conftest import Telemetry, call_gemini
+from conftest import Telemetry, call_gemini, run_async
 from opentelemetry.instrumentation.gemini import FileSystemUploader
 from opentelemetry.instrumentation.gemini.config import Settings
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
@@ -557,7 +556,7 @@ def test_a_coroutine_tool_of_an_async_call_gets_its_span(
     fake.enqueue(
         MODEL, Reply(usage=ROUND_1, extra=_calls("lookup")), Reply(usage=ROUND_2, text="ok")
     )
-    assert asyncio.run(run()).text == "ok"
+    assert run_async(run()).text == "ok"
     [tool] = [s for s in telemetry.all_spans() if s.name == "execute_tool lookup"]
     assert tool.attributes["gen_ai.tool.call.id"] == "call-1"
     assert tool.parent.span_id == telemetry.span().context.span_id
