@@ -129,3 +129,23 @@ def test_snippet_runs_as_written(snippet: Snippet) -> None:
         # The zero-code recipe: the console exporter printed a priced span.
         assert '"name": "generate_content gemini-2.5-flash"' in out.stdout, out.stdout
         assert '"gen_ai.usage.cost.amount"' in out.stdout
+
+
+# `test_file.py::test_name` names a test; a bare `::test_name` is in the file named last before it.
+TEST_REFERENCE = re.compile(r"`(test_\w+\.py)?::(test_\w+)`|`(test_\w+\.py)`")
+
+
+def test_every_test_readme_names_exists() -> None:
+    """README's Guarantees back each promise with named tests: a renamed or moved test must not
+    leave a promise pointing at nothing."""
+    missing = []
+    current = None
+    for match in TEST_REFERENCE.finditer(README.read_text(encoding="utf-8")):
+        current = match.group(1) or match.group(3) or current
+        name = match.group(2)
+        if name is None:
+            continue
+        source = (ROOT / "tests" / str(current)).read_text(encoding="utf-8")
+        if not re.search(rf"^(async )?def {name}\(", source, re.M):
+            missing.append(f"{current}::{name}")
+    assert not missing
