@@ -17,7 +17,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from conftest import Telemetry, make_client, run_async
-from opentelemetry.instrumentation.gemini import GeminiInstrumentor, record_batch_results
+from opentelemetry.instrumentation.gemini import (
+    GeminiInstrumentor,
+    quota_status,
+    record_batch_results,
+)
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
     FakeGemini,
     Reply,
@@ -173,10 +177,16 @@ def test_enqueued_tokens_gauge_against_the_tier_limit(
     assert gauge("gcp.gemini.quota.usage") == 200
     assert gauge("gcp.gemini.quota.limit") == 3_000_000  # limits.json, tier_1 gemini-2.5-flash
     assert gauge("gcp.gemini.quota.utilization") == pytest.approx(200 / 3_000_000)
+    status = quota_status(MODEL)  # the in-process read says what the gauges say
+    assert status is not None
+    assert status.usage["batch_enqueued_tokens"] == 200
+    assert status.limits["batch_enqueued_tokens"] == 3_000_000
+    assert status.utilization["batch_enqueued_tokens"] == pytest.approx(200 / 3_000_000)
     client.batches.get(name=job.name)  # running: still enqueued
     assert gauge("gcp.gemini.quota.usage") == 200
     client.batches.get(name=job.name)  # succeeded: done
     assert gauge("gcp.gemini.quota.usage") == 0
+    assert quota_status(MODEL).usage["batch_enqueued_tokens"] == 0  # type: ignore[union-attr]
 
     other = client.batches.create(model=MODEL, src=_requests("c" * 40))
     assert gauge("gcp.gemini.quota.usage") == 10

@@ -17,6 +17,7 @@ from google import genai
 from google.genai import errors, types
 
 from conftest import FAKE_KEY, Telemetry
+from opentelemetry.instrumentation.gemini import quota_status
 from opentelemetry.instrumentation.gemini.record.call import drain_abandoned
 from opentelemetry.instrumentation.gemini.testing.fake_live import (
     FakeLive,
@@ -166,12 +167,17 @@ async def test_cost_and_tokens_accrue_per_message_while_the_session_is_open(
             "gcp.gemini.quota.utilization", gcp__gemini__quota__dimension="live_sessions"
         )
         assert [p.value for p in utilization] == [pytest.approx(1 / 50)]
+        status = quota_status(MODEL)  # the in-process read says what the gauges say
+        assert status is not None
+        assert status.usage["live_sessions"] == 1 and status.limits["live_sessions"] == 50
+        assert status.utilization["live_sessions"] == pytest.approx(1 / 50)
         assert tel.spans() == ()
         await say(session)
         assert tel.total("gcp.gemini.cost") == pytest.approx(
             usd(text_in=1000, audio_out=500) + usd(text_in=2000, audio_out=100)
         )
     assert sessions_open(tel) == 0
+    assert quota_status(MODEL).usage["live_sessions"] == 0  # type: ignore[union-attr]
     assert tel.span().attributes["gen_ai.usage.cost.amount"] == pytest.approx(
         tel.total("gcp.gemini.cost")
     )

@@ -24,7 +24,7 @@ from types import MappingProxyType
 
 from . import instrumentor
 from .record.forecast import ProcessForecast, forecast
-from .record.instruments import utilization
+from .record.instruments import BATCH_DIM, SESSIONS_DIM, utilization
 from .record.request import normalize_model
 
 __all__ = ["ProcessForecast", "QuotaStatus", "quota_status"]
@@ -36,7 +36,10 @@ class QuotaStatus:
 
     Dimension keys are ``"rpm"`` (requests in the last minute), ``"tpm"`` (input tokens in the
     last minute) and ``"rpd"`` (requests since midnight America/Los_Angeles). Requests count
-    every HTTP attempt, the SDK's retries and 429s included, as Google counts them.
+    every HTTP attempt, the SDK's retries and 429s included, as Google counts them. For a model
+    that had a Live API session or a Batch API job in this process, as the gauges report them:
+    ``"live_sessions"`` (sessions open now) and ``"batch_enqueued_tokens"`` (tokens in its
+    unfinished jobs, an estimate at 4 characters a token).
     """
 
     model: str
@@ -75,6 +78,16 @@ def quota_status(model: str) -> QuotaStatus | None:
     tier, source = recorder.tier, recorder.tier_source
     limits = recorder.quota_limits(name, tier)
     usage = recorder.quota_usage(name)
+    instruments = recorder.instruments
+    for dimension, positions in (
+        (SESSIONS_DIM, instruments.sessions(recorder)),
+        (BATCH_DIM, instruments.batch_positions(recorder)),
+    ):
+        for model_name, used, limit in positions:
+            if model_name == name:
+                usage[dimension] = used
+                if limit is not None:
+                    limits[dimension] = limit
     spend = recorder.spend_10m()
     spend_limit = recorder.spend_limit_10m(tier)
     retry = recorder.last_retry.get(name)

@@ -141,12 +141,12 @@ class Instruments:
             for dim, value in limits.items()
         ] + [
             Observation(int64(limit), _gauge_attrs(model, tier, BATCH_DIM, recorder.project))
-            for model, _tokens, limit in self._batch_positions(recorder)
+            for model, _tokens, limit in self.batch_positions(recorder)
             if limit is not None
         ]
         out.extend(
             Observation(limit, _gauge_attrs(model, tier, _SESSIONS, recorder.project))
-            for model, _open, limit in self._sessions(recorder)
+            for model, _open, limit in self.sessions(recorder)
             if limit is not None
         )
         return out
@@ -166,11 +166,11 @@ class Instruments:
         )
         out.extend(
             Observation(n, _gauge_attrs(model, tier, _SESSIONS, recorder.project))
-            for model, n, _limit in self._sessions(recorder)
+            for model, n, _limit in self.sessions(recorder)
         )
         out += [
             Observation(int64(tokens), _gauge_attrs(model, tier, BATCH_DIM, recorder.project))
-            for model, tokens, _limit in self._batch_positions(recorder)
+            for model, tokens, _limit in self.batch_positions(recorder)
         ]
         return out
 
@@ -194,17 +194,17 @@ class Instruments:
             )
         out.extend(
             Observation(n / limit, _gauge_attrs(model, tier, _SESSIONS, recorder.project))
-            for model, n, limit in self._sessions(recorder)
+            for model, n, limit in self.sessions(recorder)
             if limit
         )
         out += [
             Observation(tokens / limit, _gauge_attrs(model, tier, BATCH_DIM, recorder.project))
-            for model, tokens, limit in self._batch_positions(recorder)
+            for model, tokens, limit in self.batch_positions(recorder)
             if limit
         ]
         return out
 
-    def _sessions(self, recorder: Recorder) -> list[tuple[str, int, int | None]]:
+    def sessions(self, recorder: Recorder) -> list[tuple[str, int, int | None]]:
         """(model, Live sessions open now, the tier's concurrent session limit) for every model
         that had a session in this process."""
         limits, tier = recorder.limits, recorder.tier
@@ -214,7 +214,7 @@ class Instruments:
             out.append((model, n, found.live_sessions if found is not None else None))
         return out
 
-    def _batch_positions(self, recorder: Recorder) -> list[tuple[str, int, int | None]]:
+    def batch_positions(self, recorder: Recorder) -> list[tuple[str, int, int | None]]:
         """(model, tokens enqueued in unfinished Batch API jobs, the tier's limit) per model
         this process enqueued a job for."""
         return [
@@ -235,6 +235,7 @@ class Instruments:
 
 
 BATCH_DIM = A.QUOTA_DIMENSION_BATCH_ENQUEUED
+SESSIONS_DIM = _SESSIONS
 
 
 def utilization(usage: dict[str, int], limits: dict[str, int]) -> dict[str, float]:
