@@ -298,6 +298,12 @@ DASHBOARD_EXPECTATIONS: dict[tuple[str, str], Callable[[Run], Expected]] = {
             lambda t: sum(run.batch_cost[t].values())
         ),
     },
+    ("Spend today by operation", "A"): lambda run: {
+        s(gen_ai_operation_name="generate_content"): run.increase(
+            lambda t: sum(run.cost[t].values())
+        ),
+        s(gen_ai_operation_name="batches"): run.increase(lambda t: sum(run.batch_cost[t].values())),
+    },
     ("Batch enqueued tokens against the limit", "A"): lambda run: {
         s(gen_ai_request_model=app.FLASH, gcp_gemini_tier=t): 2 * app.BATCH_ENQUEUED for t in TIERS
     },
