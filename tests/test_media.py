@@ -351,3 +351,52 @@ def test_long_running_memory_is_bounded() -> None:
     memory.first_done("d")
     memory.first_done("e")  # "c" is forgotten: a poll after that would price it again
     assert memory.first_done("c")[0] is True
+
+
+_DEPRECATED_CALL = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import make_client
+from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini
+
+if {instrumented!r}:
+    from opentelemetry.instrumentation.gemini import GeminiInstrumentor
+
+    GeminiInstrumentor().instrument()
+
+
+class Fake:
+    url = {url!r}
+
+
+client = make_client(Fake(), vertexai=True)
+client.models.generate_videos(model={model!r}, prompt="a cat")  # deprecated: prompt=
+"""
+
+
+def test_the_sdks_deprecation_warning_still_names_the_apps_line(
+    fake: FakeGemini, tmp_path: Any
+) -> None:
+    """generate_videos(prompt=...) warns with stacklevel=2. Hooked above the SDK's method, the
+    warning named our hook instead of the app's line, and Python's default filters (which show
+    a DeprecationWarning only when __main__ triggers it) hid it from the app."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = str(Path(__file__).resolve().parent)
+    outputs = []
+    for instrumented in (False, True):
+        fake.enqueue(VEO, Reply())
+        script = tmp_path / f"app_{instrumented}.py"
+        script.write_text(
+            _DEPRECATED_CALL.format(tests=tests, instrumented=instrumented, url=fake.url, model=VEO)
+        )
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+        )
+        lines = [ln for ln in done.stderr.splitlines() if "DeprecationWarning" in ln]
+        outputs.append([ln.replace(str(script), "APP") for ln in lines])
+    bare, ours = outputs
+    assert bare and bare[0].startswith("APP:")  # shown, and at the app's line
+    assert ours == bare

@@ -298,8 +298,11 @@ MEDIA_TARGETS: Targets = (
     (_M, "AsyncModels.recontext_image", _recontext_async),
     (_M, "Models.segment_image", _segment_sync),
     (_M, "AsyncModels.segment_image", _segment_async),
-    (_M, "Models.generate_videos", _videos_sync),
-    (_M, "AsyncModels.generate_videos", _videos_async),
+    # Below the public method where the SDK has it (2.x on): generate_videos warns about its
+    # deprecated arguments with stacklevel=2, and a hook above it would take the app's place in
+    # the warning (hiding it: Python shows DeprecationWarning for __main__ only).
+    (_M, "Models._generate_videos|Models.generate_videos", _videos_sync),
+    (_M, "AsyncModels._generate_videos|AsyncModels.generate_videos", _videos_async),
     ("google.genai.operations", "Operations.get", _get_sync),
     ("google.genai.operations", "AsyncOperations.get", _get_async),
 )
