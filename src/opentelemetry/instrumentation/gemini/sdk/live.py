@@ -66,22 +66,6 @@ read_live_usage = usage_reader(
 )
 
 
-_COUNTS_NAMES = (
-    "prompt_token_count",
-    "cached_content_token_count",
-    "response_token_count",
-    "thoughts_token_count",
-    "tool_use_prompt_token_count",
-    "total_token_count",
-)
-_DETAILS_NAMES = (
-    "prompt_tokens_details",
-    "cache_tokens_details",
-    "response_tokens_details",
-    "tool_use_prompt_tokens_details",
-)
-
-
 class _Connect:
     """What our ``connect`` hook returns in place of the SDK's context manager: the same
     ``async with`` protocol, yielding the SDK's own session object untouched."""
