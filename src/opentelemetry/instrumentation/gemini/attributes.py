@@ -60,7 +60,6 @@ TOKEN_TYPE_OUTPUT: Final = "output"
 GEMINI_TIER: Final = "gcp.gemini.tier"
 GEMINI_TIER_SOURCE: Final = "gcp.gemini.tier.source"
 GEMINI_PROJECT: Final = "gcp.gemini.project"  # the Google Cloud project quota and bills count in
-GEMINI_PROJECT_SOURCE: Final = "gcp.gemini.project.source"  # config, client, error_info
 GEMINI_SERVICE_TIER: Final = "gcp.gemini.service_tier"  # the tier that served the call
 GEMINI_EMBEDDINGS_COUNT: Final = "gcp.gemini.embeddings.count"  # embeddings returned (inputs)
 GEMINI_BILLABLE_CHARACTERS: Final = "gcp.gemini.usage.billable_characters"  # Vertex embeddings
@@ -265,7 +264,6 @@ METRIC_SPEND: Final = "gcp.gemini.spend"  # this process's billed USD in the cur
 METRIC_QUOTA_DAY_REMAINING: Final = "gcp.gemini.quota.day_remaining"  # s to Pacific midnight
 METRIC_QUOTA_DAY_ELAPSED: Final = "gcp.gemini.quota.day_elapsed"  # s since Pacific midnight
 GEMINI_BUDGET_PERIOD: Final = "gcp.gemini.budget.period"  # "day" or "month", Pacific calendar
-BUDGET_PERIODS: Final = ("day", "month")
 
 # The opt-in retry policy (sdk/retry_policy.py): what it did before the SDK's next attempt.
 GEMINI_RETRY_POLICY: Final = "gcp.gemini.retry.policy"  # "respect_retry_info"
