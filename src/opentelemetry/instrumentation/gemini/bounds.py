@@ -96,13 +96,13 @@ def name(text: str) -> str:
     return text if len(text) <= MAX_NAME else text[:MAX_NAME]
 
 
-def count(value: object) -> int:
-    """A token count as we record it: a positive int up to MAX_COUNT, else 0 (not a count) or
-    MAX_COUNT (clamped, with one warning)."""
+def count(value: object, what: str = "token count") -> int:
+    """A token count (or another count: ``what``) as we record it: a positive int up to
+    MAX_COUNT, else 0 (not a count) or MAX_COUNT (clamped, with one warning per ``what``)."""
     if type(value) is not int or value <= 0:
         return 0
     if value > MAX_COUNT:
-        warn_once("count", "a token count of %d was clamped to %d", value, MAX_COUNT)
+        warn_once(what, "a %s of %d was clamped to %d", what, value, MAX_COUNT)
         return MAX_COUNT
     return value
 

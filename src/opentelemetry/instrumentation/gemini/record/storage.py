@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from .. import attributes as A
-from ..bounds import warn_once
+from ..bounds import int64, warn_once
 from .counters import MonotonicSums
 from .operations import CREATE_CACHE
 
@@ -267,7 +267,9 @@ class StorageMeter:
             return out
 
     def _observe_tokens(self, _options: CallbackOptions) -> Iterable[Observation]:
-        return [Observation(t, _attrs(k)) for k, (t, _usd) in self._per_model().items()]
+        # Each cache's tokens are clamped, but thousands of them may still sum beyond int64,
+        # which would fail the whole OTLP export: saturate, as the counters do.
+        return [Observation(int64(t), _attrs(k)) for k, (t, _usd) in self._per_model().items()]
 
     def _observe_rate(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(usd, _attrs(k)) for k, (_t, usd) in self._per_model().items()]

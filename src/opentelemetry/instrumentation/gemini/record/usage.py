@@ -7,13 +7,19 @@ never disagree about how many tokens a call used.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..bounds import MAX_COUNT, count
 
 _EMPTY: dict[str, int] = {}
+# Modalities are a handful of short names; each becomes a span attribute key, so an answer (or
+# a batch's thousands) naming made-up ones must not grow them: Google's are always kept, others
+# while fewer than _MAX_MODALITIES are and if short. Their tokens are priced at the base rate.
+_MODALITIES = frozenset({"text", "image", "audio", "video", "document", "modality_unspecified"})
+_MAX_MODALITIES = 8
+_MAX_MODALITY = 32
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs ~1 us a call; never mutated
@@ -69,7 +75,10 @@ def by_modality(details: Any) -> dict[str, int]:
         text = modality if isinstance(modality, str) else enum_text(modality)
         if text:
             key = text.lower()
-            out[key] = out.get(key, 0) + n
+            if key in out:
+                out[key] = min(out[key] + n, MAX_COUNT)
+            elif key in _MODALITIES or (len(out) < _MAX_MODALITIES and len(key) <= _MAX_MODALITY):
+                out[key] = n
     return out
 
 
@@ -174,20 +183,29 @@ def _merge(maps: list[dict[str, int]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for counts in maps:
         for key, n in counts.items():
-            out[key] = out.get(key, 0) + n
+            if key in out:
+                out[key] = min(out[key] + n, MAX_COUNT)
+            elif key in _MODALITIES or len(out) < _MAX_MODALITIES:
+                out[key] = n
     return out
+
+
+def _sum(values: Iterable[int]) -> int:
+    """Counts of several requests added up, clamped as one count is: a batch's thousands of
+    responses, each at MAX_COUNT, must still sum within int64."""
+    return count(sum(values))
 
 
 def sum_usages(usages: list[Usage]) -> Usage:
     """One call's usage when it made several billed requests (automatic function calling
     rounds, continuation hops): each request is billed on its own, so counts add up."""
     return Usage(
-        prompt_tokens=sum(u.prompt_tokens for u in usages),
-        cached_tokens=sum(u.cached_tokens for u in usages),
-        candidates_tokens=sum(u.candidates_tokens for u in usages),
-        thoughts_tokens=sum(u.thoughts_tokens for u in usages),
-        tool_use_prompt_tokens=sum(u.tool_use_prompt_tokens for u in usages),
-        total_tokens=sum(u.total_tokens for u in usages),
+        prompt_tokens=_sum(u.prompt_tokens for u in usages),
+        cached_tokens=_sum(u.cached_tokens for u in usages),
+        candidates_tokens=_sum(u.candidates_tokens for u in usages),
+        thoughts_tokens=_sum(u.thoughts_tokens for u in usages),
+        tool_use_prompt_tokens=_sum(u.tool_use_prompt_tokens for u in usages),
+        total_tokens=_sum(u.total_tokens for u in usages),
         traffic_type=usages[-1].traffic_type if usages else None,
         prompt_by_modality=_merge([u.prompt_by_modality for u in usages]),
         cached_by_modality=_merge([u.cached_by_modality for u in usages]),

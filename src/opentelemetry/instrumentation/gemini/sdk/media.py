@@ -48,8 +48,10 @@ def _text(value: Any) -> str | None:
     return value[:MAX_NAME] if isinstance(value, str) and value else None
 
 
-def _positive(value: Any) -> int | None:
-    return value if type(value) is int and value > 0 else None
+def _positive(value: Any, what: str) -> int | None:
+    """A count the caller asked for (images, videos, seconds), clamped as token counts are:
+    the SDK sends any int, and one beyond int64 on a span would break its OTLP export."""
+    return count(value, what) or None
 
 
 # --- requests: pure, read before the SDK runs -------------------------------------------------
@@ -57,7 +59,11 @@ def image_request(kwargs: dict[str, Any], operation: str) -> Request:
     config = kwargs.get("config")
     attrs: dict[str, Any] = {A.GEN_AI_OUTPUT_TYPE: "image"}
     # upscale_image always asks for one image (the SDK sets it); segment_image answers masks.
-    requested = 1 if operation == ops.UPSCALE_IMAGE else _positive(_get(config, "number_of_images"))
+    requested = (
+        1
+        if operation == ops.UPSCALE_IMAGE
+        else _positive(_get(config, "number_of_images"), "number_of_images")
+    )
     if requested is not None:
         attrs[A.GEMINI_IMAGES_REQUESTED] = requested
     for field, key in (
@@ -76,10 +82,12 @@ def image_request(kwargs: dict[str, Any], operation: str) -> Request:
 def video_request(kwargs: dict[str, Any], model: Any) -> Request:
     config = kwargs.get("config")
     attrs: dict[str, Any] = {}
-    seconds = _positive(_get(config, "duration_seconds"))
+    seconds = _positive(_get(config, "duration_seconds"), "duration_seconds")
     if seconds is None and isinstance(model, str):
         # The API's default duration (an assumption kept in the price data, per model).
-        seconds = _positive(unit_prices().defaults(model).get("default_duration_seconds"))
+        seconds = _positive(
+            unit_prices().defaults(model).get("default_duration_seconds"), "duration_seconds"
+        )
     audio = _get(config, "generate_audio")
     audio = audio if isinstance(audio, bool) else None
     resolution = _text(_get(config, "resolution"))
@@ -93,7 +101,7 @@ def video_request(kwargs: dict[str, Any], model: Any) -> Request:
     aspect = _text(_get(config, "aspect_ratio"))
     if aspect is not None:
         attrs[A.GEMINI_VIDEO_ASPECT_RATIO] = aspect
-    requested = _positive(_get(config, "number_of_videos"))
+    requested = _positive(_get(config, "number_of_videos"), "number_of_videos")
     if requested is not None:
         attrs[A.GEMINI_VIDEOS_REQUESTED] = requested
     return {"attrs": attrs, "seconds": seconds, "audio": audio, "resolution": resolution}
@@ -188,7 +196,7 @@ def operation_units(request: Request, operation: Any, call: Call) -> UnitUsage |
     seconds = submit.get("seconds") if submit is not None else None
     if seconds is None:  # submitted by another process, or no duration known for the model
         return UnitUsage(VIDEO_SECOND, 0, unpriced=A.UNPRICED_UNKNOWN_DURATION)
-    billed = seconds * returned
+    billed = count(seconds * returned, "video seconds")  # both clamped, not their product
     request["attrs"].update(submit["attrs"])
     request["attrs"][A.GEMINI_USAGE_VIDEO_SECONDS] = billed
     conditions = {"audio": submit["audio"], "resolution": submit["resolution"]}

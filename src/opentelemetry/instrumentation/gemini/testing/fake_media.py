@@ -30,6 +30,9 @@ _PNG = (
 _RAI_REASON = "Your current safety filter threshold filtered out a generated image."
 _VIDEO_TYPE = "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse"
 MAX_OPERATIONS = 4096  # operations remembered; a test server never needs more
+# Images or videos answered per request at most: a hostile sampleCount (10**30) is answered
+# with this many rather than building the list it asks for.
+MAX_SAMPLES = 16
 
 
 class FakeMedia:
@@ -59,7 +62,7 @@ class FakeMedia:
 
     def _submit(self, path: str, reply: Reply, payload: dict[str, Any]) -> dict[str, Any]:
         parameters = payload.get("parameters") or {}
-        videos = int(parameters.get("sampleCount") or 1)
+        videos = min(int(parameters.get("sampleCount") or 1), MAX_SAMPLES)
         filtered = min(int(reply.extra.get("filtered", 0)), videos)
         polls = int(reply.extra.get("polls", 1))
         resource = path.strip("/").partition("/")[2].rpartition(":")[0]  # after the version
@@ -106,7 +109,7 @@ def _is_embedding(model: str) -> bool:
 
 def _predict(model: str, reply: Reply, payload: dict[str, Any]) -> dict[str, Any]:
     parameters = payload.get("parameters") or {}
-    n = int(parameters.get("sampleCount") or 1)
+    n = min(int(parameters.get("sampleCount") or 1), MAX_SAMPLES)
     filtered = min(int(reply.extra.get("filtered", 0)), n)
     image = {"bytesBase64Encoded": _PNG, "mimeType": "image/png"}
     if "segmentation" in model:  # masks, each with its labels
