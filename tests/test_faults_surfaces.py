@@ -5,6 +5,8 @@ and the fake server, checked on what the OTLP encoders would export."""
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
 import warnings
 from typing import Any
 
@@ -123,3 +125,24 @@ def test_junk_modalities_do_not_grow_span_attributes(
     assert len(modality_keys) <= 8
     assert all(len(k) <= 64 for k in priced)
     assert priced["gen_ai.usage.input_tokens"] == 3 * 45  # no token lost
+
+
+# --- what we remember is bounded in size, not only in count ----------------------------------
+def test_huge_operation_names_are_not_kept_alive(fake: FakeGemini, telemetry: Telemetry) -> None:
+    """A submit is remembered until its operation is seen done (up to 1,024 of them), keyed by
+    the operation's name: answers naming 1 MB operations kept every such string alive after
+    the app had dropped its operation (1 GB at the bound)."""
+    client = make_client(fake, vertexai=True)
+    prefix = f"projects/p/locations/l/publishers/google/models/{VEO}/operations/"
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(20):
+            fake.enqueue(None, Reply(body={"name": f"{prefix}{i}" + "x" * 1_000_000}))
+            _quietly(lambda: client.models.generate_videos(model=VEO, prompt="a"))
+        telemetry.exporter.clear()  # the spans hold their own (capped) copies
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 5_000_000, kept  # was over 20 MB: every name

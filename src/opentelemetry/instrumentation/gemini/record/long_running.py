@@ -11,6 +11,13 @@ from typing import Any
 
 MAX_PENDING = 1024  # submits remembered until their operation is seen done; oldest dropped
 MAX_DONE = 4096  # operation names seen done; oldest forgotten (a poll after that prices again)
+MAX_KEY = 1024  # characters of a name kept as it is (Vertex's are ~150)
+
+
+def _key(name: str) -> str:
+    """A name as remembered: a longer one by its head and hash, so that thousands of answers
+    naming 1 MB operations do not keep those strings alive after the app dropped them."""
+    return name if len(name) <= MAX_KEY else f"{name[:MAX_KEY]}#{hash(name):x}"
 
 
 class LongRunning:
@@ -23,6 +30,7 @@ class LongRunning:
 
     def submitted(self, name: str, request: Any) -> None:
         """A submit answered with operation ``name``: keep what it asked for (``request``)."""
+        name = _key(name)
         with self._lock:
             self._pending[name] = request
             self._pending.move_to_end(name)
@@ -32,6 +40,7 @@ class LongRunning:
     def first_done(self, name: str) -> tuple[bool, Any]:
         """Whether this is the first time ``name`` is seen done (in this process, within the
         memory bound), and what its submit asked for (None if the submit was not seen here)."""
+        name = _key(name)
         with self._lock:
             if name in self._done:
                 return False, None
@@ -42,6 +51,7 @@ class LongRunning:
 
     def pending(self, name: str) -> Any:
         """What the submit of a not yet done operation asked for, or None."""
+        name = _key(name)
         with self._lock:
             return self._pending.get(name)
 
