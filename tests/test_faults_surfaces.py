@@ -22,6 +22,8 @@ VEO = "veo-3.0-generate-001"
 IMAGEN = "imagen-4.0-fast-generate-001"
 INT64_MAX = 2**63 - 1
 HUGE = 10**30
+# Shaped like a Google API key, built at run time so no key-shaped literal is committed.
+GOOGLE_SHAPED_KEY = "AIza" + "Q" * 35
 
 
 def _int_attributes_fit(telemetry: Telemetry) -> None:
@@ -146,3 +148,23 @@ def test_huge_operation_names_are_not_kept_alive(fake: FakeGemini, telemetry: Te
     finally:
         tracemalloc.stop()
     assert kept < 5_000_000, kept  # was over 20 MB: every name
+
+
+# --- the API key, repeated in an answer's names ----------------------------------------------
+def test_a_key_repeated_in_an_operation_name_is_redacted(
+    fake: FakeGemini, telemetry: Telemetry
+) -> None:
+    """Errors were cleaned of keys, but the names an adapter copies from an answer (here a
+    video operation's, on the submit's and the poll's spans) went out as they were."""
+    client = make_client(fake, vertexai=True)
+    name = f"projects/p/locations/l/publishers/google/models/{VEO}/operations/{GOOGLE_SHAPED_KEY}"
+    fake.enqueue(None, Reply(body={"name": name}), Reply(body={"name": name, "done": False}))
+    operation = _quietly(lambda: client.models.generate_videos(model=VEO, prompt="a"))
+    assert client.operations.get(operation).name == name  # the app's answer unchanged
+    spans = telemetry.spans()
+    assert [s.attributes["gcp.gemini.operation.name"].endswith("[REDACTED]") for s in spans] == [
+        True,
+        True,
+    ]
+    for span in spans:
+        assert GOOGLE_SHAPED_KEY not in str(dict(span.attributes or {}))

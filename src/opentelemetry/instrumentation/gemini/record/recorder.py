@@ -282,8 +282,8 @@ class Recorder:
             attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
             attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
             _usage_attributes(attrs, usage, input_tokens + output_tokens)
-        if extra:
-            attrs.update(extra)
+        if extra:  # an adapter's answer (batch jobs, caches, media): never generate_content's
+            self._take_extra(attrs, extra)
 
         error_type: str | None = None
         if error is not None:
@@ -340,6 +340,15 @@ class Recorder:
         )
 
     # --- pieces of record() --------------------------------------------------------------------
+    def _take_extra(self, attrs: dict[str, Any], extra: dict[str, Any]) -> None:
+        """An adapter's attributes, their text without any API key: names and states a server
+        answers (a job's, an operation's, a cache's) may repeat it, as its errors may."""
+        secrets = self.secrets
+        for key, value in extra.items():
+            if type(value) is str and len(value) >= secrets.safe_below:
+                value = secrets.clean(value, None)
+            attrs[key] = value
+
     def _response_model(self, answered: str) -> tuple[str, str]:
         """A modelVersion as the span shows it (capped, no key) and as metrics count it (within
         the per-process model cap), worked out once per distinct answer."""
