@@ -168,3 +168,18 @@ def test_a_key_repeated_in_an_operation_name_is_redacted(
     ]
     for span in spans:
         assert GOOGLE_SHAPED_KEY not in str(dict(span.attributes or {}))
+
+
+def test_many_huge_vertex_embeddings_sum_within_int64(
+    fake: FakeGemini, telemetry: Telemetry
+) -> None:
+    """Vertex reports tokens per embedding (a float): each is clamped, but 1,100 of them summed
+    beyond int64 on the span and the counters."""
+    fake.enqueue(None, Reply(usage={"promptTokenCount": HUGE}))
+    client = make_client(fake, vertexai=True)
+    response = client.models.embed_content(model="text-embedding-005", contents=["x"] * 1_100)
+    assert len(response.embeddings) == 1_100
+    assert response.embeddings[0].statistics.token_count == float(HUGE)  # the answer unchanged
+    assert 0 < telemetry.span().attributes["gen_ai.usage.input_tokens"] <= INT64_MAX
+    _int_attributes_fit(telemetry)
+    encode_metrics(telemetry.reader.get_metrics_data())

@@ -202,9 +202,12 @@ def read_embeddings(response: Any) -> Answer:
     embeddings = getattr(response, "embeddings", None) or ()
     meta = getattr(response, "usage_metadata", None)
     tokens = count(getattr(meta, "prompt_token_count", None)) if meta is not None else 0
-    if not tokens:
-        tokens = sum(
-            _whole(getattr(getattr(e, "statistics", None), "token_count", None)) for e in embeddings
+    if not tokens:  # each count clamped, and so their sum: thousands of them may pass int64
+        tokens = count(
+            sum(
+                _whole(getattr(getattr(e, "statistics", None), "token_count", None))
+                for e in embeddings
+            )
         )
     attrs: dict[str, Any] = {A.GEMINI_EMBEDDINGS_COUNT: len(embeddings)}
     values = getattr(embeddings[0], "values", None) if embeddings else None
