@@ -170,24 +170,32 @@ def usage_reader(
 usage_from_metadata = usage_reader(_COUNT_FIELDS, _DETAIL_FIELDS)
 
 
+def _capped(total: int) -> int:
+    """A sum of counts, clamped as one count is (MAX_COUNT, one warning): each count is at most
+    MAX_COUNT, but a Live session's thousand turns would sum beyond int64, which a span
+    attribute cannot carry to OTLP."""
+    return total if total <= MAX_COUNT else count(total)
+
+
 def _merge(maps: list[dict[str, int]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for counts in maps:
         for key, n in counts.items():
-            out[key] = out.get(key, 0) + n
+            out[key] = _capped(out.get(key, 0) + n)
     return out
 
 
 def sum_usages(usages: list[Usage]) -> Usage:
     """One call's usage when it made several billed requests (automatic function calling
-    rounds, continuation hops): each request is billed on its own, so counts add up."""
+    rounds, continuation hops, a Live session's turns): each request is billed on its own, so
+    counts add up (clamped at MAX_COUNT)."""
     return Usage(
-        prompt_tokens=sum(u.prompt_tokens for u in usages),
-        cached_tokens=sum(u.cached_tokens for u in usages),
-        candidates_tokens=sum(u.candidates_tokens for u in usages),
-        thoughts_tokens=sum(u.thoughts_tokens for u in usages),
-        tool_use_prompt_tokens=sum(u.tool_use_prompt_tokens for u in usages),
-        total_tokens=sum(u.total_tokens for u in usages),
+        prompt_tokens=_capped(sum(u.prompt_tokens for u in usages)),
+        cached_tokens=_capped(sum(u.cached_tokens for u in usages)),
+        candidates_tokens=_capped(sum(u.candidates_tokens for u in usages)),
+        thoughts_tokens=_capped(sum(u.thoughts_tokens for u in usages)),
+        tool_use_prompt_tokens=_capped(sum(u.tool_use_prompt_tokens for u in usages)),
+        total_tokens=_capped(sum(u.total_tokens for u in usages)),
         traffic_type=usages[-1].traffic_type if usages else None,
         prompt_by_modality=_merge([u.prompt_by_modality for u in usages]),
         cached_by_modality=_merge([u.cached_by_modality for u in usages]),
