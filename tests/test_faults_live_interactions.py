@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,13 +21,16 @@ from google.genai import types
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
-from conftest import FAKE_KEY, Telemetry
+from conftest import FAKE_KEY, Telemetry, make_client
 from opentelemetry.instrumentation.gemini.bounds import INT64_MAX
 from opentelemetry.instrumentation.gemini.record.call import drain_abandoned
-from opentelemetry.instrumentation.gemini.testing.fake_live import FakeLive, LiveScript
+from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
+from opentelemetry.instrumentation.gemini.testing.fake_live import FakeLive, LiveScript, turn, usage
+from test_faults_bounds import GOOGLE_SHAPED_KEY, _exported_text
 from test_faults_gc import _Blocked, _collect_in_thread, _unraisable_types
 
 LIVE_MODEL = "gemini-live-2.5-flash-preview"
+MODEL = "gemini-2.5-flash"
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +203,68 @@ async def test_a_session_of_huge_turns_keeps_its_span_within_int64(
     encode_spans(telemetry.all_spans())  # type: ignore[arg-type]
     encode_metrics(telemetry.reader.get_metrics_data())
     assert sum("clamped" in r.getMessage() for r in caplog.records) <= 1
+
+
+def _bounded_and_keyless(telemetry: Telemetry) -> None:
+    """No API key anywhere we export, and every attribute (its key too) of name size."""
+    exported = _exported_text(telemetry)
+    assert FAKE_KEY not in exported and GOOGLE_SHAPED_KEY not in exported
+    for span in telemetry.all_spans():
+        for key, value in (span.attributes or {}).items():
+            assert len(key) <= 64 and len(str(value)) <= 256, (key[:80], str(value)[:80])
+    for points in telemetry.metrics().values():
+        for point in points:
+            for key, value in point.attributes.items():
+                assert len(str(value)) <= 256, (key, str(value)[:80])
+
+
+# What a server may send where the SDK expects an enum: it passes unknown values through.
+_HOSTILE_NAME = "ON_DEMAND " + FAKE_KEY + " " + GOOGLE_SHAPED_KEY + "x" * 100_000
+
+
+async def test_hostile_enum_names_in_live_usage_never_reach_a_span(
+    live: FakeLive, instrument: Callable[..., Telemetry]
+) -> None:
+    """A traffic type or a modality repeating the key (or 100 KB long) was copied whole: as
+    the value of gcp.gemini.traffic_type, and as the key of a per-modality attribute."""
+    meta = usage(30, 4)
+    meta["trafficType"] = _HOSTILE_NAME
+    meta["promptTokensDetails"] = [
+        {"modality": "TEXT", "tokenCount": 10},
+        {"modality": _HOSTILE_NAME, "tokenCount": 20},
+    ]
+    with warnings.catch_warnings(record=True) as bare_warnings:
+        warnings.simplefilter("always")
+        bare = await one_session(live, LiveScript.turns(turn("x", meta)))
+    telemetry = instrument(tier="tier_1")
+    with warnings.catch_warnings(record=True) as instrumented_warnings:
+        warnings.simplefilter("always")
+        instrumented = await one_session(live, LiveScript.turns(turn("x", meta)))
+    assert instrumented == bare == [2]
+    assert [str(w.message) for w in instrumented_warnings] == [
+        str(w.message) for w in bare_warnings
+    ]
+    _bounded_and_keyless(telemetry)
+    attrs = telemetry.span().attributes
+    assert attrs["gen_ai.usage.input_tokens"] == 30  # the counts stand; the names do not
+    assert attrs["gcp.gemini.usage.input_tokens.text"] == 10
+    assert "gcp.gemini.traffic_type" not in attrs
+
+
+# --- hostile Interactions answers ------------------------------------------------------------
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+@pytest.mark.parametrize("field", ["status", "service_tier", "id", "model"])
+def test_hostile_interaction_fields_are_cut_and_redacted(
+    fake: FakeGemini, telemetry: Telemetry, field: str, stream: bool
+) -> None:
+    """The interaction's status and service tier (the usage's traffic type) were copied as
+    the server sent them: the key it repeated, and 100 KB, on the span."""
+    fake.enqueue(None, Reply(extra={field: _HOSTILE_NAME}))
+    client = make_client(fake, retry=types.HttpRetryOptions(attempts=1))
+    result = client.interactions.create(model=MODEL, input="x", stream=stream)
+    events = list(result) if stream else [result]
+    assert getattr(events[-1] if not stream else events[-1].interaction, field) == _HOSTILE_NAME
+    _bounded_and_keyless(telemetry)
+    attrs = telemetry.span().attributes
+    assert attrs["gen_ai.usage.input_tokens"] == 12  # still counted and priced
+    assert telemetry.total("gcp.gemini.tokens", gcp__gemini__token__type="input") == 12

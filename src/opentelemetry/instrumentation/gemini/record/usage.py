@@ -55,6 +55,36 @@ def enum_text(value: Any) -> str | None:
     return text if isinstance(text, str) else None
 
 
+_MAX_ENUM = 32  # the longest enum-like name we copy from an answer
+
+
+def enum_name(value: Any) -> str | None:
+    """An enum-like name an answer sends (a traffic type, a service tier, a status, a
+    modality): its text when it is a short name of letters and underscores, else None. The
+    SDK passes unknown enum values through as they came, so a hostile answer's 1 MB string, or
+    one repeating the API key, would otherwise become a span attribute (or a key of one)."""
+    text = enum_text(value)
+    if text is None or not 0 < len(text) <= _MAX_ENUM or not text.replace("_", "").isalpha():
+        return None
+    return text
+
+
+# The modalities the SDK knows, as our attribute keys name them: one dict lookup a detail (the
+# SDK's modalities are str enums, hashed and compared as their text).
+_MODALITY_KEYS = {
+    m: m.lower() for m in ("TEXT", "IMAGE", "AUDIO", "VIDEO", "DOCUMENT", "MODALITY_UNSPECIFIED")
+}
+
+
+def modality_key(modality: Any) -> str | None:
+    """A modality as a per-modality attribute names it (``text``); None if it is no name."""
+    key = _MODALITY_KEYS.get(modality) if isinstance(modality, str) else None
+    if key is None:
+        text = enum_name(modality)
+        key = text.lower() if text is not None else None
+    return key
+
+
 def by_modality(details: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in details:
@@ -64,11 +94,8 @@ def by_modality(details: Any) -> dict[str, int]:
             n = count(n)
             if not n:
                 continue
-        # The SDK's modalities are str enums: lower() reads the string without the (slow)
-        # Enum.value property, and returns a plain str.
-        text = modality if isinstance(modality, str) else enum_text(modality)
-        if text:
-            key = text.lower()
+        key = modality_key(modality)
+        if key is not None:
             out[key] = out.get(key, 0) + n
     return out
 
@@ -156,7 +183,7 @@ def usage_reader(
                 else 0
             ),
             (total if type(total) is int and 0 < total <= limit else count(total) if total else 0),
-            None if traffic is None else enum_text(traffic),
+            None if traffic is None else enum_name(traffic),
             by_modality(prompt_d) if prompt_d else _EMPTY,
             by_modality(cached_d) if cached_d else _EMPTY,
             by_modality(candidates_d) if candidates_d else _EMPTY,
