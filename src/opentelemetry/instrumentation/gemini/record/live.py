@@ -231,14 +231,19 @@ class LiveSession:
             self.close_code = code
 
     def finish(self, error: BaseException | None, end: str) -> None:
+        if self.call.ended:  # abandoned first (a drop noticed by GC): that end stands
+            return
         self.end = end
         self.call.finish(error)
 
-    def abandon(self) -> None:
+    def abandon(self, error: BaseException | None = None) -> None:
         """Dropped without being closed; may run inside garbage collection: plain stores and
-        ``Call.abandon`` only (the recording, and the open-session count, wait for a drain)."""
+        ``Call.abandon`` only (the recording, and the open-session count, wait for a drain).
+        ``error``: the ``GeneratorExit`` that closed a handshake (the session never opened)."""
+        if self.call.ended:
+            return
         self.end = A.LIVE_END_ABANDONED
-        self.call.abandon(A.LIVE_END_ABANDONED)
+        self.call.abandon(A.LIVE_END_ABANDONED, error)
 
     # --- per usage message, at a drain (PendingUsage holds its lock) -------------------------
     def _accrue(

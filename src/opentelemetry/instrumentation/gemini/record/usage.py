@@ -7,7 +7,7 @@ never disagree about how many tokens a call used.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,11 +15,10 @@ from ..bounds import MAX_COUNT, count
 
 _EMPTY: dict[str, int] = {}
 # Modalities are a handful of short names; each becomes a span attribute key, so an answer (or
-# a batch's thousands) naming made-up ones must not grow them: Google's are always kept, others
-# while fewer than _MAX_MODALITIES are and if short. Their tokens are priced at the base rate.
-_MODALITIES = frozenset({"text", "image", "audio", "video", "document", "modality_unspecified"})
+# a batch's thousands) naming made-up ones must not grow them: Google's are always kept, other
+# names (see modality_key) while fewer than _MAX_MODALITIES are. Their tokens are priced at the
+# base rate.
 _MAX_MODALITIES = 8
-_MAX_MODALITY = 32
 
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs ~1 us a call; never mutated
@@ -61,6 +60,37 @@ def enum_text(value: Any) -> str | None:
     return text if isinstance(text, str) else None
 
 
+_MAX_ENUM = 32  # the longest enum-like name we copy from an answer
+
+
+def enum_name(value: Any) -> str | None:
+    """An enum-like name an answer sends (a traffic type, a service tier, a status, a
+    modality): its text when it is a short name of letters and underscores, else None. The
+    SDK passes unknown enum values through as they came, so a hostile answer's 1 MB string, or
+    one repeating the API key, would otherwise become a span attribute (or a key of one)."""
+    text = enum_text(value)
+    if text is None or not 0 < len(text) <= _MAX_ENUM or not text.replace("_", "").isalpha():
+        return None
+    return text
+
+
+# The modalities the SDK knows, as our attribute keys name them: one dict lookup a detail (the
+# SDK's modalities are str enums, hashed and compared as their text).
+_MODALITY_KEYS = {
+    m: m.lower() for m in ("TEXT", "IMAGE", "AUDIO", "VIDEO", "DOCUMENT", "MODALITY_UNSPECIFIED")
+}
+_MODALITIES = frozenset(_MODALITY_KEYS.values())
+
+
+def modality_key(modality: Any) -> str | None:
+    """A modality as a per-modality attribute names it (``text``); None if it is no name."""
+    key = _MODALITY_KEYS.get(modality) if isinstance(modality, str) else None
+    if key is None:
+        text = enum_name(modality)
+        key = text.lower() if text is not None else None
+    return key
+
+
 def by_modality(details: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in details:
@@ -70,15 +100,13 @@ def by_modality(details: Any) -> dict[str, int]:
             n = count(n)
             if not n:
                 continue
-        # The SDK's modalities are str enums: lower() reads the string without the (slow)
-        # Enum.value property, and returns a plain str.
-        text = modality if isinstance(modality, str) else enum_text(modality)
-        if text:
-            key = text.lower()
-            if key in out:
-                out[key] = min(out[key] + n, MAX_COUNT)
-            elif key in _MODALITIES or (len(out) < _MAX_MODALITIES and len(key) <= _MAX_MODALITY):
-                out[key] = n
+        key = modality_key(modality)
+        if key is None:
+            continue
+        if key in out:
+            out[key] = _capped(out[key] + n)
+        elif key in _MODALITIES or len(out) < _MAX_MODALITIES:
+            out[key] = n
     return out
 
 
@@ -165,7 +193,7 @@ def usage_reader(
                 else 0
             ),
             (total if type(total) is int and 0 < total <= limit else count(total) if total else 0),
-            None if traffic is None else enum_text(traffic),
+            None if traffic is None else enum_name(traffic),
             by_modality(prompt_d) if prompt_d else _EMPTY,
             by_modality(cached_d) if cached_d else _EMPTY,
             by_modality(candidates_d) if candidates_d else _EMPTY,
@@ -179,33 +207,35 @@ def usage_reader(
 usage_from_metadata = usage_reader(_COUNT_FIELDS, _DETAIL_FIELDS)
 
 
+def _capped(total: int) -> int:
+    """A sum of counts, clamped as one count is (MAX_COUNT, one warning): each count is at most
+    MAX_COUNT, but a Live session's thousand turns would sum beyond int64, which a span
+    attribute cannot carry to OTLP."""
+    return total if total <= MAX_COUNT else count(total)
+
+
 def _merge(maps: list[dict[str, int]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for counts in maps:
         for key, n in counts.items():
             if key in out:
-                out[key] = min(out[key] + n, MAX_COUNT)
+                out[key] = _capped(out[key] + n)
             elif key in _MODALITIES or len(out) < _MAX_MODALITIES:
                 out[key] = n
     return out
 
 
-def _sum(values: Iterable[int]) -> int:
-    """Counts of several requests added up, clamped as one count is: a batch's thousands of
-    responses, each at MAX_COUNT, must still sum within int64."""
-    return count(sum(values))
-
-
 def sum_usages(usages: list[Usage]) -> Usage:
     """One call's usage when it made several billed requests (automatic function calling
-    rounds, continuation hops): each request is billed on its own, so counts add up."""
+    rounds, continuation hops, a Live session's turns): each request is billed on its own, so
+    counts add up (clamped at MAX_COUNT)."""
     return Usage(
-        prompt_tokens=_sum(u.prompt_tokens for u in usages),
-        cached_tokens=_sum(u.cached_tokens for u in usages),
-        candidates_tokens=_sum(u.candidates_tokens for u in usages),
-        thoughts_tokens=_sum(u.thoughts_tokens for u in usages),
-        tool_use_prompt_tokens=_sum(u.tool_use_prompt_tokens for u in usages),
-        total_tokens=_sum(u.total_tokens for u in usages),
+        prompt_tokens=_capped(sum(u.prompt_tokens for u in usages)),
+        cached_tokens=_capped(sum(u.cached_tokens for u in usages)),
+        candidates_tokens=_capped(sum(u.candidates_tokens for u in usages)),
+        thoughts_tokens=_capped(sum(u.thoughts_tokens for u in usages)),
+        tool_use_prompt_tokens=_capped(sum(u.tool_use_prompt_tokens for u in usages)),
+        total_tokens=_capped(sum(u.total_tokens for u in usages)),
         traffic_type=usages[-1].traffic_type if usages else None,
         prompt_by_modality=_merge([u.prompt_by_modality for u in usages]),
         cached_by_modality=_merge([u.cached_by_modality for u in usages]),

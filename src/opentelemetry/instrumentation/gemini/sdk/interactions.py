@@ -34,7 +34,7 @@ from ..record import operations as ops
 from ..record.batches import BatchJobs
 from ..record.call import ASYNC_CALL, SYNC_CALL, Answer, Call
 from ..record.streams import _watch, async_items, sync_items
-from ..record.usage import Usage, enum_text, sum_usages
+from ..record.usage import Usage, enum_name, modality_key, sum_usages
 from .attempts import _count, enter_unowned, leave_unowned, unowned_failed
 from .hooks import HookFactory, answered_once
 from .models import _start
@@ -59,10 +59,9 @@ _OPERATIONS = {
 def _modalities(items: Any) -> dict[str, int]:
     out: dict[str, int] = {}
     for item in items or ():
-        modality = enum_text(getattr(item, "modality", None))
+        key = modality_key(getattr(item, "modality", None))
         n = count(getattr(item, "tokens", None))
-        if modality and n:
-            key = modality.lower()
+        if key and n:
             out[key] = out.get(key, 0) + n
     return out
 
@@ -82,7 +81,7 @@ def interaction_usage(usage: Any, service_tier: Any = None) -> Usage | None:
         tool_use_prompt_tokens=count(getattr(usage, "total_tool_use_tokens", None)),
         total_tokens=count(getattr(usage, "total_tokens", None)),
         # The served tier (standard, flex, priority) prices it, as a Developer API header does.
-        traffic_type=enum_text(service_tier),
+        traffic_type=enum_name(service_tier),
         prompt_by_modality=_modalities(getattr(usage, "input_tokens_by_modality", None)),
         cached_by_modality=_modalities(getattr(usage, "cached_tokens_by_modality", None)),
         candidates_by_modality=_modalities(getattr(usage, "output_tokens_by_modality", None)),
@@ -118,10 +117,10 @@ def _reader(jobs: BatchJobs, state: _State) -> Callable[[Any], Answer]:
         if state.method == "delete" or interaction is None:
             return None, None, None, attrs
         rid = _name(getattr(interaction, "id", None)) or state.id
-        status = enum_text(getattr(interaction, "status", None))
+        status = enum_name(getattr(interaction, "status", None))
         model = _name(getattr(interaction, "model", None))
         if status:
-            attrs[A.GEMINI_INTERACTION_STATUS] = status[:MAX_NAME]
+            attrs[A.GEMINI_INTERACTION_STATUS] = status
         tier = getattr(interaction, "service_tier", None)
         if state.hop_usages:
             usage: Usage | None = (

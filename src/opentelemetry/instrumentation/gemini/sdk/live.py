@@ -14,9 +14,9 @@ over websockets; the sync client has no ``live``). Two seams:
 
 A session dropped without its context manager being left (a task garbage-collected mid-session,
 ``__aenter__`` called by hand and never ``__aexit__``) is noticed by a weakref on the SDK's
-session object, or by a ``GeneratorExit`` thrown into ``__aexit__`` while a coroutine is being
-closed: both may run inside garbage collection, so they only mark the session abandoned
-(``Call.abandon``) and the recording waits for ``drain_abandoned``.
+session object, or by a ``GeneratorExit`` thrown into the handshake or into ``__aexit__`` while
+a coroutine is being closed: both may run inside garbage collection, so they only mark the
+session abandoned (``Call.abandon``) and the recording waits for ``drain_abandoned``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import attributes as A
 from ..record import operations as ops
+from ..record.call import defer
 from ..record.live import LiveSession
 from ..record.usage import usage_reader
 from .models import _start
@@ -90,6 +91,12 @@ class _Connect:
         self._state = state
         try:
             session = await self._inner.__aenter__()
+        except GeneratorExit as error:
+            # Closed mid-handshake, perhaps by the garbage collector: nothing that may take a
+            # lock here. The attempt and the span are recorded at the next drain.
+            defer(state.call.attempt_error, error)
+            state.abandon(error)
+            raise
         except BaseException as error:
             _connect_failed(state, error)
             raise
@@ -111,10 +118,7 @@ class _Connect:
         if state is None:
             return await self._inner.__aexit__(kind, error, tb)
         if isinstance(error, GeneratorExit):
-            # A coroutine being closed, perhaps by garbage collection: nothing that may take a
-            # lock here (see the module docstring).
-            _forget(self._session, state)
-            state.abandon()
+            _dropped(self._session, state)
             return await self._inner.__aexit__(kind, error, tb)
         outcome: BaseException | None = error
         try:
@@ -123,7 +127,10 @@ class _Connect:
             outcome = raised
             raise
         finally:
-            _end(self._session, state, outcome)
+            if isinstance(outcome, GeneratorExit):  # closed while the SDK closed the websocket
+                _dropped(self._session, state)
+            else:
+                _end(self._session, state, outcome)
 
 
 def _open(patches: Patches, live: Any, kwargs: dict[str, Any]) -> LiveSession | None:
@@ -219,6 +226,13 @@ def _forget(session: Any, state: LiveSession) -> None:
     """Stop following ``session``: a dict pop, safe anywhere (no lock, no wait)."""
     if session is not None and _SESSIONS.get(id(session)) is state:
         _SESSIONS.pop(id(session), None)
+
+
+def _dropped(session: Any, state: LiveSession) -> None:
+    """The session's coroutine is being closed (a ``GeneratorExit``), perhaps by the garbage
+    collector: nothing that may take a lock here (see the module docstring)."""
+    _forget(session, state)
+    state.abandon()
 
 
 def _watch(session: Any, state: LiveSession) -> None:

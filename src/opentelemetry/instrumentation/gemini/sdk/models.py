@@ -22,7 +22,7 @@ from ..bounds import count
 from ..record import operations as ops
 from ..record.call import ASYNC_CALL, SYNC_CALL, Answer, Call, Reader
 from ..record.streams import wrap_async, wrap_sync
-from ..record.usage import Usage, by_modality, enum_text
+from ..record.usage import Usage, by_modality, enum_name
 
 if TYPE_CHECKING:
     from .seams import Method, Patches, Targets
@@ -222,7 +222,7 @@ def read_embeddings(response: Any) -> Answer:
     usage = Usage(
         prompt_tokens=tokens,
         total_tokens=tokens,
-        traffic_type=enum_text(getattr(meta, "traffic_type", None)),
+        traffic_type=enum_name(getattr(meta, "traffic_type", None)),
         prompt_by_modality=by_modality(details) if details else {},
     )
     return usage, None, None, attrs

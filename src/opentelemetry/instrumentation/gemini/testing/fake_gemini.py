@@ -394,7 +394,7 @@ class FakeGemini:
                     self._send_json(*batch)
                     return
                 interaction = fake.interactions.post(
-                    path, payload, reply.usage, reply.text, reply.chunks
+                    path, payload, reply.usage, reply.text, reply.chunks, reply.extra
                 )
                 if isinstance(interaction, list):
                     self._events(interaction, reply.chunk_delay)

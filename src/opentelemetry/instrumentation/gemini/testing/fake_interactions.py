@@ -8,7 +8,8 @@ snake_case, as that API uses): ``POST /{version}/interactions`` answers an inter
 ``in_progress`` that a later ``GET /{version}/interactions/{id}`` finds completed (after
 ``polls_to_finish`` gets). ``POST .../{id}/cancel`` and ``DELETE .../{id}`` as the API has
 them. Errors (429...) are scripted through FakeGemini.enqueue under the model ``interactions``
-(or any model); a reply's ``usage`` (Interactions keys) sets the answer's usage.
+(or any model); a reply's ``usage`` (Interactions keys) sets the answer's usage, its ``extra``
+fields replace the interaction's own (a hostile ``id``, ``model`` or ``status``).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class FakeInteraction:
     status: str = "completed"
     gets: int = 0
     service_tier: str | None = None
+    extra: dict[str, Any] | None = None  # fields that replace the body's own
 
     def body(self, with_usage: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -65,6 +67,8 @@ class FakeInteraction:
             out["outputs"] = [{"type": "text", "text": self.text}]
             if with_usage:
                 out["usage"] = self.usage
+        if self.extra:
+            out.update(self.extra)
         return out
 
 
@@ -88,7 +92,13 @@ class FakeInteractions:
         return len(segments) >= 2 and segments[1] == "interactions"
 
     def post(
-        self, path: str, payload: Any, usage: dict[str, Any] | None, text: str, chunks: int
+        self,
+        path: str,
+        payload: Any,
+        usage: dict[str, Any] | None,
+        text: str,
+        chunks: int,
+        extra: dict[str, Any] | None = None,
     ) -> Answer | list[dict[str, Any]] | None:
         """create (an answer, or the events of a stream) or cancel; None for other paths."""
         segments = path.strip("/").split("/")
@@ -113,6 +123,7 @@ class FakeInteractions:
             service_tier=body.get("service_tier")
             if isinstance(body.get("service_tier"), str)
             else None,
+            extra=extra,
         )
         with self._lock:
             self.items[item.id] = item

@@ -43,8 +43,9 @@ from websockets.exceptions import ConnectionClosed
 from .fake_gemini import quota_error_body
 
 # A step of a script: ("expect",) waits for the client's next turn-ending message; ("send",
-# message) sends one server message; ("close", code, reason) closes the connection; ("sleep",
-# seconds) pauses; ("hold",) waits until the client closes.
+# message) sends one server message; ("raw", text) sends a frame as it is (not JSON: a broken
+# server); ("close", code, reason) closes the connection; ("abort",) drops the TCP connection
+# without a close frame; ("sleep", seconds) pauses; ("hold",) waits until the client closes.
 Step = tuple[Any, ...]
 
 _TURN_KEYS = ("text", "audioStreamEnd", "activityEnd")
@@ -323,8 +324,13 @@ class FakeLive:
                         break
             elif kind == "send":
                 await ws.send(json.dumps(step[1]))
+            elif kind == "raw":
+                await ws.send(step[1])
             elif kind == "close":
                 await ws.close(step[1], step[2])
+                return
+            elif kind == "abort":
+                ws.transport.abort()  # no close frame: the client sees 1006
                 return
             elif kind == "sleep":
                 await asyncio.sleep(min(float(step[1]), self.idle_timeout))
