@@ -72,6 +72,22 @@ def test_a_key_the_server_repeats_is_redacted_everywhere(
     assert "[REDACTED]" in str(event.attributes["exception.message"])
 
 
+@pytest.mark.parametrize(
+    ("header", "served"),
+    [("Flex", "flex"), ("on_demand_flex", "on_demand_flex"), (FAKE_KEY, None), ("x y", None)],
+)
+def test_only_a_tier_name_is_taken_from_the_service_tier_header(
+    fake: FakeGemini, telemetry: Telemetry, header: str, served: str | None
+) -> None:
+    """A proxy may rewrite any header: only a name of letters and underscores becomes
+    ``gcp.gemini.service_tier``, so an echoed key (shorter than any length cap) stays out."""
+    fake.enqueue(None, Reply(headers={"x-gemini-service-tier": header}))
+    client = make_client(fake)
+    client.models.generate_content(model=MODEL, contents="x")
+    assert telemetry.span().attributes.get("gcp.gemini.service_tier") == served
+    assert FAKE_KEY.lower() not in _exported_text(telemetry)
+
+
 def test_a_key_in_a_transport_error_is_redacted(
     fake: FakeGemini, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -100,9 +100,12 @@ def by_modality(details: Any) -> dict[str, int]:
             n = count(n)
             if not n:
                 continue
-        key = modality_key(modality)
+        # Google's modalities in one lookup, without a call (this runs on every answer).
+        key = _MODALITY_KEYS.get(modality) if isinstance(modality, str) else None
         if key is None:
-            continue
+            key = modality_key(modality)
+            if key is None:
+                continue
         if key in out:
             out[key] = _capped(out[key] + n)
         elif key in _MODALITIES or len(out) < _MAX_MODALITIES:
@@ -266,6 +269,8 @@ def served_tier(response: Any) -> str | None:
             tier = enum_text(tier)
     except AttributeError:  # a look-alike without these fields
         return None
-    if not isinstance(tier, str) or not tier or len(tier) > 32:
-        return None
-    return tier.lower()
+    if isinstance(tier, str) and 0 < len(tier) <= _MAX_ENUM and tier.isalpha():
+        return tier.lower()  # the common case, checked without a call
+    # Else only a name (as enum_name has it): a header a proxy rewrote must carry no key.
+    name = enum_name(tier)
+    return None if name is None else name.lower()
