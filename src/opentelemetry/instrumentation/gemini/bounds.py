@@ -9,8 +9,11 @@ lock when they learn something new.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import re
+import stat
 import threading
 from collections.abc import Iterable
 from typing import Final
@@ -27,6 +30,7 @@ MAX_TEXT: Final = 4096  # exception.message (a status description: 500)
 MAX_STACKTRACE: Final = 8000  # exception.stacktrace: its tail, where the failing frame is
 MAX_NAME: Final = 256  # a model name, response id, quota id: anything name-like we copy
 MAX_CONTENT_PART: Final = 16_384  # one captured text part (content capture is opt-in)
+MAX_USER_FILE: Final = 16 * 1024 * 1024  # a prices or limits file (ours are ~30 KB)
 REDACTED: Final = "[REDACTED]"
 OTHER_MODEL: Final = "other"  # what models beyond the per-process cap are counted as
 
@@ -35,6 +39,24 @@ _GOOGLE_KEY = re.compile(r"AIza[0-9A-Za-z_\-]{35}")
 _GOOGLE_KEY_LENGTH: Final = 39
 _MIN_SECRET: Final = 8  # shorter "keys" would redact ordinary words
 _warned: set[str] = set()
+
+
+def read_user_file(path: str | os.PathLike[str], limit: int = MAX_USER_FILE) -> str:
+    """A user's data file as UTF-8 text. Only a regular file of at most ``limit`` bytes: a FIFO
+    would block instrument() until some writer came, /dev/zero would fill the memory. Raises
+    OSError (with ``strerror``) or UnicodeDecodeError, for the caller's own file error."""
+    with open(path, "rb", opener=_nonblocking) as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit // (1024 * 1024)} MiB")
+    return data.decode("utf-8")
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    # Opening a FIFO for reading waits for a writer unless O_NONBLOCK (a regular file ignores it).
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
 def warn_once(topic: str, message: str, *args: object) -> None:

@@ -478,9 +478,9 @@ def _otlp_endpoint(signal: str) -> tuple[str, str]:
 
 def _reachable(endpoint: str) -> str | None:
     """None when a TCP connection opens, else why not."""
-    parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
-    host = parts.hostname or "localhost"
-    try:
+    try:  # a malformed endpoint ("http://[::1") is a finding, not a traceback
+        parts = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+        host = parts.hostname or "localhost"
         port = parts.port or (443 if parts.scheme == "https" else 80)
         with socket.create_connection((host, port), timeout=_CONNECT_TIMEOUT):
             return None

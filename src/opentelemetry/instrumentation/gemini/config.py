@@ -70,6 +70,19 @@ _TIER_ALIASES: Final = {
 }
 
 
+_SHOWN = 80  # characters of a rejected value a warning repeats
+
+
+def _shown(value: object) -> str:
+    """A rejected setting as a warning shows it: its repr, capped (an environment variable can
+    hold megabytes, and logs may be exported)."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}...[{len(text) - _SHOWN} more]"
+
+
 def normalize_tier(value: object, *, origin: str) -> str:
     """Map a user-given tier to one of TIERS or "unknown"; warn (never raise) on junk."""
     if value is None:
@@ -77,8 +90,8 @@ def normalize_tier(value: object, *, origin: str) -> str:
     tier = _TIER_ALIASES.get(str(value).strip().lower())
     if tier is None:
         _logger.warning(
-            "Ignoring unknown Gemini tier %r from %s; expected one of %s. Using %r.",
-            value,
+            "Ignoring unknown Gemini tier %s from %s; expected one of %s. Using %r.",
+            _shown(value),
             origin,
             ", ".join(TIERS),
             UNKNOWN_TIER,
@@ -94,7 +107,7 @@ def _parse_bool(value: object, *, origin: str) -> bool:
     if text in _TRUE:
         return True
     if text not in _FALSE:
-        _logger.warning("Ignoring %s=%r: expected true or false.", origin, value)
+        _logger.warning("Ignoring %s=%s: expected true or false.", origin, _shown(value))
     return False
 
 
@@ -113,9 +126,9 @@ def parse_capture(value: object, *, origin: str) -> tuple[bool, bool]:
         return True, False
     if text not in _FALSE:
         _logger.warning(
-            "Ignoring %s=%r: expected one of %s, or true or false.",
+            "Ignoring %s=%s: expected one of %s, or true or false.",
             origin,
-            value,
+            _shown(value),
             ", ".join(CAPTURE_MODES),
         )
     return False, False
@@ -130,9 +143,9 @@ def _parse_cap(value: object, *, origin: str) -> int:
         cap = 0
     if cap < 1:
         _logger.warning(
-            "Ignoring %s=%r: expected a positive integer. Using %d.",
+            "Ignoring %s=%s: expected a positive integer. Using %d.",
             origin,
-            value,
+            _shown(value),
             DEFAULT_MAX_MODELS,
         )
         return DEFAULT_MAX_MODELS
@@ -148,7 +161,7 @@ def _parse_usd(value: object, *, origin: str) -> float | None:
     except ValueError:
         amount = -1.0
     if not (0 <= amount < float("inf")):
-        _logger.warning("Ignoring %s=%r: expected an amount in USD >= 0.", origin, value)
+        _logger.warning("Ignoring %s=%s: expected an amount in USD >= 0.", origin, _shown(value))
         return None
     return amount
 
@@ -159,9 +172,9 @@ def _parse_retry_policy(value: object, *, origin: str) -> str:
     policy = str(value).strip().lower()
     if policy not in RETRY_POLICIES:
         _logger.warning(
-            "Ignoring %s=%r: expected one of %s. Using %r.",
+            "Ignoring %s=%s: expected one of %s. Using %r.",
             origin,
-            value,
+            _shown(value),
             ", ".join(RETRY_POLICIES),
             DEFAULT_RETRY_POLICY,
         )
@@ -177,7 +190,9 @@ def _parse_seconds(value: object, *, origin: str, default: float) -> float:
     except ValueError:
         seconds = -1.0
     if not (0 <= seconds < float("inf")):
-        _logger.warning("Ignoring %s=%r: expected seconds >= 0. Using %s.", origin, value, default)
+        _logger.warning(
+            "Ignoring %s=%s: expected seconds >= 0. Using %s.", origin, _shown(value), default
+        )
         return default
     return seconds
 

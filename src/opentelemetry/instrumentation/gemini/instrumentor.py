@@ -17,6 +17,7 @@ from .bounds import Secrets
 from .config import Settings
 from .package import _instruments
 from .quota.limits import LimitTable
+from .record import collecting
 from .record.call import drain_abandoned
 from .record.capture import content_sink
 from .record.instruments import SCHEMA_URL, SCOPE, instruments_for
@@ -70,6 +71,7 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._patches = seams.patch(recorder)
         instruments.recorder = recorder
         active_recorder = recorder
+        collecting.watch()  # quota_status() from a __del__ must not wait for our locks
         # Streams dropped and not recorded yet are recorded at exit, before the providers
         # (usually created before this call) shut down: atexit runs the latest first.
         atexit.unregister(drain_abandoned)
@@ -86,4 +88,5 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._patches.recorder.instruments.recorder = None
         self._patches = None
         active_recorder = None
+        collecting.unwatch()
         drain_abandoned()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from . import instrumentor
+from .record.collecting import in_collection
 from .record.forecast import ProcessForecast, forecast
 from .record.instruments import BATCH_DIM, SESSIONS_DIM, utilization
 from .record.request import normalize_model
@@ -66,13 +67,15 @@ class QuotaStatus:
 
 
 def quota_status(model: str) -> QuotaStatus | None:
-    """``model``'s limits, this process's usage and utilization; None when not instrumented.
+    """``model``'s limits, this process's usage and utilization; None when not instrumented,
+    and when called from inside a garbage collection on this thread (a ``__del__`` or weakref
+    callback), where waiting for the recorder's locks could hang the thread for good.
 
     ``model`` is spelled as in the call (``"models/gemini-2.5-flash"`` works too). A model not
     called yet reports zero usage against its tier's limits.
     """
     recorder = instrumentor.active_recorder
-    if recorder is None:
+    if recorder is None or in_collection():
         return None
     name = normalize_model(model)
     tier, source = recorder.tier, recorder.tier_source

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..bounds import read_user_file
 from .lookup import _normalize
 from .tables import _MODALITIES, _Table, _table_from_prices
 
@@ -145,7 +146,7 @@ def _parse_override(path: str, name: str, spec: Any) -> _Override:
 def _load_overrides(file: str | os.PathLike[str]) -> _Overrides:
     path = os.fspath(file)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_user_file(path)
     except OSError as exc:
         raise PricesFileError(f"{path}: cannot read prices file: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:

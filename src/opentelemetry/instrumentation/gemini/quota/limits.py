@@ -21,6 +21,8 @@ from functools import cache
 from importlib import resources
 from typing import Any, Final
 
+from ..bounds import read_user_file
+
 TIERS: Final = ("free", "tier_1", "tier_2", "tier_3")
 FIELDS: Final = ("rpm", "tpm", "rpd", "batch_enqueued_tokens")
 # Fields a tier may lack in our data (null when absent): concurrent Live API sessions, which
@@ -129,8 +131,7 @@ def _read_overrides_file(path: str | os.PathLike[str]) -> tuple[str | None, Any,
     """Return (version, models mapping, spend limits) from a user's overrides file."""
     shown = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh, parse_constant=_no_constant)
+        data = json.loads(read_user_file(path), parse_constant=_no_constant)
     except FileNotFoundError:
         raise LimitsFileError(f"limits overrides file {shown!r} not found") from None
     except OSError as exc:

@@ -22,7 +22,7 @@ import base64
 import json
 from typing import Any
 
-from ..bounds import MAX_CONTENT_PART
+from ..bounds import MAX_CONTENT_PART, name
 
 Message = dict[str, Any]
 Part = dict[str, Any]
@@ -46,10 +46,32 @@ def _get(obj: Any, key: str) -> Any:
     return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
 
 
-def _text(text: str, limit: int | None, kind: str = "text") -> Part:
+def _cut(text: str, limit: int | None) -> str:
     if limit is not None and len(text) > limit:
-        text = f"{text[:limit]}...[{len(text) - limit} more characters]"
-    return {"type": kind, "content": text}
+        return f"{text[:limit]}...[{len(text) - limit} more characters]"
+    return text
+
+
+def _text(text: str, limit: int | None, kind: str = "text") -> Part:
+    return {"type": kind, "content": _cut(text, limit)}
+
+
+def _short(value: Any, limit: int | None) -> Any:
+    """A name, id, role, MIME type or URI as given, a string capped like a text."""
+    return _cut(value, limit) if isinstance(value, str) else value
+
+
+def _structured(value: Any, limit: int | None) -> Any:
+    """A tool call's arguments or a tool's response (any JSON, as the caller or the model gave
+    it): kept as it is when its JSON fits in ``limit``, else that JSON capped like a text, so
+    one huge or deeply nested value never makes the messages unbounded."""
+    if limit is None or value is None:
+        return value
+    try:
+        text = dumps(value)
+    except Exception:  # RecursionError (nesting), a __str__ that raises
+        return f"[{type(value).__name__} not serializable]"
+    return value if len(text) <= limit else _cut(text, limit)
 
 
 def _modality(mime_type: Any) -> str:
@@ -66,23 +88,23 @@ def _part(part: Any, limit: int | None) -> Part:
         return _text(text, limit, "reasoning" if _get(part, "thought") else "text")
     call = _get(part, "function_call")
     if call is not None:
-        out: Part = {"type": "tool_call", "name": _get(call, "name")}
+        out: Part = {"type": "tool_call", "name": _short(_get(call, "name"), limit)}
         call_id = _get(call, "id")
         if call_id:
-            out["id"] = call_id
-        out["arguments"] = _get(call, "args")
+            out["id"] = _short(call_id, limit)
+        out["arguments"] = _structured(_get(call, "args"), limit)
         return out
     response = _get(part, "function_response")
     if response is not None:
         out = {"type": "tool_call_response"}
         response_id = _get(response, "id")
         if response_id:
-            out["id"] = response_id
-        out["response"] = _get(response, "response")
+            out["id"] = _short(response_id, limit)
+        out["response"] = _structured(_get(response, "response"), limit)
         return out
     blob = _get(part, "inline_data")
     if blob is not None:
-        mime = _get(blob, "mime_type")
+        mime = _short(_get(blob, "mime_type"), limit)
         data = _get(blob, "data")
         out = {"type": "blob", "mime_type": mime, "modality": _modality(mime)}
         if isinstance(data, (bytes, bytearray)):
@@ -91,17 +113,19 @@ def _part(part: Any, limit: int | None) -> Part:
                 out["size"] = len(data)
             else:
                 out["content"] = base64.b64encode(data).decode("ascii")
+        elif isinstance(data, str):  # base64 already, as a caller's dict may give it
+            out["content"] = "" if limit is not None and len(data) > limit else data
         else:
-            out["content"] = data if isinstance(data, str) else ""
+            out["content"] = ""
         return out
     file = _get(part, "file_data")
     if file is not None:
-        mime = _get(file, "mime_type")
+        mime = _short(_get(file, "mime_type"), limit)
         return {
             "type": "uri",
             "mime_type": mime,
             "modality": _modality(mime),
-            "uri": _get(file, "file_uri"),
+            "uri": _short(_get(file, "file_uri"), limit),
         }
     for kind in ("executable_code", "code_execution_result"):
         if _get(part, kind) is not None:
@@ -130,7 +154,7 @@ def _role(content: Any, parts: list[Part], default: str) -> str:
         return "assistant"
     if role in (None, "user") and parts and all(p["type"] == "tool_call_response" for p in parts):
         return "tool"  # the SDK sends function results back as a user turn
-    return role if isinstance(role, str) and role else default
+    return name(role) if isinstance(role, str) and role else default
 
 
 def input_message_list(contents: Any, limit: int | None = MAX_CONTENT_PART) -> list[Message]:
