@@ -37,6 +37,8 @@ from . import content
 _logger = logging.getLogger(__name__)
 
 MAX_PENDING = 64  # calls waiting for the upload thread; the user's objects live until then
+# A reference goes on spans as it is (cut, it would point nowhere): a longer one is refused.
+MAX_REFERENCE = 2048
 FLUSH_TIMEOUT = 5.0  # seconds uninstrument() and exit wait for queued uploads
 
 
@@ -113,6 +115,13 @@ class Uploads:
         """A reference for one call's content, from the uploader; None if it failed."""
         try:
             ref = self.uploader.reference()
+            if isinstance(ref, str) and len(ref) > MAX_REFERENCE:
+                warn_once(
+                    "upload-reference-long",
+                    "a content uploader's reference() is longer than %d characters: not used",
+                    MAX_REFERENCE,
+                )
+                return None
             return ref if isinstance(ref, str) and ref else None
         except Exception:
             warn_once("upload-reference", "a content uploader's reference() raised")

@@ -21,6 +21,7 @@ from ..billing.units import IMAGE, VIDEO_SECOND, UnitUsage, unit_prices
 from ..bounds import MAX_NAME, count
 from ..record import operations as ops
 from ..record.call import Answer, Call
+from ..record.request import normalize_model
 from .hooks import HookFactory, answered_once
 from .models import _start
 
@@ -204,11 +205,13 @@ def operation_units(request: Request, operation: Any, call: Call) -> UnitUsage |
 
 
 def _model_of_operation(operation: Any) -> str | None:
-    """``.../publishers/google/models/{model}/operations/{id}`` -> the model's path."""
+    """``.../publishers/google/models/{model}/operations/{id}`` -> the model. Normalized here:
+    the name is the server's, and the recorder keeps what it is given as a cache key."""
     name = _operation_name(operation)
     if name is None or "/operations/" not in name:
         return None
-    return name.rpartition("/operations/")[0] or None
+    path = name.rpartition("/operations/")[0]
+    return normalize_model(path) if path else None
 
 
 # --- hooks ------------------------------------------------------------------------------------
