@@ -170,9 +170,7 @@ class CallLedger:
                 self._second_end = math.floor(now) + 1
             row = self._rows.get(key)
             if row is None:
-                if len(self._rows) >= MAX_SERIES:  # models are capped; this caps their pairs
-                    key = (OTHER_MODEL, OTHER_MODEL, tier, key[3], operation, project, processing)
-                row = self._rows.get(key) or self._rows.setdefault(key, [0] * _ROW_LENGTH)
+                row = self._overflow_row(key)
             row[_OK] += ok_attempts
             if usage is not None:
                 cached = usage.cached_tokens
@@ -198,6 +196,22 @@ class CallLedger:
                 if cost.units:  # unit-priced (UnitCost): images, video seconds
                     for index, usd in cost.units:
                         row[_UNIT_AT + index] += usd
+
+    def _overflow_row(self, key: tuple[Any, ...]) -> list[float]:
+        """Under the lock: the row of a key not seen yet. Past MAX_SERIES rows, the models'
+        pairs are counted as ``other`` (models are capped; this caps their pairs); past twice
+        that, the project too: projects are not capped (each Vertex client's, each consumer a
+        429 names), and every row is summed on each bank, once a second."""
+        rows = self._rows
+        if len(rows) >= MAX_SERIES:
+            _, _, tier, billed, operation, project, processing = key
+            key = (OTHER_MODEL, OTHER_MODEL, tier, billed, operation, project, processing)
+            if key not in rows and len(rows) >= 2 * MAX_SERIES:
+                key = (OTHER_MODEL, OTHER_MODEL, tier, billed, operation, None, processing)
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = [0] * _ROW_LENGTH
+        return row
 
     def bank(self) -> None:
         """Hand the quota windows what the calls not banked yet added (before reading them)."""
