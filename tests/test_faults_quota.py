@@ -5,10 +5,14 @@ server."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
-from google.genai import types
+from google.genai import errors, types
 
 from conftest import Telemetry, make_client
+from opentelemetry.instrumentation.gemini import instrumentor, quota_status
 from opentelemetry.instrumentation.gemini.record import counters
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
     FakeGemini,
@@ -55,3 +59,81 @@ def test_the_ledger_stays_bounded_when_429s_name_ever_new_projects(
     assert sum(p.value for p in inputs) == calls * PROMPT_TOKENS  # none lost to the cap
     ok = telemetry.points("gcp.gemini.requests", http__response__status_code=200)
     assert sum(p.value for p in ok) == calls
+
+
+# --- a wall clock stepped back ----------------------------------------------------------------
+class FakeClock:
+    """The quota windows' clock (their own seam), frozen where the test puts it."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(telemetry: Telemetry) -> FakeClock:
+    recorder = instrumentor.active_recorder
+    assert recorder is not None
+    fake_clock = FakeClock(time.time())
+    recorder.windows.clock = fake_clock
+    return fake_clock
+
+
+def _rejected_calls(fake: FakeGemini, client: Any, n: int) -> None:
+    """``n`` calls answered 429 (no retry): each attempt goes to the windows at once, on their
+    clock."""
+    for _ in range(n):
+        fake.enqueue(None, Reply(status=429))
+        with pytest.raises(errors.ClientError):
+            client.models.generate_content(model=MODEL, contents="x")
+
+
+def _usage_gauge(telemetry: Telemetry, dimension: str) -> float:
+    [point] = telemetry.points(
+        "gcp.gemini.quota.usage",
+        gen_ai__request__model=MODEL,
+        gcp__gemini__quota__dimension=dimension,
+    )
+    return float(point.value)
+
+
+def test_the_minute_window_counts_at_once_after_the_clock_steps_back(
+    fake: FakeGemini, telemetry: Telemetry, clock: FakeClock
+) -> None:
+    """Calls made while the clock was 3 hours ahead left their seconds' buckets stamped in the
+    future. Once the clock was set right, a call landing on such a bucket was dropped (taken as
+    an older second arriving late): rpm read 0 under full traffic, for 3 hours."""
+    client = make_client(fake)
+    ahead = clock.now + 3 * 3600  # a whole number of minutes: the same buckets
+    clock.now = ahead
+    _rejected_calls(fake, client, 2)
+    clock.now = ahead - 3 * 3600  # the clock set right
+    _rejected_calls(fake, client, 3)
+
+    status = quota_status(MODEL)
+    assert status is not None
+    assert status.usage["rpm"] == 3  # was 0
+    assert _usage_gauge(telemetry, "rpm") == 3
+
+
+def test_a_clock_stepped_back_days_is_in_its_own_day(
+    fake: FakeGemini, telemetry: Telemetry, clock: FakeClock
+) -> None:
+    """A clock two days ahead, then set right, kept counting into the day two days ahead:
+    RPD did not reset at the next Pacific midnight, and day_remaining read over two days."""
+    client = make_client(fake)
+    now = clock.now
+    clock.now = now + 2 * 86400
+    _rejected_calls(fake, client, 2)
+    clock.now = now
+    _rejected_calls(fake, client, 3)
+
+    status = quota_status(MODEL)
+    assert status is not None and status.forecast is not None
+    assert status.usage["rpd"] == 3  # was 5
+    assert 0 < status.forecast.seconds_to_reset <= 25 * 3600  # was over two days
+    [remaining] = telemetry.points("gcp.gemini.quota.day_remaining")
+    assert remaining.value <= 25 * 3600
+    assert _usage_gauge(telemetry, "rpd") == 3

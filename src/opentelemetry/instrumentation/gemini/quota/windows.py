@@ -25,6 +25,9 @@ from typing import Final
 MINUTE_BUCKETS: Final = 60  # of 1 second
 SPEND_BUCKET_SECONDS: Final = 10
 SPEND_BUCKETS: Final = 60  # 60 x 10 s = 10 minutes
+# A clock stepped back by at most this much before the current day's start keeps the day (a
+# second's correction across midnight must not reset RPD); further back, it is another day.
+_STEP_BACK_KEEPS_DAY: Final = 60.0
 
 try:
     from zoneinfo import ZoneInfo
@@ -141,8 +144,13 @@ class QuotaWindows:
     - per minute: records whose whole second lies in (now_s - 60, now_s], now_s = floor(now);
       a record drops out exactly 60 s after the start of its second.
     - today: records since the last midnight America/Los_Angeles (DST-correct). The next reset
-      instant is computed once per day; a clock that steps backwards keeps the current day.
+      instant is computed once per day; a clock that steps backwards keeps the current day,
+      unless it lands more than a minute before that day began (then it is another day).
     - spend: 10-second slots in (now_slot - 60, now_slot]: the last 590-600 s.
+
+    A wall clock stepped back leaves buckets stamped later than it reads: they count for
+    nothing (they lie after now) and are taken over by the next record that falls on them, so
+    the windows count again at once rather than once the clock has caught up (hours).
     """
 
     __slots__ = ("_day_end", "_day_start", "_lock", "_models", "_month_start", "clock")
@@ -160,9 +168,13 @@ class QuotaWindows:
         self._lock = threading.Lock()
         self._models = {}
 
-    def _roll_day(self, now: float) -> None:
-        self._day_start, self._day_end = pacific_day_bounds(now)
-        self._month_start = pacific_month_start(self._day_start)
+    def _now(self) -> float:
+        """Under the lock: the clock, with the day rolled to the one holding it."""
+        now = self.clock()
+        if now >= self._day_end or now < self._day_start - _STEP_BACK_KEEPS_DAY:
+            self._day_start, self._day_end = pacific_day_bounds(now)
+            self._month_start = pacific_month_start(self._day_start)
+        return now
 
     def record(
         self,
@@ -180,16 +192,18 @@ class QuotaWindows:
                 win = self._models.setdefault(model, _ModelWindow())
         with self._lock:
             # Read the clock under the lock so records reach the rings in clock order.
-            now = self.clock() if at is None else at
-            if now >= self._day_end:
-                self._roll_day(now)
+            clock_sec = int(clock := self._now())
+            # A banked second later than the clock: the clock stepped back since; it is now.
+            now = clock if at is None or at > clock else at
             sec = int(now)
             i = sec % MINUTE_BUCKETS
             held = win.sec[i]
             if held == sec:
                 win.req[i] += requests
                 win.tok[i] += input_tokens
-            elif held < sec:  # (held > sec: a later second's bucket, this one left the minute)
+            # held > sec: a later second's bucket (this one left the minute), unless it is later
+            # than the clock too (stamped before the clock stepped back).
+            elif held < sec or held > clock_sec:
                 win.sec[i] = sec
                 win.req[i] = requests
                 win.tok[i] = input_tokens
@@ -218,7 +232,7 @@ class QuotaWindows:
                 held = win.spend_slot[j]
                 if held == slot:
                     win.spend[j] += cost_usd
-                elif held < slot:
+                elif held < slot or held > clock_sec // SPEND_BUCKET_SECONDS:
                     win.spend_slot[j] = slot
                     win.spend[j] = cost_usd
 
@@ -228,9 +242,7 @@ class QuotaWindows:
         if win is None:
             return _ZERO
         with self._lock:
-            now = self.clock()
-            if now >= self._day_end:
-                self._roll_day(now)
+            now = self._now()
             sec = int(now)
             lo = sec - MINUTE_BUCKETS
             stamps = win.sec
@@ -258,9 +270,7 @@ class QuotaWindows:
         """USD since the last Pacific midnight and since the 1st of the month (Pacific), all
         models: budgets are per project, and Google's billing day is Pacific time."""
         with self._lock:
-            now = self.clock()
-            if now >= self._day_end:
-                self._roll_day(now)
+            self._now()  # the day rolled where the clock is
             day = sum(w.day_spend for w in self._models.values() if w.day_start == self._day_start)
             month = sum(
                 w.month_spend for w in self._models.values() if w.month_start == self._month_start
@@ -270,15 +280,11 @@ class QuotaWindows:
     def day_remaining(self) -> float:
         """Seconds until the next Pacific midnight, when RPD resets."""
         with self._lock:
-            now = self.clock()
-            if now >= self._day_end:
-                self._roll_day(now)
+            now = self._now()
             return max(0.0, self._day_end - now)
 
     def day_elapsed(self) -> float:
         """Seconds since the last Pacific midnight."""
         with self._lock:
-            now = self.clock()
-            if now >= self._day_end:
-                self._roll_day(now)
+            now = self._now()
             return max(0.0, now - self._day_start)
