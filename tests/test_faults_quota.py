@@ -13,6 +13,7 @@ from google.genai import errors, types
 
 from conftest import Telemetry, make_client
 from opentelemetry.instrumentation.gemini import instrumentor, quota_status
+from opentelemetry.instrumentation.gemini.quota import errors as quota_errors
 from opentelemetry.instrumentation.gemini.record import counters
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
     FakeGemini,
@@ -137,3 +138,68 @@ def test_a_clock_stepped_back_days_is_in_its_own_day(
     [remaining] = telemetry.points("gcp.gemini.quota.day_remaining")
     assert remaining.value <= 25 * 3600
     assert _usage_gauge(telemetry, "rpd") == 3
+
+
+# --- what a 429 body can make us do ------------------------------------------------------------
+def _quota_failure(quota_id: str) -> dict[str, Any]:
+    return {
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [
+            {
+                "quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                "quotaId": quota_id,
+                "quotaDimensions": {"location": "global", "model": MODEL},
+                "quotaValue": "10",
+            }
+        ],
+    }
+
+
+def _error_info(quota_id: str) -> dict[str, Any]:
+    return {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "RATE_LIMIT_EXCEEDED",
+        "metadata": {"quota_limit": quota_id, "quota_metric": "generate_requests"},
+    }
+
+
+@pytest.mark.parametrize("entry", [_quota_failure, _error_info])
+def test_a_429_of_thousands_of_violations_is_read_only_up_to_the_cap(
+    fake: FakeGemini, telemetry: Telemetry, entry: Any
+) -> None:
+    """Only 64 violations are kept, but every one of thousands of details entries was read
+    first (its quota id's words parsed): on a 5 MB body, as long as the SDK's own handling of
+    the answer. The parser's per-name cache counts the names it read."""
+    details = [entry(f"Generate{i}RequestsPerMinutePerProject-FreeTier") for i in range(3000)]
+    body = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": details}}
+    fake.enqueue(None, Reply(status=429, error_body=body))
+    client = make_client(fake)
+    read_quota_names = quota_errors._read_quota_names
+    read_quota_names.cache_clear()
+    with pytest.raises(errors.ClientError) as caught:
+        client.models.generate_content(model=MODEL, contents="x")
+    assert caught.value.code == 429
+    assert read_quota_names.cache_info().misses <= 2 * 64  # was 3000
+    events = [e for e in telemetry.span().events if e.name == "gcp.gemini.quota.exceeded"]
+    assert len(events) == 64
+    assert telemetry.total("gcp.gemini.quota.exceeded") == 64
+    assert {e.attributes["gcp.gemini.quota.window"] for e in events} == {"minute"}
+
+
+def test_a_window_of_hundreds_of_digits_is_no_window(
+    fake: FakeGemini, telemetry: Telemetry
+) -> None:
+    """``Per<n>Minute`` in a quota id names an n-minute window; n of 300 digits made a
+    ``gcp.gemini.quota.window`` label of 308 characters, past every other name's cap."""
+    quota_id = "GenerateRequestsPer" + "9" * 300 + "MinutePerProject-FreeTier"
+    body = {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED"}}
+    body["error"]["details"] = [_quota_failure(quota_id)]
+    fake.enqueue(None, Reply(status=429, error_body=body))
+    client = make_client(fake)
+    with pytest.raises(errors.ClientError):
+        client.models.generate_content(model=MODEL, contents="x")
+    [event] = [e for e in telemetry.span().events if e.name == "gcp.gemini.quota.exceeded"]
+    assert "gcp.gemini.quota.window" not in event.attributes
+    [point] = telemetry.points("gcp.gemini.quota.exceeded")
+    assert "gcp.gemini.quota.window" not in point.attributes
+    assert point.attributes["gcp.gemini.quota.dimension"] == "requests"

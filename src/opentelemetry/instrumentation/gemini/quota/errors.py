@@ -208,25 +208,31 @@ def _parse(body: object, depth: int) -> RateLimitInfo | None:
     details = error.get("details")
     entries = list(_dicts(details)) if isinstance(details, list) else []
 
-    violations: list[QuotaViolation] = []
+    # Distinct violations in body order (exact repeats: QuotaFailure and ErrorInfo describing
+    # the same quota). Only the first _MAX_VIOLATIONS are read: a body of thousands costs no
+    # more than that to parse (reading each one's words is most of the work).
+    found: dict[QuotaViolation, None] = {}
     retry_delay: float | None = None
     reset_delay: float | None = None
     project: str | None = None
     for entry in entries:
         kind = _entry_kind(entry)
         if kind == _QUOTA_FAILURE:
-            violations.extend(_quota_failure(entry))
+            if len(found) < _MAX_VIOLATIONS:
+                found.update(dict.fromkeys(_quota_failure(entry)))
         elif kind == _RETRY_INFO and retry_delay is None:
             retry_delay = _duration(_get(entry, "retryDelay", "retry_delay"))
         elif kind == _ERROR_INFO:
             project = project or _consumer(entry)
-            violation, delay = _error_info(entry)
-            if violation is not None:
-                violations.append(violation)
             if reset_delay is None:
-                reset_delay = delay
+                reset_delay = _reset_delay(entry)
+            if len(found) < _MAX_VIOLATIONS:
+                violation = _error_info(entry)
+                if violation is not None:
+                    found[violation] = None
 
     from_message = _message_violations(message) if message is not None else []
+    violations = list(found)
     if violations:
         violations = _unique(_fill_from_message(v, from_message) for v in violations)
     else:
@@ -319,24 +325,30 @@ def _consumer(entry: Mapping[str, Any]) -> str | None:
     return found.group(1) if found else None
 
 
-def _error_info(entry: Mapping[str, Any]) -> tuple[QuotaViolation | None, float | None]:
+def _reset_delay(entry: Mapping[str, Any]) -> float | None:
+    """An ErrorInfo's ``metadata.quotaResetDelay`` in seconds, if any."""
     metadata = entry.get("metadata")
     if not isinstance(metadata, Mapping):
-        return None, None
-    delay = _duration(_get(metadata, "quotaResetDelay", "quota_reset_delay"))
+        return None
+    return _duration(_get(metadata, "quotaResetDelay", "quota_reset_delay"))
+
+
+def _error_info(entry: Mapping[str, Any]) -> QuotaViolation | None:
+    metadata = entry.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return None
     quota_id = _text(metadata.get("quota_limit"))
     metric = _text(metadata.get("quota_metric"))
     if quota_id is None and metric is None:
-        return None, delay
+        return None
     # "consumer" (the project number) is read by _consumer, for gcp.gemini.project only.
-    violation = _violation(
+    return _violation(
         quota_id=quota_id,
         metric=metric,
         limit=_limit(metadata.get("quota_limit_value")),
         model=_text(metadata.get("model")),
         location=_text(metadata.get("quota_location")),
     )
-    return violation, delay
 
 
 def _violation(
@@ -462,7 +474,10 @@ def _id_window(quota_id: str | None) -> str | None:
         following = words[i + 1]
         if following in _WINDOW_UNITS:
             return _WINDOW_UNITS[following]
-        count = int(following) if following.isdigit() else _NUMBER_WORDS.get(following)
+        if following.isdigit():  # at most 4 digits, as in a metric's name: a longer number
+            count = int(following) if len(following) <= 4 else None  # is no window (a long label)
+        else:
+            count = _NUMBER_WORDS.get(following)
         if count and i + 2 < len(words) and words[i + 2] in _WINDOW_UNITS:
             return _window(count, _WINDOW_UNITS[words[i + 2]])
     return None
