@@ -83,8 +83,8 @@ def quota_status(model: str) -> QuotaStatus | None:
     usage = recorder.quota_usage(name)
     instruments = recorder.instruments
     for dimension, positions in (
-        (SESSIONS_DIM, instruments.sessions(recorder)),
-        (BATCH_DIM, instruments.batch_positions(recorder)),
+        (SESSIONS_DIM, instruments.sessions(recorder, tier)),
+        (BATCH_DIM, instruments.batch_positions(recorder, tier)),
     ):
         for model_name, used, limit in positions:
             if model_name == name:

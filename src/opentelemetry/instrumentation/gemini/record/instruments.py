@@ -118,13 +118,14 @@ class Instruments:
     # --- observable gauges (collection time, not the call path) -----------------------------
     # One bank of the counters per collection, then one pass over the models: linear in the
     # number of models (they are capped, bounds.ModelCap).
-    def _positions(self) -> list[tuple[str, dict[str, int], dict[str, int]]]:
+    # Each callback reads the tier and project once: a 429 may change them mid-collection, and
+    # one collection must not label one tier's limits with another's name.
+    def _positions(self, tier: str) -> list[tuple[str, dict[str, int], dict[str, int]]]:
         """(model, limits, usage) for every model this process used, for the live recorder."""
         recorder = self.recorder
         if recorder is None:
             return []
         self.counters.bank()
-        tier = recorder.tier
         return [
             (model, recorder.quota_limits(model, tier), recorder.window_usage(model))
             for model in sorted(self.windows.models())
@@ -134,19 +135,19 @@ class Instruments:
         recorder = self.recorder
         if recorder is None or recorder.limits is None:
             return []
-        tier = recorder.tier
+        tier, project = recorder.tier, recorder.project
         out = [
-            Observation(int64(value), _gauge_attrs(model, tier, dim, recorder.project))
-            for model, limits, _usage in self._positions()
+            Observation(int64(value), _gauge_attrs(model, tier, dim, project))
+            for model, limits, _usage in self._positions(tier)
             for dim, value in limits.items()
         ] + [
-            Observation(int64(limit), _gauge_attrs(model, tier, BATCH_DIM, recorder.project))
-            for model, _tokens, limit in self.batch_positions(recorder)
+            Observation(int64(limit), _gauge_attrs(model, tier, BATCH_DIM, project))
+            for model, _tokens, limit in self.batch_positions(recorder, tier)
             if limit is not None
         ]
         out.extend(
-            Observation(limit, _gauge_attrs(model, tier, _SESSIONS, recorder.project))
-            for model, _open, limit in self.sessions(recorder)
+            Observation(limit, _gauge_attrs(model, tier, _SESSIONS, project))
+            for model, _open, limit in self.sessions(recorder, tier)
             if limit is not None
         )
         return out
@@ -155,22 +156,22 @@ class Instruments:
         recorder = self.recorder
         if recorder is None:
             return []
-        tier = recorder.tier
+        tier, project = recorder.tier, recorder.project
         out = [
-            Observation(int64(value), _gauge_attrs(model, tier, dim, recorder.project))
-            for model, _limits, usage in self._positions()
+            Observation(int64(value), _gauge_attrs(model, tier, dim, project))
+            for model, _limits, usage in self._positions(tier)
             for dim, value in usage.items()
         ]
         out.append(
-            Observation(self.windows.spend_10m_total(), _spend_attrs(tier, recorder.project))
+            Observation(self.windows.spend_10m_total(), _spend_attrs(tier, project))
         )
         out.extend(
-            Observation(n, _gauge_attrs(model, tier, _SESSIONS, recorder.project))
-            for model, n, _limit in self.sessions(recorder)
+            Observation(n, _gauge_attrs(model, tier, _SESSIONS, project))
+            for model, n, _limit in self.sessions(recorder, tier)
         )
         out += [
-            Observation(int64(tokens), _gauge_attrs(model, tier, BATCH_DIM, recorder.project))
-            for model, tokens, _limit in self.batch_positions(recorder)
+            Observation(int64(tokens), _gauge_attrs(model, tier, BATCH_DIM, project))
+            for model, tokens, _limit in self.batch_positions(recorder, tier)
         ]
         return out
 
@@ -178,10 +179,10 @@ class Instruments:
         recorder = self.recorder
         if recorder is None:
             return []
-        tier = recorder.tier
+        tier, project = recorder.tier, recorder.project
         out = [
-            Observation(value, _gauge_attrs(model, tier, dim, recorder.project))
-            for model, limits, usage in self._positions()
+            Observation(value, _gauge_attrs(model, tier, dim, project))
+            for model, limits, usage in self._positions(tier)
             for dim, value in utilization(usage, limits).items()
         ]
         spend_limit = recorder.spend_limit_10m(tier)
@@ -193,32 +194,37 @@ class Instruments:
                 )
             )
         out.extend(
-            Observation(n / limit, _gauge_attrs(model, tier, _SESSIONS, recorder.project))
-            for model, n, limit in self.sessions(recorder)
+            Observation(n / limit, _gauge_attrs(model, tier, _SESSIONS, project))
+            for model, n, limit in self.sessions(recorder, tier)
             if limit
         )
         out += [
-            Observation(tokens / limit, _gauge_attrs(model, tier, BATCH_DIM, recorder.project))
-            for model, tokens, limit in self.batch_positions(recorder)
+            Observation(tokens / limit, _gauge_attrs(model, tier, BATCH_DIM, project))
+            for model, tokens, limit in self.batch_positions(recorder, tier)
             if limit
         ]
         return out
 
-    def sessions(self, recorder: Recorder) -> list[tuple[str, int, int | None]]:
+    def sessions(
+        self, recorder: Recorder, tier: str | None = None
+    ) -> list[tuple[str, int, int | None]]:
         """(model, Live sessions open now, the tier's concurrent session limit) for every model
-        that had a session in this process."""
-        limits, tier = recorder.limits, recorder.tier
+        that had a session in this process (at ``tier``, default the recorder's)."""
+        limits = recorder.limits
+        tier = recorder.tier if tier is None else tier
         out = []
         for model, n in sorted(self.live_sessions.snapshot().items()):
             found = limits.lookup(model, tier) if limits is not None else None
             out.append((model, n, found.live_sessions if found is not None else None))
         return out
 
-    def batch_positions(self, recorder: Recorder) -> list[tuple[str, int, int | None]]:
+    def batch_positions(
+        self, recorder: Recorder, tier: str | None = None
+    ) -> list[tuple[str, int, int | None]]:
         """(model, tokens enqueued in unfinished Batch API jobs, the tier's limit) per model
-        this process enqueued a job for."""
+        this process enqueued a job for (at ``tier``, default the recorder's)."""
         return [
-            (model, tokens, recorder.batch_enqueued_limit(model))
+            (model, tokens, recorder.batch_enqueued_limit(model, tier))
             for model, tokens in sorted(self.batches.enqueued_by_model().items())
         ]
 
