@@ -10,10 +10,15 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from types import FrameType
 from typing import Any
 
 import pytest
+from google.genai import _api_client, models
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from conftest import FAKE_KEY, Telemetry, make_client, run_async
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor
@@ -155,3 +160,46 @@ def test_uninstrument_during_the_budget_gauge_callback_raises_nothing_into_the_s
     assert fired
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert [p.value for p in budget] == [5.0]  # read before the recorder went
+
+
+# --- instrument() from two threads at once -----------------------------------------------------
+def test_instrument_from_two_threads_at_once_patches_once(fake: FakeGemini) -> None:
+    """OpenTelemetry's BaseInstrumentor checks "already instrumented" without a lock, and our
+    instrument() takes a while (data files): both threads patched the SDK, so every call had
+    two spans and two counts, and after uninstrument() the first thread's hooks stayed, still
+    making spans."""
+    hooked = {
+        (owner, name): vars(owner)[name]
+        for owner, name in (
+            (models.Models, "generate_content"),
+            (models.Models, "generate_content_stream"),
+            (models.AsyncModels, "generate_content"),
+            (_api_client.BaseApiClient, "_request_once"),
+        )
+    }
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    barrier = threading.Barrier(2)
+
+    def instrument() -> None:
+        barrier.wait(10)
+        GeminiInstrumentor().instrument(tracer_provider=provider)
+
+    threads = [threading.Thread(target=instrument) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        client = make_client(fake)
+        client.models.generate_content(model=MODEL, contents="x")
+        assert len(exporter.get_finished_spans()) == 1
+        GeminiInstrumentor().uninstrument()
+        assert {key: vars(key[0])[key[1]] for key in hooked} == hooked
+        client.models.generate_content(model=MODEL, contents="x")
+        assert len(exporter.get_finished_spans()) == 1
+    finally:
+        GeminiInstrumentor().uninstrument()
+        for (owner, name), original in hooked.items():  # a hook left behind must not leak on
+            setattr(owner, name, original)
