@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import threading
 from collections.abc import Collection
 from typing import Any
 
@@ -27,6 +28,18 @@ from .version import __version__
 
 # The active recorder, for the small public status API (status.py); None when uninstrumented.
 active_recorder: Recorder | None = None
+# BaseInstrumentor checks and sets "instrumented" without a lock: two threads calling
+# instrument() at once both patched the SDK, and the first one's hooks stayed after uninstrument().
+_lifecycle = threading.RLock()
+
+
+def _after_fork_in_child() -> None:
+    global _lifecycle
+    _lifecycle = threading.RLock()  # a fork during another thread's instrument() must not hang
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -47,6 +60,14 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
+
+    def instrument(self, **kwargs: Any) -> Any:
+        with _lifecycle:
+            return super().instrument(**kwargs)
+
+    def uninstrument(self, **kwargs: Any) -> Any:
+        with _lifecycle:
+            return super().uninstrument(**kwargs)
 
     def _instrument(self, **kwargs: Any) -> None:
         global active_recorder

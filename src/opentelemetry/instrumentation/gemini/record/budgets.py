@@ -18,22 +18,24 @@ from .. import attributes as A
 
 if TYPE_CHECKING:
     from .instruments import Instruments
+    from .recorder import Recorder
 
 
 def register_budget_gauges(meter: Meter, instruments: Instruments) -> None:
     """Create the budget, spend and Pacific-day gauges; callbacks read the live recorder."""
 
-    def project_attrs() -> dict[str, str] | None:
-        recorder = instruments.recorder
+    def project_attrs(recorder: Recorder | None) -> dict[str, str] | None:
         if recorder is None:
             return None
         return {A.GEMINI_PROJECT: recorder.project} if recorder.project is not None else {}
 
     def observe_budget(_options: CallbackOptions) -> Iterable[Observation]:
-        base = project_attrs()
-        if base is None:
+        # The recorder read once: uninstrument() on another thread may clear it meanwhile.
+        recorder = instruments.recorder
+        base = project_attrs(recorder)
+        if base is None or recorder is None:
             return []
-        settings = instruments.recorder.settings  # type: ignore[union-attr]
+        settings = recorder.settings
         out = []
         for period, amount in (
             ("day", settings.daily_budget_usd),
@@ -44,7 +46,7 @@ def register_budget_gauges(meter: Meter, instruments: Instruments) -> None:
         return out
 
     def observe_spend(_options: CallbackOptions) -> Iterable[Observation]:
-        base = project_attrs()
+        base = project_attrs(instruments.recorder)
         if base is None:
             return []
         instruments.counters.bank()  # calls finished this second reach the windows first
@@ -55,13 +57,13 @@ def register_budget_gauges(meter: Meter, instruments: Instruments) -> None:
         ]
 
     def observe_remaining(_options: CallbackOptions) -> Iterable[Observation]:
-        base = project_attrs()
+        base = project_attrs(instruments.recorder)
         if base is None:
             return []
         return [Observation(instruments.windows.day_remaining(), base)]
 
     def observe_elapsed(_options: CallbackOptions) -> Iterable[Observation]:
-        base = project_attrs()
+        base = project_attrs(instruments.recorder)
         if base is None:
             return []
         return [Observation(instruments.windows.day_elapsed(), base)]

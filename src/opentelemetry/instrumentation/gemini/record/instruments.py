@@ -273,15 +273,28 @@ def _spend_attrs(tier: str, project: str | None = None) -> dict[str, str]:
 _BY_PROVIDER: weakref.WeakKeyDictionary[Any, Instruments] = weakref.WeakKeyDictionary()
 _LIVE: weakref.WeakSet[Instruments] = weakref.WeakSet()
 _lock = threading.Lock()
+# The global provider as the first instrument() without a meter_provider found it: the API's
+# proxy when the app had not set one yet. The proxy hands its instruments (callbacks and all) to
+# the provider set later, so those are that provider's instruments from then on.
+_first_global: Any = None
 
 
 def instruments_for(meter_provider: MeterProvider | None) -> Instruments:
     """The provider's instruments (``None``: the global provider), created on first use."""
     from opentelemetry.metrics import get_meter_provider
 
+    global _first_global
     provider = meter_provider if meter_provider is not None else get_meter_provider()
     with _lock:
         found = _BY_PROVIDER.get(provider)
+        if found is None and _first_global is not None and provider is get_meter_provider():
+            # The global provider, set since instruments were made on its proxy: a second set
+            # would not count (the SDK drops the callbacks of a name already registered).
+            found = _BY_PROVIDER.get(_first_global)
+            if found is not None:
+                _BY_PROVIDER[provider] = found
+        if found is None and meter_provider is None and _first_global is None:
+            _first_global = provider
         if found is None:
             meter = get_meter(SCOPE, __version__, provider, schema_url=SCHEMA_URL)
             found = _BY_PROVIDER[provider] = Instruments(meter)

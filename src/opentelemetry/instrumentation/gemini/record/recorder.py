@@ -235,11 +235,12 @@ class Recorder:
             usage, response_model, response_id, extra = call.read()
             reasons = _NO_REASONS
         if not self.per_attempt and not call.attempts:
-            # Without the attempt seam each call is one attempt, judged by its outcome.
-            if error is None:
-                call.on_attempt_ok()
-            else:
+            # Without the attempt seam each call is one attempt, judged by its outcome; a
+            # stream closed or dropped before its first chunk sent no request.
+            if error is not None:
                 call.attempt_error(error)
+            elif call.chunks or not call.stream or stream_end == A.STREAM_END_EXHAUSTED:
+                call.on_attempt_ok()
         elif error is not None and _in_stream_429(call, error):
             # The HTTP answer was 200 and already counted; the quota details still matter.
             self._quota_hit(call.model, span, self._read_429(error), call)

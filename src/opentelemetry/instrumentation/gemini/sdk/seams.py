@@ -121,6 +121,9 @@ class Patches:
         where it is (removing it would remove theirs too) and passes calls through."""
         with self._lock:
             self.closed = True  # an adapter still running must not hook anything again
+            # Calls still open (a stream read after this) make their attempts unseen from here:
+            # each counts as one attempt, as without the seam (Recorder.record).
+            self.recorder.per_attempt = False
             for owner, method, before, hook in reversed(self._hooked):
                 if vars(owner).get(method) is not hook:
                     _logger.debug("gemini instrumentation: %s.%s was rewrapped", owner, method)
