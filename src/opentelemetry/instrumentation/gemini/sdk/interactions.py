@@ -95,14 +95,15 @@ def _name(value: Any) -> str | None:
 
 class _State:
     """One call's view: what the request said, and a stream's hops (each
-    ``interaction.completed`` event carries its own hop's usage: they add up)."""
+    ``interaction.completed`` event carries its own hop's usage: they add up, as they come, so a
+    stream of any length holds one record)."""
 
-    __slots__ = ("hop_usages", "id", "last", "method")
+    __slots__ = ("hop_usage", "id", "last", "method")
 
     def __init__(self, method: str, interaction_id: str | None) -> None:
         self.method = method
         self.id = interaction_id
-        self.hop_usages: list[Usage] = []
+        self.hop_usage: Usage | None = None
         self.last: Any = None  # the latest interaction a stream event carried
 
 
@@ -122,11 +123,8 @@ def _reader(jobs: BatchJobs, state: _State) -> Callable[[Any], Answer]:
         if status:
             attrs[A.GEMINI_INTERACTION_STATUS] = status
         tier = getattr(interaction, "service_tier", None)
-        if state.hop_usages:
-            usage: Usage | None = (
-                sum_usages(state.hop_usages) if len(state.hop_usages) > 1 else state.hop_usages[0]
-            )
-        else:
+        usage = state.hop_usage
+        if usage is None:
             usage = interaction_usage(getattr(interaction, "usage", None), tier)
         if rid is not None and model is not None and state.method == "create":
             jobs.remember(_PRICED_KEY + rid, model)  # a later get names only the id
@@ -159,7 +157,8 @@ def _on_event(call: Call, state: _State, event: Any) -> None:
         if usage is not None:
             found = interaction_usage(usage, getattr(interaction, "service_tier", None))
             if found is not None:
-                state.hop_usages.append(found)
+                before = state.hop_usage
+                state.hop_usage = found if before is None else sum_usages([before, found])
     except Exception:
         _logger.debug("gemini instrumentation: could not read an event", exc_info=True)
 
