@@ -299,3 +299,18 @@ def test_the_interactions_stack_is_hooked_at_first_use_without_an_import_hook() 
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "interactions gemini-3-flash-preview" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_stream_of_several_hops_adds_their_usage(
+    fake: FakeGemini, client: Any, telemetry: Telemetry, mode: str
+) -> None:
+    """Each ``interaction.completed`` event carries its own hop's usage: a stream of three
+    hops used (and costs) three times one hop."""
+    fake.enqueue(None, Reply(usage=USAGE, text="one two", extra={"hops": 3}))
+    events = _create(client, mode, stream=True)
+    assert [e.event_type for e in events].count("interaction.completed") == 3
+    a = telemetry.span().attributes
+    assert a["gen_ai.usage.input_tokens"] == 3_000
+    assert a["gen_ai.usage.output_tokens"] == 750
+    assert a["gen_ai.usage.cost.amount"] == pytest.approx(3 * EXPECTED)

@@ -186,8 +186,14 @@ class FakeInteractions:
                 }
             )
         events.append({"event_type": "step.stop", "index": 0, "event_id": "e2"})
-        events.append(
-            {"event_type": "interaction.completed", "interaction": item.body(), "event_id": "e3"}
+        # ``extra={"hops": n}``: n completed events, each with its own hop's usage (the API
+        # continues an interaction within one stream), which add up.
+        hops = (item.extra or {}).get("hops")
+        hops = hops if isinstance(hops, int) else 1
+        body = {k: v for k, v in item.body().items() if k != "hops"}
+        events.extend(
+            {"event_type": "interaction.completed", "interaction": body, "event_id": f"e3-{i}"}
+            for i in range(max(1, min(hops, 1000)))
         )
         return events
 
