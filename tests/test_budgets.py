@@ -110,3 +110,16 @@ def test_the_pacific_day_is_dst_correct() -> None:
     assert windows.day_remaining() == 23 * 3600
     now[0] = _at(2026, 11, 1, 0, 0)
     assert windows.day_remaining() == 25 * 3600
+
+
+def test_spend_with_nothing_spent_is_a_float(
+    fake: FakeGemini, instrument: Callable[..., Telemetry]
+) -> None:
+    """One gauge, one point type: no spend yet reads 0.0 for both periods, not an int 0 next to
+    a float (an OTLP gauge point is int or double)."""
+    telemetry = instrument(tier="tier_1")
+    client = make_client(fake)
+    client.models.count_tokens(model=MODEL, contents="x")  # free: nothing spent
+    values = list(_gauge(telemetry, "gcp.gemini.spend").values())
+    assert len(values) == 2
+    assert all(type(v) is float and v == 0.0 for v in values)

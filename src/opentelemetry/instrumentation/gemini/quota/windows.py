@@ -271,9 +271,16 @@ class QuotaWindows:
         models: budgets are per project, and Google's billing day is Pacific time."""
         with self._lock:
             self._now()  # the day rolled where the clock is
-            day = sum(w.day_spend for w in self._models.values() if w.day_start == self._day_start)
+            day = sum(
+                (w.day_spend for w in self._models.values() if w.day_start == self._day_start), 0.0
+            )
             month = sum(
-                w.month_spend for w in self._models.values() if w.month_start == self._month_start
+                (
+                    w.month_spend
+                    for w in self._models.values()
+                    if w.month_start == self._month_start
+                ),
+                0.0,  # a float even with no spend: one gauge, one point type
             )
         return day, month
 
