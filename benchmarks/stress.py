@@ -19,6 +19,23 @@ scripted replies:
     cancel    async only: task.cancel() after the first chunk of a slow stream
     timeout   async only: asyncio.wait_for(tiny timeout) on the next chunk of a slow stream
 
+Beside them, ``--surface-threads`` sync threads and ``--surface-tasks`` async tasks (2 each by
+default) call the other surfaces, all answered 200, each pick from its own seeded RNG:
+
+    embed     embed_content                  count     count_tokens
+    chat      a chat turn with automatic function calling (a function call, the tool, the answer;
+              a model per worker, so its two scripted replies are its own)
+    cache     caches.create then caches.delete
+    batch     batches.create, then 3 pollers at once (threads, or coroutines) get the job until
+              it has succeeded, and once more each
+    interact  interactions.create            istream   interactions.create(stream=True), read out
+    image     generate_images (Vertex mode: google-genai 3.6 has Imagen only there)
+    video     generate_videos (Vertex), then 3 pollers at once poll the operation until done
+    live      async only: a Live session on the websocket fake (connect, one turn, close)
+
+and a side thread calls ``quota_status()`` for a few models every 5 ms. ``--surface-threads 0
+--surface-tasks 0`` gives back the generate_content-only mix of the runs before 2026-12-03.
+
 The same workload first runs uninstrumented for ``--bare-seconds`` (its calls/s are the baseline;
 its outcomes validate the expectations), then instrumented with ``GeminiInstrumentor`` on an
 SDK TracerProvider (a processor that tracks every started span until it ends) and MeterProvider
@@ -29,7 +46,16 @@ metrics collection and a span flush, and the checks:
 * no hang: every worker joined within 30 s (else HANG, stacks dumped, exit 1);
 * exact counts: ``gcp.gemini.requests`` by ``http.response.status_code`` equals the workers'
   tally of HTTP answers per status (200, 429, 500) and, in total, the server's own request
-  count; ended spans and ``gen_ai.client.operation.duration`` points equal the calls made;
+  count (the Live fake's handshakes included); by ``gen_ai.operation.name`` it equals what the
+  fake servers saw, read from their request logs by the script's own map (and so does the
+  workers' tally, bare too); ended spans equal the spans expected, per span name (one per call,
+  two generate_content and one execute_tool per chat turn, one per poll);
+  ``gen_ai.client.operation.duration`` points equal them per operation (tool runs aside);
+* priced once: each batch job has exactly one span with ``gcp.gemini.batch.results.priced``
+  true, and each video operation exactly one poll carrying ``gcp.gemini.usage.video_seconds``
+  (its cost may be 0: the 429 kind's free-tier quota id sets the tier to free), however many
+  pollers saw it done at once;
+* the ``live_sessions`` quota gauge is back to 0 at the end; ``quota_status()`` never raised;
 * no open span: every span started has ended;
 * the app saw what it sees bare: each call's outcome (chunks read, exception type and code)
   is the kind's expected one, and no exception leaked elsewhere (thread, event loop, or
@@ -38,7 +64,8 @@ metrics collection and a span flush, and the checks:
 Exit 0 when clean, 1 with the failing checks. A watchdog bounds each phase (its seconds + 60):
 past that it dumps every thread's stack (faulthandler) and exits 2. Quick try:
 ``python benchmarks/stress.py --seconds 10 --bare-seconds 5``; other flags: ``--threads``,
-``--tasks``, ``--seed`` (same seed, same sequence of kinds per worker), ``--gc-threshold``,
+``--tasks``, ``--surface-threads``, ``--surface-tasks``, ``--seed`` (same seed, same sequence
+of kinds per worker), ``--gc-threshold``,
 ``--full-gc-every``. A race may need several seeds or a longer run to show.
 """
 
@@ -1324,7 +1351,8 @@ def _stream_ends(spans: SpanLedger) -> list[str]:
     per: dict[str, Counter[str]] = {}
     for name, end in spans.ended:
         if end is not None:
-            kind = name.rsplit(" ", 1)[-1].removeprefix("stress-")
+            model = name.rsplit(" ", 1)[-1]
+            kind = model.removeprefix("stress-") if model.startswith("stress-") else name
             per.setdefault(kind, Counter())[str(end)] += 1
     return [f"{k} {dict(c)}" for k, c in sorted(per.items())]
 
