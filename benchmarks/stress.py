@@ -19,6 +19,23 @@ scripted replies:
     cancel    async only: task.cancel() after the first chunk of a slow stream
     timeout   async only: asyncio.wait_for(tiny timeout) on the next chunk of a slow stream
 
+Beside them, ``--surface-threads`` sync threads and ``--surface-tasks`` async tasks (2 each by
+default) call the other surfaces, all answered 200, each pick from its own seeded RNG:
+
+    embed     embed_content                  count     count_tokens
+    chat      a chat turn with automatic function calling (a function call, the tool, the answer;
+              a model per worker, so its two scripted replies are its own)
+    cache     caches.create then caches.delete
+    batch     batches.create, then 3 pollers at once (threads, or coroutines) get the job until
+              it has succeeded, and once more each
+    interact  interactions.create            istream   interactions.create(stream=True), read out
+    image     generate_images (Vertex mode: google-genai 3.6 has Imagen only there)
+    video     generate_videos (Vertex), then 3 pollers at once poll the operation until done
+    live      async only: a Live session on the websocket fake (connect, one turn, close)
+
+and a side thread calls ``quota_status()`` for a few models every 5 ms. ``--surface-threads 0
+--surface-tasks 0`` gives back the generate_content-only mix of the runs before 2026-12-03.
+
 The same workload first runs uninstrumented for ``--bare-seconds`` (its calls/s are the baseline;
 its outcomes validate the expectations), then instrumented with ``GeminiInstrumentor`` on an
 SDK TracerProvider (a processor that tracks every started span until it ends) and MeterProvider
@@ -29,7 +46,16 @@ metrics collection and a span flush, and the checks:
 * no hang: every worker joined within 30 s (else HANG, stacks dumped, exit 1);
 * exact counts: ``gcp.gemini.requests`` by ``http.response.status_code`` equals the workers'
   tally of HTTP answers per status (200, 429, 500) and, in total, the server's own request
-  count; ended spans and ``gen_ai.client.operation.duration`` points equal the calls made;
+  count (the Live fake's handshakes included); by ``gen_ai.operation.name`` it equals what the
+  fake servers saw, read from their request logs by the script's own map (and so does the
+  workers' tally, bare too); ended spans equal the spans expected, per span name (one per call,
+  two generate_content and one execute_tool per chat turn, one per poll);
+  ``gen_ai.client.operation.duration`` points equal them per operation (tool runs aside);
+* priced once: each batch job has exactly one span with ``gcp.gemini.batch.results.priced``
+  true, and each video operation exactly one poll carrying ``gcp.gemini.usage.video_seconds``
+  (its cost may be 0: the 429 kind's free-tier quota id sets the tier to free), however many
+  pollers saw it done at once;
+* the ``live_sessions`` quota gauge is back to 0 at the end; ``quota_status()`` never raised;
 * no open span: every span started has ended;
 * the app saw what it sees bare: each call's outcome (chunks read, exception type and code)
   is the kind's expected one, and no exception leaked elsewhere (thread, event loop, or
@@ -38,7 +64,8 @@ metrics collection and a span flush, and the checks:
 Exit 0 when clean, 1 with the failing checks. A watchdog bounds each phase (its seconds + 60):
 past that it dumps every thread's stack (faulthandler) and exits 2. Quick try:
 ``python benchmarks/stress.py --seconds 10 --bare-seconds 5``; other flags: ``--threads``,
-``--tasks``, ``--seed`` (same seed, same sequence of kinds per worker), ``--gc-threshold``,
+``--tasks``, ``--surface-threads``, ``--surface-tasks``, ``--seed`` (same seed, same sequence
+of kinds per worker), ``--gc-threshold``,
 ``--full-gc-every``. A race may need several seeds or a longer run to show.
 """
 
@@ -55,6 +82,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,21 +100,23 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
-from opentelemetry.instrumentation.gemini import GeminiInstrumentor
+from opentelemetry.instrumentation.gemini import GeminiInstrumentor, quota_status
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
     FakeGemini,
     Reply,
     quota_error_body,
     server_error_body,
 )
+from opentelemetry.instrumentation.gemini.testing.fake_live import FakeLive
 
 PROMPT = "stress"
 TEXT = Reply().text  # what the fake answers unscripted, whole or across a stream's chunks
 JOIN_BOUND = 30.0  # s: a worker not back this long after the deadline is hung
 WATCHDOG_MARGIN = 60.0  # s beyond a phase's own seconds before the watchdog kills the run
 GC_EVERY = 0.003  # s between the side thread's gc.collect() calls
-# cancel/timeout land long before the second chunk, unless the loop is starved that long (gc)
-SLOW = Reply(chunks=3, chunk_delay=1.0)
+# cancel/timeout land long before the second chunk, unless the loop is starved that long (gc,
+# and the CPU shared with every other worker: 1 s was seen overrun with the full mix)
+SLOW = Reply(chunks=3, chunk_delay=2.0)
 
 
 @dataclass(frozen=True)
@@ -118,6 +148,68 @@ KINDS = {
 SYNC_KINDS = [k for k in KINDS.values() if k.name not in ("cancel", "timeout")]
 ASYNC_KINDS = list(KINDS.values())
 
+# The other surfaces, each call a 200 on priced models (batches and videos must be priced once).
+FLASH = "gemini-2.5-flash"
+EMBED = "gemini-embedding-001"
+IMAGEN = "imagen-4.0-fast-generate-001"  # Vertex only in google-genai 3.6
+VEO = "veo-3.0-generate-001"  # Vertex only
+LIVE = "gemini-live-2.5-flash-preview"
+TOOL = "stress_tool"
+POLLERS = 3  # threads (sync) or coroutines (async) polling one video operation or batch job
+MAX_POLLS = 20  # gets per poller before the job or operation counts as stuck (a surprise)
+SURFACES_SYNC = [
+    "embed",
+    "count",
+    "chat",
+    "cache",
+    "batch",
+    "interact",
+    "istream",
+    "image",
+    "video",
+]
+SURFACES_ASYNC = [*SURFACES_SYNC, "live"]
+QUOTA_MODELS = ["stress-ok-sync", FLASH, EMBED, IMAGEN, VEO, LIVE]
+QUOTA_EVERY = 0.005  # s between the side thread's quota_status() rounds
+# The fake's request log -> the operation the request is (independent of the code under test).
+SERVER_OPERATIONS = {
+    "generateContent": "generate_content",
+    "streamGenerateContent": "generate_content",
+    "embedContent": "embeddings",
+    "batchEmbedContents": "embeddings",
+    "countTokens": "count_tokens",
+    "batchGenerateContent": "batches",
+    "predict": "generate_images",
+    "predictLongRunning": "generate_videos",
+    "fetchPredictOperation": "get_operation",
+}
+
+
+def stress_tool(city: str) -> str:
+    """Looks a city up (the chat's automatic function calling runs it)."""
+    return f"found {city}"
+
+
+def _function_call() -> dict[str, Any]:
+    part = {"functionCall": {"name": TOOL, "args": {"city": "Paris"}, "id": "call-1"}}
+    return {
+        "candidates": [
+            {"content": {"parts": [part], "role": "model"}, "finishReason": "STOP", "index": 0}
+        ]
+    }
+
+
+def server_operation(request: dict[str, Any]) -> str:
+    """The operation a request the fake logged is (``?`` for one the script never makes)."""
+    method, model = str(request["method"]), str(request["model"])
+    if model == "interactions":
+        return "interactions"
+    if "/cachedContents" in method:
+        return "create_cache" if method.startswith("POST ") else "delete_cache"
+    if "/batches/" in method:
+        return "batches"
+    return SERVER_OPERATIONS.get(method, f"? {method}")
+
 
 # --- telemetry sinks ---------------------------------------------------------------------------
 class SpanLedger(SpanProcessor):
@@ -133,6 +225,7 @@ class SpanLedger(SpanProcessor):
         self.started: list[str] = []
         self.ended: list[tuple[str, Any]] = []  # (span name, gcp.gemini.stream.end)
         self.unknown_ends: list[str] = []  # ended without a start seen (or ended twice)
+        self.priced: list[tuple[str, str]] = []  # ("batch", job) or ("video", operation)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         self.open[span.context.span_id] = (span.name, threading.current_thread().name)
@@ -144,6 +237,11 @@ class SpanLedger(SpanProcessor):
             self.unknown_ends.append(span.name)
         attrs = span.attributes or {}
         self.ended.append((span.name, attrs.get("gcp.gemini.stream.end")))
+        if attrs.get("gcp.gemini.batch.results.priced") is True:
+            self.priced.append(("batch", str(attrs.get("gcp.gemini.batch.job.name"))))
+        elif "gcp.gemini.usage.video_seconds" in attrs:  # the poll that billed the operation
+            # (its cost may be 0: a free-tier 429 of another worker sets the tier to free)
+            self.priced.append(("video", str(attrs.get("gcp.gemini.operation.name"))))
 
 
 class LatestMetrics(MetricExporter):
@@ -208,11 +306,7 @@ class Leaks:
         # (Response.aiter_raw, AsyncResponseStream.__aiter__) while a task is closing them:
         # "async generator already executing". Seen bare too; ours is async_items.
         name = getattr(u.object, "__qualname__", "")
-        if (
-            "already executing" in str(u.exc_value)
-            and name
-            and not name.startswith("async_items")
-        ):
+        if "already executing" in str(u.exc_value) and name and not name.startswith("async_items"):
             self.bare_too.append(text)
             return
         self.found.append(text)
@@ -267,6 +361,10 @@ class Tally:
     answers: Counter[tuple[str, int | str]] = field(default_factory=Counter)  # (model, status)
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (model, outcome)
     surprises: list[str] = field(default_factory=list)
+    ops: Counter[str] = field(default_factory=Counter)  # HTTP answers per operation
+    spans: Counter[str] = field(default_factory=Counter)  # spans expected, per span name
+    batch_jobs: list[str] = field(default_factory=list)  # jobs created (each priced once)
+    video_ops: list[str] = field(default_factory=list)  # video operations submitted (same)
 
     def merge(self, other: Tally) -> None:
         self.calls.update(other.calls)
@@ -274,6 +372,16 @@ class Tally:
         self.answers.update(other.answers)
         self.outcomes.update(other.outcomes)
         self.surprises.extend(other.surprises)
+        self.ops.update(other.ops)
+        self.spans.update(other.spans)
+        self.batch_jobs.extend(other.batch_jobs)
+        self.video_ops.extend(other.video_ops)
+
+    def hit(self, operation: str, server_model: str, span: str) -> None:
+        """One 200 answered (the fake logs it under ``server_model``) and its call's span."""
+        self.answers[(server_model, 200)] += 1
+        self.ops[operation] += 1
+        self.spans[span] += 1
 
     def by_status(self) -> Counter[int | str]:
         out: Counter[int | str] = Counter()
@@ -301,11 +409,15 @@ def _answer(chunks: int, error: BaseException | None) -> int | str | None:
 class Workload:
     """The calls, the same bare and instrumented. Each outcome string is what the app saw."""
 
-    def __init__(self, fake: FakeGemini, client: genai.Client, seed: int) -> None:
+    def __init__(self, fake: FakeGemini, clients: Clients, seed: int) -> None:
         self.fake = fake
-        self.client = client
+        self.client = clients.developer
+        self.vertex = clients.vertex
+        self.live = clients.live
         self.seed = seed
         self.stop = threading.Event()
+        self.quota_calls = 0
+        self.quota_errors: list[str] = []
 
     def _begin(self, tally: Tally, kind: Kind, mode: str) -> str:
         model = f"stress-{kind.name}-{mode}"
@@ -318,8 +430,10 @@ class Workload:
     def _end(tally: Tally, kind: Kind, model: str, outcome: str, answer: int | str | None) -> None:
         tally.done[model] += 1
         tally.outcomes[(model, outcome)] += 1
+        tally.spans[f"generate_content {model}"] += 1  # every call has its span
         if answer is not None:
             tally.answers[(model, answer)] += 1
+            tally.ops["generate_content"] += 1
         if outcome != kind.expect:
             tally.surprises.append(f"{model}: {outcome!r}, expected {kind.expect!r}")
 
@@ -369,10 +483,18 @@ class Workload:
 
     # --- async ----------------------------------------------------------------------------------
     async def async_main(
-        self, tallies: list[Tally], deadline: float, leaks: Leaks, others: list[threading.Thread]
+        self,
+        tallies: list[Tally],
+        surface_tallies: list[Tally],
+        deadline: float,
+        leaks: Leaks,
+        others: list[threading.Thread],
     ) -> None:
         asyncio.get_running_loop().set_exception_handler(leaks.loop_handler)
-        await asyncio.gather(*(self._async_worker(i, t, deadline) for i, t in enumerate(tallies)))
+        await asyncio.gather(
+            *(self._async_worker(i, t, deadline) for i, t in enumerate(tallies)),
+            *(self._async_surface_worker(i, t, deadline) for i, t in enumerate(surface_tallies)),
+        )
         # Dropped async streams are closed by the loop (asyncgen finalizer hook): keep it
         # running until no other thread can still collect one, then collect the rest here.
         until = time.monotonic() + JOIN_BOUND - 5
@@ -466,6 +588,274 @@ class Workload:
             return outcome, _answer(counted[0], None)
         return f"{counted[0]} chunks, not cancelled", _answer(counted[0], None)
 
+    # --- the other surfaces -----------------------------------------------------------------------
+    def quota_poller(self) -> None:
+        """quota_status() for a few models, over and over, while the workers run."""
+        while not self.stop.is_set():
+            for model in QUOTA_MODELS:
+                try:
+                    quota_status(model)
+                except Exception as e:  # the app's own call must never raise
+                    if len(self.quota_errors) < 20:
+                        self.quota_errors.append(f"quota_status({model!r}): {_error(e)}")
+                self.quota_calls += 1
+            self.stop.wait(QUOTA_EVERY)
+
+    def _surface_end(self, tally: Tally, key: str, outcome: str) -> None:
+        tally.done[key] += 1
+        tally.outcomes[(key, outcome)] += 1
+        if outcome != "ok":
+            tally.surprises.append(f"{key}: {outcome!r}, expected 'ok'")
+
+    def surface_worker(self, index: int, tally: Tally, deadline: float) -> None:
+        rng = random.Random(f"{self.seed}:surface-sync:{index}")
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            name = rng.choice(SURFACES_SYNC)
+            key = f"{name}-sync"
+            tally.calls[key] += 1
+            try:
+                outcome = self._sync_surface(name, index, tally)
+            except Exception as e:
+                outcome = _error(e)
+            self._surface_end(tally, key, outcome)
+
+    def _sync_surface(self, name: str, index: int, tally: Tally) -> str:
+        c, v = self.client, self.vertex
+        if name == "embed":
+            embedding = c.models.embed_content(model=EMBED, contents=PROMPT)
+            tally.hit("embeddings", EMBED, f"embeddings {EMBED}")
+            return _ok(len((embedding.embeddings or [None])[0].values or ()) == 8)
+        if name == "count":
+            counted = c.models.count_tokens(model=FLASH, contents=PROMPT)
+            tally.hit("count_tokens", FLASH, f"count_tokens {FLASH}")
+            return _ok(counted.total_tokens == 12)
+        if name == "chat":
+            model = self._script_chat("sync", index)
+            chat = c.chats.create(model=model, config={"tools": [stress_tool]})
+            text = chat.send_message(PROMPT).text
+            _chat_hits(tally, model)
+            return _ok(text == "done")
+        if name == "cache":
+            cache = c.caches.create(model=FLASH, config=_cache_config())
+            tally.hit("create_cache", "", f"create_cache {FLASH}")
+            c.caches.delete(name=str(cache.name))
+            tally.hit("delete_cache", "", f"delete_cache {FLASH}")
+            return "ok"
+        if name == "batch":
+            job = c.batches.create(model=FLASH, src=_batch_requests())
+            tally.hit("batches", FLASH, f"batches {FLASH}")
+            tally.batch_jobs.append(str(job.name))
+            return self._poll_in_threads(tally, lambda t: _poll_batch(c, str(job.name), t))
+        if name in ("interact", "istream"):
+            if name == "interact":
+                done = c.interactions.create(model=FLASH, input=PROMPT).status == "completed"
+            else:
+                events = list(c.interactions.create(model=FLASH, input=PROMPT, stream=True))
+                done = getattr(events[-1], "event_type", None) == "interaction.completed"
+            tally.hit("interactions", "interactions", f"interactions {FLASH}")
+            return _ok(done)
+        if name == "image":
+            images = v.models.generate_images(model=IMAGEN, prompt=PROMPT)
+            tally.hit("generate_images", IMAGEN, f"generate_images {IMAGEN}")
+            return _ok(len(images.generated_images or ()) == 1)
+        if name == "video":
+            operation = v.models.generate_videos(**_video_request())
+            tally.hit("generate_videos", VEO, f"generate_videos {VEO}")
+            tally.video_ops.append(str(operation.name))
+            return self._poll_in_threads(tally, lambda t: _poll_video(v, operation, t))
+        return f"unknown surface {name}"
+
+    def _poll_in_threads(self, tally: Tally, poll: Callable[[Tally], str]) -> str:
+        """``POLLERS`` threads poll one job or operation at once, until each has seen it done."""
+        tallies = [Tally() for _ in range(POLLERS)]
+        outcomes = ["not run"] * POLLERS
+
+        def run(i: int) -> None:
+            try:
+                outcomes[i] = poll(tallies[i])
+            except Exception as e:
+                outcomes[i] = _error(e)
+
+        threads = [
+            threading.Thread(target=run, args=(i,), name=f"poller-{i}", daemon=True)
+            for i in range(POLLERS)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(JOIN_BOUND)
+        for t in tallies:
+            tally.merge(t)
+        bad = [o for o in outcomes if o != "ok"]
+        return bad[0] if bad else "ok"
+
+    def _script_chat(self, mode: str, index: int) -> str:
+        """A model of this worker's own: its two scripted replies (a function call, then the
+        answer) cannot be taken by another worker's chat."""
+        model = f"stress-chat-{mode}-{index}"
+        self.fake.enqueue(model, Reply(extra=_function_call()), Reply(text="done"))
+        return model
+
+    async def _async_surface_worker(self, index: int, tally: Tally, deadline: float) -> None:
+        rng = random.Random(f"{self.seed}:surface-async:{index}")
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            name = rng.choice(SURFACES_ASYNC)
+            key = f"{name}-async"
+            tally.calls[key] += 1
+            try:
+                outcome = await self._async_surface(name, index, tally)
+            except Exception as e:
+                outcome = _error(e)
+            self._surface_end(tally, key, outcome)
+
+    async def _async_surface(self, name: str, index: int, tally: Tally) -> str:
+        c, v = self.client.aio, self.vertex.aio
+        if name == "embed":
+            embedding = await c.models.embed_content(model=EMBED, contents=PROMPT)
+            tally.hit("embeddings", EMBED, f"embeddings {EMBED}")
+            return _ok(len((embedding.embeddings or [None])[0].values or ()) == 8)
+        if name == "count":
+            counted = await c.models.count_tokens(model=FLASH, contents=PROMPT)
+            tally.hit("count_tokens", FLASH, f"count_tokens {FLASH}")
+            return _ok(counted.total_tokens == 12)
+        if name == "chat":
+            model = self._script_chat("async", index)
+            chat = c.chats.create(model=model, config={"tools": [stress_tool]})
+            text = (await chat.send_message(PROMPT)).text
+            _chat_hits(tally, model)
+            return _ok(text == "done")
+        if name == "cache":
+            cache = await c.caches.create(model=FLASH, config=_cache_config())
+            tally.hit("create_cache", "", f"create_cache {FLASH}")
+            await c.caches.delete(name=str(cache.name))
+            tally.hit("delete_cache", "", f"delete_cache {FLASH}")
+            return "ok"
+        if name == "batch":
+            job = await c.batches.create(model=FLASH, src=_batch_requests())
+            tally.hit("batches", FLASH, f"batches {FLASH}")
+            tally.batch_jobs.append(str(job.name))
+            return await _gather_polls(tally, lambda t: _apoll_batch(c, str(job.name), t))
+        if name in ("interact", "istream"):
+            if name == "interact":
+                answer = await c.interactions.create(model=FLASH, input=PROMPT)
+                done = answer.status == "completed"
+            else:
+                stream = await c.interactions.create(model=FLASH, input=PROMPT, stream=True)
+                events = [event async for event in stream]
+                done = getattr(events[-1], "event_type", None) == "interaction.completed"
+            tally.hit("interactions", "interactions", f"interactions {FLASH}")
+            return _ok(done)
+        if name == "image":
+            images = await v.models.generate_images(model=IMAGEN, prompt=PROMPT)
+            tally.hit("generate_images", IMAGEN, f"generate_images {IMAGEN}")
+            return _ok(len(images.generated_images or ()) == 1)
+        if name == "video":
+            operation = await v.models.generate_videos(**_video_request())
+            tally.hit("generate_videos", VEO, f"generate_videos {VEO}")
+            tally.video_ops.append(str(operation.name))
+            return await _gather_polls(tally, lambda t: _apoll_video(v, operation, t))
+        if name == "live":
+            return await self._live_session(tally)
+        return f"unknown surface {name}"
+
+    async def _live_session(self, tally: Tally) -> str:
+        """A short Live session: connect, one turn, its answer to turnComplete, close."""
+        config: Any = {"response_modalities": ["TEXT"]}
+        async with self.live.aio.live.connect(model=LIVE, config=config) as session:
+            tally.hit("generate_live_content", LIVE, f"generate_live_content {LIVE}")
+            turn = types.Content(role="user", parts=[types.Part(text=PROMPT)])
+            await session.send_client_content(turns=turn, turn_complete=True)
+            messages = [m async for m in session.receive()]
+        last = messages[-1].server_content if messages else None
+        return _ok(last is not None and bool(last.turn_complete))
+
+
+def _ok(condition: bool) -> str:
+    return "ok" if condition else "answer differs"
+
+
+def _chat_hits(tally: Tally, model: str) -> None:
+    """A chat turn with automatic function calling: two generate_content rounds, a tool run."""
+    tally.hit("generate_content", model, f"generate_content {model}")
+    tally.spans[f"execute_tool {TOOL}"] += 1
+    tally.hit("generate_content", model, f"generate_content {model}")
+
+
+def _cache_config() -> types.CreateCachedContentConfig:
+    return types.CreateCachedContentConfig(contents=["a long document"], ttl="60s")
+
+
+def _batch_requests() -> list[Any]:
+    return [{"contents": [{"parts": [{"text": t}], "role": "user"}]} for t in ("a", "b")]
+
+
+def _video_request() -> dict[str, Any]:
+    return {
+        "model": VEO,
+        "source": types.GenerateVideosSource(prompt=PROMPT),
+        "config": types.GenerateVideosConfig(duration_seconds=4, number_of_videos=1),
+    }
+
+
+def _poll_batch(c: genai.Client, name: str, tally: Tally) -> str:
+    """Get the job until it has succeeded, then once more (the app polling on)."""
+    for _ in range(MAX_POLLS):
+        state = c.batches.get(name=name).state
+        tally.hit("batches", "", f"batches {FLASH}")
+        if state is not None and state.name == "JOB_STATE_SUCCEEDED":
+            c.batches.get(name=name)
+            tally.hit("batches", "", f"batches {FLASH}")
+            return "ok"
+    return f"batch {name} not done after {MAX_POLLS} gets"
+
+
+def _poll_video(v: genai.Client, operation: Any, tally: Tally) -> str:
+    for _ in range(MAX_POLLS):
+        operation = v.operations.get(operation)
+        tally.hit("get_operation", VEO, f"get_operation {VEO}")
+        if operation.done:
+            videos = operation.result.generated_videos if operation.result else None
+            return _ok(len(videos or ()) == 1)
+    return f"video {operation.name} not done after {MAX_POLLS} polls"
+
+
+async def _apoll_batch(c: Any, name: str, tally: Tally) -> str:
+    for _ in range(MAX_POLLS):
+        state = (await c.batches.get(name=name)).state
+        tally.hit("batches", "", f"batches {FLASH}")
+        if state is not None and state.name == "JOB_STATE_SUCCEEDED":
+            await c.batches.get(name=name)
+            tally.hit("batches", "", f"batches {FLASH}")
+            return "ok"
+    return f"batch {name} not done after {MAX_POLLS} gets"
+
+
+async def _apoll_video(v: Any, operation: Any, tally: Tally) -> str:
+    for _ in range(MAX_POLLS):
+        operation = await v.operations.get(operation)
+        tally.hit("get_operation", VEO, f"get_operation {VEO}")
+        if operation.done:
+            videos = operation.result.generated_videos if operation.result else None
+            return _ok(len(videos or ()) == 1)
+    return f"video {operation.name} not done after {MAX_POLLS} polls"
+
+
+async def _gather_polls(tally: Tally, poll: Callable[[Tally], Any]) -> str:
+    """``POLLERS`` coroutines poll one job or operation at once (interleaved on the loop)."""
+    tallies = [Tally() for _ in range(POLLERS)]
+    outcomes = await asyncio.gather(*(poll(t) for t in tallies), return_exceptions=True)
+    for t in tallies:
+        tally.merge(t)
+    bad = [o if isinstance(o, str) else _error(o) for o in outcomes if o != "ok"]
+    return bad[0] if bad else "ok"
+
+
+@dataclass
+class Clients:
+    developer: genai.Client  # the Developer API, on the fake
+    vertex: genai.Client  # Vertex mode on the same fake: Imagen and Veo
+    live: genai.Client  # the Developer API on the Live fake (websockets, TLS)
+
 
 # --- a phase: the workload for a time, then joined within a bound --------------------------------
 @dataclass
@@ -473,8 +863,11 @@ class Phase:
     name: str
     tally: Tally
     elapsed: float
-    server_requests: Counter[str]
+    server_requests: Counter[str]  # per model (the Live fake's handshakes under LIVE)
+    server_ops: Counter[str]  # per operation, as the script reads the fake's request log
     hung: list[str]
+    quota_calls: int = 0
+    quota_errors: list[str] = field(default_factory=list)
 
     @property
     def calls(self) -> int:
@@ -496,16 +889,21 @@ def run_phase(
     name: str,
     seconds: float,
     args: argparse.Namespace,
-    fake: FakeGemini,
-    client: genai.Client,
+    servers: tuple[FakeGemini, FakeLive],
+    clients: Clients,
     leaks: Leaks,
 ) -> Phase:
+    fake, live = servers
     fake.reset()
-    work = Workload(fake, client, args.seed)
+    live.reset()
+    handshakes = live.handshakes
+    work = Workload(fake, clients, args.seed)
     start = time.monotonic()
     deadline = start + seconds
     sync_tallies = [Tally() for _ in range(args.threads)]
     async_tallies = [Tally() for _ in range(args.tasks)]
+    surface_tallies = [Tally() for _ in range(args.surface_threads)]
+    async_surface_tallies = [Tally() for _ in range(args.surface_tasks)]
     gc_thread = threading.Thread(
         target=_collector, args=(work.stop, args.full_gc_every), name="gc", daemon=True
     )
@@ -514,10 +912,19 @@ def run_phase(
             target=work.sync_worker, args=(i, t, deadline), name=f"sync-{i}", daemon=True
         )
         for i, t in enumerate(sync_tallies)
+    ] + [
+        threading.Thread(
+            target=work.surface_worker, args=(i, t, deadline), name=f"surface-{i}", daemon=True
+        )
+        for i, t in enumerate(surface_tallies)
     ]
     others = [*workers, gc_thread]
+    if args.surface_threads or args.surface_tasks:
+        others.append(threading.Thread(target=work.quota_poller, name="quota", daemon=True))
     loop_thread = threading.Thread(
-        target=lambda: asyncio.run(work.async_main(async_tallies, deadline, leaks, others)),
+        target=lambda: asyncio.run(
+            work.async_main(async_tallies, async_surface_tallies, deadline, leaks, others)
+        ),
         name="asyncio-loop",
         daemon=True,
     )
@@ -531,20 +938,61 @@ def run_phase(
         t.join(max(0.0, bound - time.monotonic()))
     elapsed = time.monotonic() - start
     tally = Tally()
-    for t in sync_tallies + async_tallies:
+    for t in sync_tallies + async_tallies + surface_tallies + async_surface_tallies:
         tally.merge(t)
     with fake._lock:  # the server appends under this lock
         server = Counter(r["model"] for r in fake.requests)
-    return Phase(name, tally, elapsed, server, [t.name for t in every if t.is_alive()])
+        server_ops = Counter(server_operation(r) for r in fake.requests)
+    sessions = live.handshakes - handshakes
+    if sessions:
+        server[LIVE] += sessions
+        server_ops["generate_live_content"] += sessions
+    return Phase(
+        name,
+        tally,
+        elapsed,
+        server,
+        server_ops,
+        [t.name for t in every if t.is_alive()],
+        work.quota_calls,
+        work.quota_errors,
+    )
 
 
-def make_client(fake: FakeGemini) -> genai.Client:
+def make_clients(fake: FakeGemini, live: FakeLive) -> Clients:
     options = types.HttpOptions(
         base_url=fake.url,
         retry_options=types.HttpRetryOptions(attempts=1),  # retries off: one attempt per call
         timeout=15_000,  # ms: a stuck request fails (a surprise) instead of hanging the worker
     )
-    return genai.Client(api_key="fake-stress-key", http_options=options)
+    vertex = genai.Client(
+        vertexai=True,
+        project="fake-project",
+        location="us-central1",
+        http_options=options,
+        credentials=_FakeCredentials(),  # type: ignore[arg-type]
+    )
+    live_options = types.HttpOptions(base_url=live.url, async_client_args={"ssl": live.client_ssl})
+    return Clients(
+        developer=genai.Client(api_key="fake-stress-key", http_options=options),
+        vertex=vertex,
+        live=genai.Client(api_key="fake-stress-key", http_options=live_options),
+    )
+
+
+class _FakeCredentials:
+    """Just enough of google.auth credentials for Vertex mode against the fake server."""
+
+    token = "fake-token"
+    valid = True
+    expired = False
+    quota_project_id = None
+
+    def refresh(self, request: Any) -> None:
+        pass
+
+    def before_request(self, *args: Any) -> None:
+        pass
 
 
 # --- checks ------------------------------------------------------------------------------------
@@ -594,6 +1042,13 @@ def common_checks(phase: Phase, leaks: list[str]) -> list[Check]:
             f"(tally vs server): {_diff(_per_model(t), phase.server_requests)}",
         )
     )
+    checks.append(
+        (
+            "tally of HTTP answers per operation == server's",
+            t.ops == phase.server_ops,
+            f"(tally vs server) {_diff(t.ops, phase.server_ops)}",
+        )
+    )
     shown = "; ".join(t.surprises[:8]) + (
         f" (+{len(t.surprises) - 8} more)" if len(t.surprises) > 8 else ""
     )
@@ -636,13 +1091,21 @@ def telemetry_checks(phase: Phase, spans: SpanLedger, metrics: LatestMetrics) ->
             f"metric {sum(got.values())}, server {server_total}",
         )
     )
-    ended_by_model = Counter(name.rsplit(" ", 1)[-1] for name, _end in spans.ended)
+    by_op = _by_operation(metrics.points("gcp.gemini.requests"), lambda p: int(p.value))
     checks.append(
         (
-            "ended spans == calls started",
-            len(spans.ended) == calls,
-            f"ended {len(spans.ended)}, calls {calls}; per model (spans vs calls): "
-            f"{_diff(ended_by_model, t.calls)}",
+            "gcp.gemini.requests by operation == server's",
+            by_op == phase.server_ops,
+            f"(metric vs server) {_diff(by_op, phase.server_ops)}",
+        )
+    )
+    ended = Counter(name for name, _end in spans.ended)
+    checks.append(
+        (
+            "ended spans == spans expected, per span name",
+            ended == t.spans,
+            f"ended {len(spans.ended)}, expected {sum(t.spans.values())}, calls {calls}; "
+            f"(ended vs expected) {_diff(ended, t.spans)}",
         )
     )
     checks.append(
@@ -661,16 +1124,62 @@ def telemetry_checks(phase: Phase, spans: SpanLedger, metrics: LatestMetrics) ->
         )
     )
     duration = metrics.points("gen_ai.client.operation.duration")
-    n_duration = sum(int(p.count) for p in duration)
+    # One point per span of an SDK call (a tool run's span is not a client operation).
+    want_duration: Counter[str] = Counter()
+    for name, n in t.spans.items():
+        operation = name.split(" ", 1)[0]
+        if operation != "execute_tool":
+            want_duration[operation] += n
+    got_duration = _by_operation(duration, lambda p: int(p.count))
     checks.append(
         (
-            "operation.duration points == calls",
-            n_duration == calls,
-            f"histogram count {n_duration}, calls {calls}; per model (metric vs calls): "
-            f"{_diff(_by_model(duration, lambda p: int(p.count)), t.calls)}",
+            "operation.duration points == client spans, per operation",
+            got_duration == want_duration,
+            f"(metric vs spans) {_diff(got_duration, want_duration)}",
         )
     )
+    if t.batch_jobs or t.video_ops:
+        priced = Counter(spans.priced)
+        for kind, made in (("batch", t.batch_jobs), ("video", t.video_ops)):
+            names = set(made) | {name for k, name in priced if k == kind}
+            wrong = [f"{n}: {priced[(kind, n)]}" for n in sorted(names) if priced[(kind, n)] != 1]
+            checks.append(
+                (
+                    f"each {'batch job' if kind == 'batch' else 'video operation'} "
+                    f"priced exactly once ({len(made)})",
+                    not wrong and len(set(made)) == len(made),
+                    f"{len(wrong)} not priced once; priced spans per name: {'; '.join(wrong[:8])}",
+                )
+            )
+    if t.ops["generate_live_content"]:
+        live = [
+            p.value
+            for p in metrics.points("gcp.gemini.quota.usage")
+            if p.attributes.get("gcp.gemini.quota.dimension") == "live_sessions"
+        ]
+        checks.append(
+            (
+                "live_sessions gauge back to 0",
+                bool(live) and all(v == 0 for v in live),
+                f"gauge points {live}",
+            )
+        )
+    if phase.quota_calls:
+        checks.append(
+            (
+                f"quota_status() from a side thread never raised ({phase.quota_calls} calls)",
+                not phase.quota_errors,
+                "; ".join(phase.quota_errors[:5]),
+            )
+        )
     return checks
+
+
+def _by_operation(points: list[Any], value: Callable[[Any], int]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for p in points:
+        out[str(p.attributes.get("gen_ai.operation.name"))] += value(p)
+    return out
 
 
 def print_checks(title: str, checks: list[Check]) -> bool:
@@ -689,9 +1198,24 @@ def print_phase(phase: Phase) -> None:
         f"server saw {sum(phase.server_requests.values())} requests"
     )
     per_kind: Counter[str] = Counter()
-    for model, n in t.calls.items():
-        per_kind[model.removeprefix("stress-")] += n
-    print("   calls per kind: " + ", ".join(f"{k} {n}" for k, n in sorted(per_kind.items())))
+    per_surface: Counter[str] = Counter()
+    for key, n in t.calls.items():
+        if key.startswith("stress-"):
+            per_kind[key.removeprefix("stress-")] += n
+        else:
+            per_surface[key] += n
+    print("   generate_content calls per kind: " + _counts(per_kind))
+    if per_surface:
+        print("   other surfaces, calls: " + _counts(per_surface))
+        print("   HTTP answers per operation: " + _counts(t.ops))
+        print(
+            f"   batch jobs {len(t.batch_jobs)}, video operations {len(t.video_ops)} "
+            f"(each polled by {POLLERS} pollers at once); quota_status() calls {phase.quota_calls}"
+        )
+
+
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{k} {n}" for k, n in sorted(counter.items()))
 
 
 def hang_exit(phase: Phase) -> None:
@@ -711,6 +1235,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bare-seconds", type=float, default=15.0, help="uninstrumented run")
     parser.add_argument("--threads", type=int, default=4, help="sync worker threads")
     parser.add_argument("--tasks", type=int, default=8, help="async worker tasks")
+    parser.add_argument(
+        "--surface-threads",
+        type=int,
+        default=2,
+        help="sync threads calling the other surfaces (0 and --surface-tasks 0: the "
+        "generate_content-only mix of the runs before 2026-12-03)",
+    )
+    parser.add_argument(
+        "--surface-tasks", type=int, default=2, help="async tasks calling the other surfaces"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--gc-threshold",
@@ -723,10 +1257,13 @@ def main(argv: list[str] | None = None) -> int:
         "--full-gc-every", type=int, default=20, help="every Nth side-thread gc.collect() is full"
     )
     args = parser.parse_args(argv)
-    if args.full_gc_every < 1 or args.gc_threshold < 1 or args.threads < 0 or args.tasks < 0:
-        parser.error("--full-gc-every and --gc-threshold must be >= 1, --threads/--tasks >= 0")
+    counts = (args.threads, args.tasks, args.surface_threads, args.surface_tasks)
+    if args.full_gc_every < 1 or args.gc_threshold < 1 or min(counts) < 0:
+        parser.error("--full-gc-every and --gc-threshold must be >= 1, thread/task counts >= 0")
     # stress-* models have no price: one "no price known" warning each is expected noise.
     logging.getLogger("opentelemetry.instrumentation.gemini").setLevel(logging.ERROR)
+    # The SDK's own deprecation notice for Imagen, once per call site: noise in the summary.
+    warnings.filterwarnings("ignore", message="The generate_images method is deprecated")
 
     gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     watchdog = Watchdog()
@@ -734,11 +1271,15 @@ def main(argv: list[str] | None = None) -> int:
     leaks.install()
     lifetime = args.bare_seconds + args.seconds + 3 * WATCHDOG_MARGIN
     fake = FakeGemini(max_lifetime=lifetime).start()
+    live = FakeLive(max_lifetime=lifetime, idle_timeout=20).start()
+    servers = (fake, live)
     ok = True
     try:
-        client = make_client(fake)
+        clients = make_clients(fake, live)
         print(
-            f"stress: seed {args.seed}, {args.threads} sync threads + {args.tasks} async tasks, "
+            f"stress: seed {args.seed}, {args.threads} sync threads + {args.tasks} async tasks "
+            f"(generate_content), {args.surface_threads} sync threads + {args.surface_tasks} "
+            "async tasks (other surfaces), "
             f"gc.collect() every {GC_EVERY * 1000:.0f} ms "
             f"(full every {args.full_gc_every}), gen-0 threshold {args.gc_threshold}; "
             f"fake Gemini at {fake.url}"
@@ -747,7 +1288,7 @@ def main(argv: list[str] | None = None) -> int:
         # Bare first: the baseline rate, and a check of the expectations themselves.
         if args.bare_seconds > 0:
             watchdog.arm(args.bare_seconds + WATCHDOG_MARGIN, "bare phase")
-            bare = run_phase("bare", args.bare_seconds, args, fake, client, leaks)
+            bare = run_phase("bare", args.bare_seconds, args, servers, clients, leaks)
             if bare.hung:
                 hang_exit(bare)
             gc.collect()
@@ -768,7 +1309,7 @@ def main(argv: list[str] | None = None) -> int:
         instrumentor = GeminiInstrumentor()
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
-        phase = run_phase("instrumented", args.seconds, args, fake, client, leaks)
+        phase = run_phase("instrumented", args.seconds, args, servers, clients, leaks)
         if phase.hung:
             hang_exit(phase)
         # Dropped streams' spans may end lazily: collect, then at least one more collection.
@@ -800,6 +1341,7 @@ def main(argv: list[str] | None = None) -> int:
         tracer_provider.shutdown()
     finally:
         fake.stop()
+        live.stop()
     watchdog.disarm()
     print(f"\nstress: {'CLEAN' if ok else 'FAILED'}")
     return 0 if ok else 1
@@ -809,7 +1351,8 @@ def _stream_ends(spans: SpanLedger) -> list[str]:
     per: dict[str, Counter[str]] = {}
     for name, end in spans.ended:
         if end is not None:
-            kind = name.rsplit(" ", 1)[-1].removeprefix("stress-")
+            model = name.rsplit(" ", 1)[-1]
+            kind = model.removeprefix("stress-") if model.startswith("stress-") else name
             per.setdefault(kind, Counter())[str(end)] += 1
     return [f"{k} {dict(c)}" for k, c in sorted(per.items())]
 

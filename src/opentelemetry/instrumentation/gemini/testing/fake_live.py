@@ -179,6 +179,7 @@ class FakeLive:
         self.idle_timeout = idle_timeout
         self.received: deque[dict[str, Any]] = deque(maxlen=1000)  # client messages, parsed
         self.paths: deque[str] = deque(maxlen=100)
+        self.handshakes = 0  # every handshake answered (opened or refused), since start
         self._scripts: deque[LiveScript] = deque()
         self._lock = threading.Lock()
         self._open = 0
@@ -266,6 +267,8 @@ class FakeLive:
 
     def _process_request(self, connection: ServerConnection, request: Any) -> Any:
         self.paths.append(request.path)
+        with self._lock:
+            self.handshakes += 1
         if self._open >= self.max_sessions:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many sessions\n")
         with self._lock:
