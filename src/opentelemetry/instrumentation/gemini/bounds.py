@@ -15,8 +15,9 @@ import os
 import re
 import stat
 import threading
+import weakref
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 _logger = logging.getLogger(__name__)
 
@@ -37,6 +38,10 @@ OTHER_MODEL: Final = "other"  # what models beyond the per-process cap are count
 # Google API keys: "AIza" and 35 more characters of this alphabet.
 _GOOGLE_KEY = re.compile(r"AIza[0-9A-Za-z_\-]{35}")
 _GOOGLE_KEY_LENGTH: Final = 39
+# Google OAuth 2.0 access tokens (what Vertex AI clients send as "Bearer ..."): "ya29." and the
+# token's own characters.
+_GOOGLE_TOKEN = re.compile(r"ya29\.[0-9A-Za-z_\-.]+")
+_MAX_HOLDERS: Final = 64  # credential holders (Vertex clients) whose tokens are redacted
 _MIN_SECRET: Final = 8  # shorter "keys" would redact ordinary words
 _warned: set[str] = set()
 
@@ -68,13 +73,18 @@ def warn_once(topic: str, message: str, *args: object) -> None:
 
 
 class Secrets:
-    """The API keys this process uses (environment, each client seen), to redact from text."""
+    """The API keys this process uses (environment, each client seen), and the access tokens
+    of the Vertex AI clients seen, to redact from text."""
 
-    __slots__ = ("_keys", "_lock", "_margin", "safe_below")
+    __slots__ = ("_holders", "_keys", "_lock", "_margin", "safe_below")
 
     def __init__(self, keys: Iterable[str | None] = ()) -> None:
         self._lock = threading.Lock()
         self._keys: tuple[str, ...] = ()
+        # Weak references to SDK clients whose ``_credentials.token`` is a secret: read when
+        # cleaning, since the SDK loads the credentials at the first request and refreshes the
+        # token hourly. The latest _MAX_HOLDERS; a tuple swapped whole, as ``_keys``.
+        self._holders: tuple[weakref.ref[Any], ...] = ()
         self._margin = 64
         # A text shorter than this can hold no key, known or Google-shaped: callers on the
         # hot path (a response id per call) skip ``clean`` for it.
@@ -91,20 +101,49 @@ class Secrets:
                 self._margin = max(self._margin, len(key))
                 self.safe_below = min(self.safe_below, len(key))
 
+    def watch(self, holder: object) -> None:
+        """Redact the access token of ``holder`` (an SDK client authenticating with
+        credentials, not a key) from now on, whatever token its credentials hold then."""
+        holders = self._holders
+        for ref in holders:
+            if ref() is holder:
+                return
+        try:
+            new = weakref.ref(holder)
+        except TypeError:
+            return
+        with self._lock:
+            alive = tuple(ref for ref in self._holders if ref() is not None)
+            self._holders = (*alive[-(_MAX_HOLDERS - 1) :], new)
+
+    def _tokens(self) -> list[str]:
+        tokens = []
+        for ref in self._holders:
+            try:
+                token = getattr(getattr(ref(), "_credentials", None), "token", None)
+            except Exception:  # a credentials class of the app's own: no token to read
+                continue
+            if isinstance(token, str) and len(token) >= _MIN_SECRET:
+                tokens.append(token)
+        return tokens
+
     def clean(self, text: str, limit: int | None = MAX_TEXT, *, tail: bool = False) -> str:
-        """``text`` without any known or Google-shaped key, at most ``limit`` characters (its
-        first ones, or its last with ``tail``; None: whole). Cut with a margin before
-        redacting, so a key straddling the limit is never half kept."""
-        margin = self._margin
+        """``text`` without any known or Google-shaped key or access token, at most ``limit``
+        characters (its first ones, or its last with ``tail``; None: whole). Cut with a margin
+        before redacting, so a secret straddling the limit is never half kept."""
+        tokens = self._tokens() if self._holders else ()
+        margin = max(self._margin, *map(len, tokens)) if tokens else self._margin
         if limit is None:
             limit = len(text)
         elif len(text) > limit + margin:
             text = text[-(limit + margin) :] if tail else text[: limit + margin]
-        for key in self._keys:
+        for key in (*self._keys, *tokens) if tokens else self._keys:
             if key in text:
                 text = text.replace(key, REDACTED)
         if "AIza" in text:
             text = _GOOGLE_KEY.sub(REDACTED, text)
+        if "ya29." in text:
+            text = _GOOGLE_TOKEN.sub(REDACTED, text)
         if len(text) > limit:
             text = text[-limit:] if tail else text[:limit]
         return text

@@ -185,9 +185,10 @@ class Recorder:
             call.on_attempt_ok()
             return
         # Read the 429 first: the tier it reveals must already be on this attempt's count.
-        rate_limit = self._read_429(error) if status == 429 else None
+        developer = call.provider != A.PROVIDER_VERTEX_AI
+        rate_limit = self._read_429(error, developer) if status == 429 else None
         if status == 403:
-            self._read_403(error)
+            self._read_403(error, developer)
         error_type = None if status is not None else type(error).__qualname__
         call.attempts.append(Attempt(status, error_type, rate_limit))
         self.counters.attempt(
@@ -205,22 +206,30 @@ class Recorder:
             self._quota_hit(call.model, call.span, rate_limit, call)
 
     def request_attempt(
-        self, operation: str, model: str, status: int | None, error: BaseException | None
+        self,
+        operation: str,
+        model: str,
+        status: int | None,
+        error: BaseException | None,
+        vertex: bool = False,
+        project: str | None = None,
     ) -> None:
         """An HTTP attempt of a request no call of ours holds (a method we have no adapter for,
         or one made outside any call): counted, its 429 parsed, fed to the model's windows when
         the operation counts against inference quota. ``model`` as ``sdk.attempts.route`` read
-        it from the request path ("" when the path names none)."""
+        it from the request path ("" when the path names none); ``vertex`` and ``project``: its
+        client's, as a call's."""
         name = self.models.admit(model) if model else None
-        rate_limit = self._read_429(error) if status == 429 else None
+        rate_limit = self._read_429(error, not vertex) if status == 429 else None
         if status == 403:
-            self._read_403(error)
+            self._read_403(error, not vertex)
         error_type = None if status is not None or error is None else type(error).__qualname__
-        self.counters.attempt(operation, name, self.tier, status, error_type, self.project)
+        project = project or self.project
+        self.counters.attempt(operation, name, self.tier, status, error_type, project)
         if name is not None and operation in INFERENCE:
             self.windows.record(name, requests=1)
         if status == 429:
-            self._quota_hit(name, None, rate_limit)
+            self._quota_hit(name, None, rate_limit, project=project)
 
     def record(self, call: Call, error: BaseException | None, stream_end: str | None) -> None:
         """The single recording path: span attributes, metrics, cost and counters, once."""
@@ -243,7 +252,8 @@ class Recorder:
                 call.on_attempt_ok()
         elif error is not None and _in_stream_429(call, error):
             # The HTTP answer was 200 and already counted; the quota details still matter.
-            self._quota_hit(call.model, span, self._read_429(error), call)
+            developer = call.provider != A.PROVIDER_VERTEX_AI
+            self._quota_hit(call.model, span, self._read_429(error, developer), call)
         tier = self.tier
         attrs: dict[str, Any] = {A.GEMINI_TIER: tier}
         if tier != UNKNOWN_TIER:  # an unknown tier has no source to tell
@@ -527,17 +537,23 @@ class Recorder:
             ),
         )
 
-    def _read_429(self, error: BaseException | None) -> RateLimitInfo | None:
-        """Parse a 429's body and learn the tier it names (unless one is configured)."""
+    def _read_429(self, error: BaseException | None, developer: bool) -> RateLimitInfo | None:
+        """Parse a 429's body and learn the tier it names (unless one is configured), and its
+        project. Only from the Developer API (``developer``): the tier and the learned project
+        are that API's, process-wide; a Vertex client's 429 names its own project, and
+        learning it would put every Developer API call of the process under that project."""
         info = parse_rate_limit(getattr(error, "details", None))
-        if info is not None and info.tier is not None:
-            self._learn_tier(info.tier)
-        if info is not None and info.project is not None:
-            self._learn_project(info.project)
+        if info is not None and developer:
+            if info.tier is not None:
+                self._learn_tier(info.tier)
+            if info.project is not None:
+                self._learn_project(info.project)
         return info
 
-    def _read_403(self, error: BaseException | None) -> None:
+    def _read_403(self, error: BaseException | None, developer: bool) -> None:
         """A 403 may name the project in an ErrorInfo too (an API not enabled, a key refused)."""
+        if not developer:
+            return
         info = parse_rate_limit(getattr(error, "details", None))
         if info is not None and info.project is not None:
             self._learn_project(info.project)
@@ -569,12 +585,18 @@ class Recorder:
         )
 
     def _quota_hit(
-        self, model: str | None, span: Any, info: RateLimitInfo | None, call: Call | None = None
+        self,
+        model: str | None,
+        span: Any,
+        info: RateLimitInfo | None,
+        call: Call | None = None,
+        project: str | None = None,
     ) -> None:
         """A 429's violations: counted, and events on ``span`` (None: no call of ours open).
-        ``model`` None: a request that names no model (caches, files...)."""
+        ``model`` None: a request that names no model (caches, files...). ``project``: of a
+        request no call holds (a call's is its own)."""
         delay = info.retry_delay if info is not None else None
-        project = (call.project if call is not None else None) or self.project
+        project = (call.project if call is not None else project) or self.project
         if delay is not None:
             if model is not None:
                 self.last_retry[model] = (delay, time.time())
@@ -589,9 +611,7 @@ class Recorder:
                 event[A.GEMINI_RETRY_DELAY] = delay
             if span is not None:
                 span.add_event(A.EVENT_QUOTA_EXCEEDED, event)
-            self.counters.quota_exceeded.add(
-                (model, self.tier, None, None, None, None, project), 1
-            )
+            self.counters.quota_exceeded.add((model, self.tier, None, None, None, None, project), 1)
             return
         clean = self.secrets.clean
         for v in violations:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from ..record import operations as ops
 from ..record.call import ASYNC_CALL, SYNC_CALL, defer
 from ..record.request import normalize_model
+from .models import client_of
 
 if TYPE_CHECKING:
     from .seams import Method, Patches, Targets
@@ -58,13 +59,16 @@ def route(url: str) -> tuple[str, str]:
     return ops.OTHER, model
 
 
-def _count(patches: Patches, url: str, error: BaseException | None) -> None:
-    """An attempt no call of ours holds. Never raises."""
+def _count(patches: Patches, api: Any, url: str, error: BaseException | None) -> None:
+    """An attempt no call of ours holds, made by the SDK client ``api`` (its Vertex project,
+    as a call's). Never raises."""
     try:
         operation, model = route(url)
         code = getattr(error, "code", None) if error is not None else 200
         status = code if isinstance(code, int) else None
-        patches.recorder.request_attempt(operation, model, status, error)
+        client = client_of(patches, api)
+        vertex, project = (client[1], client[3]) if client is not None else (False, None)
+        patches.recorder.request_attempt(operation, model, status, error, vertex, project)
     except Exception:
         pass  # never let counting break the user's request
 
@@ -109,9 +113,9 @@ def _sync_attempt(patches: Patches, original: Method) -> Method:
             try:
                 result = original(self, *args, **kwargs)
             except BaseException as error:
-                _count(patches, _url(args, kwargs), error)
+                _count(patches, self, _url(args, kwargs), error)
                 raise
-            _count(patches, _url(args, kwargs), None)
+            _count(patches, self, _url(args, kwargs), None)
             return result
         try:
             result = original(self, *args, **kwargs)
@@ -134,10 +138,10 @@ def _async_attempt(patches: Patches, original: Method) -> Method:
             try:
                 result = await original(self, *args, **kwargs)
             except BaseException as error:
-                unowned_failed(token, _count, patches, _url(args, kwargs), error=error)
+                unowned_failed(token, _count, patches, self, _url(args, kwargs), error=error)
                 raise
             leave_unowned(token)
-            _count(patches, _url(args, kwargs), None)
+            _count(patches, self, _url(args, kwargs), None)
             return result
         try:
             result = await original(self, *args, **kwargs)

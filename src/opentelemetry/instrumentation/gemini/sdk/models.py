@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import attributes as A
-from ..bounds import count
+from ..bounds import MAX_NAME, count
 from ..record import operations as ops
 from ..record.call import ASYNC_CALL, SYNC_CALL, Answer, Call, Reader
 from ..record.streams import wrap_async, wrap_sync
@@ -48,12 +48,9 @@ def _start(
     config = kwargs.get("config")
     if config is not None and not patches.request_hooks:
         patches.add_request_hooks_for(config)  # before the SDK runs: this call's rounds count
-    api = getattr(instance, "_api_client", None)
-    client = patches.last_client
-    if client is None or client[0] is not api:  # another client than the latest call's
-        client = _client(patches, api)
-        if client is None:
-            return None
+    client = client_of(patches, getattr(instance, "_api_client", None))
+    if client is None:
+        return None
     return patches.recorder.start(
         kwargs.get("model"),
         config,
@@ -68,19 +65,35 @@ def _start(
     )
 
 
+def client_of(patches: Patches, api: Any) -> tuple[Any, bool, str | None, str | None] | None:
+    """(api, Vertex mode, base URL, Vertex project) of the SDK client ``api``; None if it is
+    not one we can read."""
+    client = patches.last_client
+    if client is None or client[0] is not api:  # another client than the latest call's
+        client = _client(patches, api)
+    return client
+
+
 def _client(patches: Patches, api: Any) -> tuple[Any, bool, str | None, str | None] | None:
     """What a call needs of its SDK client (Vertex mode, base URL, a Vertex project), read
     when a call comes from another client than the latest one's (which also teaches us its
     key, to redact). Kept as one tuple: threads swap it whole."""
     try:
-        patches.recorder.secrets.add(getattr(api, "api_key", None))
+        secrets = patches.recorder.secrets
+        key = getattr(api, "api_key", None)
+        secrets.add(key)
         vertex = bool(getattr(api, "vertexai", False))
         base_url = getattr(getattr(api, "_http_options", None), "base_url", None)
         project = getattr(api, "project", None) if vertex else None
+        if vertex and not key:  # it sends its credentials' access token: a secret too
+            secrets.watch(api)
+        # The app's own string, copied to every span and metric: capped, and never a secret
+        # (a token pasted there by mistake).
+        project = secrets.clean(project, MAX_NAME) if isinstance(project, str) and project else None
     except Exception:
         _logger.debug("gemini instrumentation: unexpected SDK client", exc_info=True)
         return None
-    client = (api, vertex, base_url, project if isinstance(project, str) and project else None)
+    client = (api, vertex, base_url, project)
     patches.last_client = client
     return client
 
