@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -200,3 +201,22 @@ def test_an_attempt_no_call_holds_carries_its_vertex_project(
     assert {p.attributes.get("gcp.gemini.project") for p in requests} == {"vertex-proj"}
     [hit] = telemetry.points("gcp.gemini.quota.exceeded")
     assert hit.attributes["gcp.gemini.project"] == "vertex-proj"
+
+
+# --- a Vertex call is never billed at the Developer API's free tier ----------------------------
+def test_a_free_developer_tier_never_makes_vertex_calls_free(
+    fake: FakeGemini, instrument: Callable[..., Telemetry]
+) -> None:
+    """The tier is the Developer API account's: Vertex AI has no free tier, so a process with a
+    free API key bills its Vertex calls at pay-as-you-go rates (the Developer call: 0)."""
+    telemetry = instrument(tier="free")
+    usage = {"promptTokenCount": 1_000, "candidatesTokenCount": 100, "totalTokenCount": 1_100}
+    for client in (_vertex(fake, GATEWAY_TOKEN), make_client(fake)):
+        fake.enqueue(None, Reply(usage=usage))
+        client.models.generate_content(model=MODEL, contents="x")
+    vertex, developer = telemetry.spans()
+    assert vertex.attributes["gen_ai.provider.name"] == "gcp.vertex_ai"
+    listed = vertex.attributes["gcp.gemini.cost.list_amount"]
+    assert listed > 0 and vertex.attributes["gen_ai.usage.cost.amount"] == listed
+    assert developer.attributes["gen_ai.usage.cost.amount"] == 0.0
+    assert developer.attributes["gcp.gemini.cost.list_amount"] == pytest.approx(listed)

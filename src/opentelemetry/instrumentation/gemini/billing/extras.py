@@ -76,6 +76,6 @@ def _bundled_extras() -> _Extras:
     return extras
 
 
-def tier_billed(tier: str) -> bool:
-    """Whether ``tier`` pays (the free tier does not; an unknown tier is taken to pay)."""
+def tier_billed(tier: str | None) -> bool:
+    """Whether ``tier`` pays (the free tier does not; an unknown tier, or None, is taken to pay)."""
     return _bundled_extras().tiers_billed.get(tier, True)

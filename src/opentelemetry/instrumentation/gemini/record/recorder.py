@@ -416,12 +416,18 @@ class Recorder:
         # At the traffic type the answer reports (Vertex), else the service tier that served
         # it (Developer API), else the one asked for.
         traffic = usage.traffic_type or served or call.requested_tier
-        cost = self.prices.cost(model, usage, tier=self.tier, traffic_type=traffic)
+        cost = self.prices.cost(model, usage, tier=self._billing_tier(call), traffic_type=traffic)
         if cost is None:
             self._unpriced(call, attrs, response_model, self.no_price_reason(model))
             return None
         _cost_attributes(attrs, cost)
         return cost
+
+    def _billing_tier(self, call: Call) -> str | None:
+        """The tier a call is billed at: the process's (the Developer API account's, which may
+        be free) for the Developer API; None (pay-as-you-go) for Vertex AI, which has no free
+        tier: a free Developer API key in the same process must not make Vertex calls free."""
+        return None if call.provider == A.PROVIDER_VERTEX_AI else self.tier
 
     def _price_units(
         self, call: Call, attrs: dict[str, Any], response_model: str | None
@@ -433,7 +439,9 @@ class Recorder:
         cost, reason = None, units.unpriced
         if reason is None:
             try:
-                cost, reason = unit_prices().price(response_model or call.model, units, self.tier)
+                cost, reason = unit_prices().price(
+                    response_model or call.model, units, self._billing_tier(call)
+                )
             except Exception:  # unreadable bundled data: unpriced, never an error in the app
                 _logger.debug("gemini instrumentation: no unit prices", exc_info=True)
                 reason = A.UNPRICED_UNKNOWN_MODEL
