@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from google import genai
 from google.genai import types
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -28,6 +27,7 @@ from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini,
 from opentelemetry.instrumentation.gemini.testing.fake_live import FakeLive, LiveScript, turn, usage
 from test_faults_bounds import GOOGLE_SHAPED_KEY, _exported_text
 from test_faults_gc import _Blocked, _collect_in_thread, _unraisable_types
+from test_live import live_client, say
 
 LIVE_MODEL = "gemini-live-2.5-flash-preview"
 MODEL = "gemini-2.5-flash"
@@ -43,23 +43,6 @@ def live() -> Iterator[FakeLive]:
 @pytest.fixture(autouse=True)
 def _reset_live(live: FakeLive) -> None:
     live.reset()
-
-
-def live_client(live: FakeLive) -> genai.Client:
-    return genai.Client(
-        api_key=FAKE_KEY,
-        http_options=types.HttpOptions(
-            base_url=live.url, async_client_args={"ssl": live.client_ssl}
-        ),
-    )
-
-
-async def say(session: Any, text: str = "hello") -> list[types.LiveServerMessage]:
-    """One client turn, and the server's messages up to its turnComplete."""
-    await session.send_client_content(
-        turns=types.Content(role="user", parts=[types.Part(text=text)]), turn_complete=True
-    )
-    return [message async for message in session.receive()]
 
 
 async def one_session(live: FakeLive, script: LiveScript, turns: int = 1) -> Any:
