@@ -176,6 +176,7 @@ SURFACES_SYNC = [
     "istream",
     "image",
     "video",
+    "retry",
 ]
 SURFACES_ASYNC = [*SURFACES_SYNC, "live"]
 # A surface call's fault: None (all 200), or one of its requests answered 429 (QuotaFailure,
@@ -464,6 +465,7 @@ class Workload:
         self.quota_calls = 0
         self.quota_errors: list[str] = []
         self.live_server = clients.live_server
+        self.retrying = clients.retrying
         self.live_refusals: Counter[int] = Counter()  # Live handshakes scripted to be refused
 
     def _begin(self, tally: Tally, kind: Kind, mode: str) -> str:
@@ -707,7 +709,9 @@ class Workload:
             _chat_hits(tally, model)
             return _ok(text == "done")
         if name == "cache":
-            self._fault(rng, "cachedContents")
+            first = rng.random() < 0.5  # the fault (if any) on the create, else on the delete
+            if first:
+                self._fault(rng, "cachedContents")
             cache = _req(
                 tally,
                 "create_cache",
@@ -715,6 +719,8 @@ class Workload:
                 f"create_cache {FLASH}",
                 lambda: c.caches.create(model=FLASH, config=_cache_config()),
             )
+            if not first:
+                self._fault(rng, "cachedContents")
             _req(
                 tally,
                 "delete_cache",
@@ -764,8 +770,15 @@ class Workload:
                 lambda: v.models.generate_images(model=IMAGEN, prompt=PROMPT),
             )
             return _ok(len(images.generated_images or ()) == 1)
+        if name == "retry":
+            model = self._script_retry("sync", index, tally, rng)
+            embedding = self.retrying.models.embed_content(model=model, contents=PROMPT)
+            tally.hit("embeddings", model, f"embeddings {model}")
+            return _ok(len((embedding.embeddings or [None])[0].values or ()) == 8)
         if name == "video":
-            self._fault(rng, VEO)  # the submit, or one of the polls (one key for both)
+            first = rng.random() < 0.5  # the fault (if any) on the submit, else on a poll
+            if first:
+                self._fault(rng, VEO)
             operation = _req(
                 tally,
                 "generate_videos",
@@ -774,6 +787,8 @@ class Workload:
                 lambda: v.models.generate_videos(**_video_request()),
             )
             tally.video_ops.append(str(operation.name))
+            if not first:
+                self._fault(rng, VEO)
             return self._poll_in_threads(tally, lambda t: _poll_video(v, operation, t))
         return f"unknown surface {name}"
 
@@ -800,6 +815,18 @@ class Workload:
             tally.merge(t)
         bad = [o for o in outcomes if o != "ok"]
         return bad[0] if bad else "ok"
+
+    def _script_retry(self, mode: str, index: int, tally: Tally, rng: random.Random) -> str:
+        """A 429 or a 500 the SDK's own retry (HttpRetryOptions) answers with its second attempt:
+        the app sees a 200 and one span; the server saw both requests, and so must the metrics.
+        A model of this worker's own: the fault cannot be taken by another worker."""
+        model = f"stress-retry-{mode}-{index}"
+        fault = rng.choice([429, 500])
+        self.fake.enqueue(model, FAULT_REPLIES[fault])
+        tally.answers[(model, fault)] += 1  # the attempt the app never sees
+        tally.ops["embeddings"] += 1
+        tally.op_status[("embeddings", fault)] += 1
+        return model
 
     def _script_chat(self, mode: str, index: int, rng: random.Random) -> tuple[str, int | None]:
         """A model of this worker's own: its two scripted replies (a function call, then the
@@ -858,7 +885,9 @@ class Workload:
             _chat_hits(tally, model)
             return _ok(text == "done")
         if name == "cache":
-            self._fault(rng, "cachedContents")
+            first = rng.random() < 0.5
+            if first:
+                self._fault(rng, "cachedContents")
             cache = await _areq(
                 tally,
                 "create_cache",
@@ -866,6 +895,8 @@ class Workload:
                 f"create_cache {FLASH}",
                 c.caches.create(model=FLASH, config=_cache_config()),
             )
+            if not first:
+                self._fault(rng, "cachedContents")
             await _areq(
                 tally,
                 "delete_cache",
@@ -914,8 +945,15 @@ class Workload:
                 v.models.generate_images(model=IMAGEN, prompt=PROMPT),
             )
             return _ok(len(images.generated_images or ()) == 1)
+        if name == "retry":
+            model = self._script_retry("async", index, tally, rng)
+            embedding = await self.retrying.aio.models.embed_content(model=model, contents=PROMPT)
+            tally.hit("embeddings", model, f"embeddings {model}")
+            return _ok(len((embedding.embeddings or [None])[0].values or ()) == 8)
         if name == "video":
-            self._fault(rng, VEO)
+            first = rng.random() < 0.5
+            if first:
+                self._fault(rng, VEO)
             operation = await _areq(
                 tally,
                 "generate_videos",
@@ -924,6 +962,8 @@ class Workload:
                 v.models.generate_videos(**_video_request()),
             )
             tally.video_ops.append(str(operation.name))
+            if not first:
+                self._fault(rng, VEO)
             return await _gather_polls(tally, lambda t: _apoll_video(v, operation, t))
         if name == "live":
             fault = rng.choice(FAULTS)
@@ -1104,6 +1144,7 @@ class Clients:
     vertex: genai.Client  # Vertex mode on the same fake: Imagen and Veo
     live: genai.Client  # the Developer API on the Live fake (websockets, TLS)
     live_server: FakeLive
+    retrying: genai.Client  # the Developer API with the SDK's own retries on (429, 5xx)
 
 
 # --- a phase: the workload for a time, then joined within a bound --------------------------------
@@ -1240,6 +1281,16 @@ def make_clients(fake: FakeGemini, live: FakeLive) -> Clients:
         vertex=vertex,
         live=genai.Client(api_key="fake-stress-key", http_options=live_options),
         live_server=live,
+        retrying=genai.Client(
+            api_key="fake-stress-key",
+            http_options=types.HttpOptions(
+                base_url=fake.url,
+                retry_options=types.HttpRetryOptions(
+                    attempts=2, initial_delay=0.01, max_delay=0.05, jitter=0
+                ),
+                timeout=15_000,
+            ),
+        ),
     )
 
 
