@@ -20,7 +20,7 @@ scripted replies:
     timeout   async only: asyncio.wait_for(tiny timeout) on the next chunk of a slow stream
 
 Beside them, ``--surface-threads`` sync threads and ``--surface-tasks`` async tasks (2 each by
-default) call the other surfaces, all answered 200, each pick from its own seeded RNG:
+default) call the other surfaces, each pick from its own seeded RNG:
 
     embed     embed_content                  count     count_tokens
     chat      a chat turn with automatic function calling (a function call, the tool, the answer;
@@ -32,7 +32,17 @@ default) call the other surfaces, all answered 200, each pick from its own seede
     image     generate_images (Vertex mode: google-genai 3.6 has Imagen only there)
     video     generate_videos (Vertex), then 3 pollers at once poll the operation until done
     live      async only: a Live session on the websocket fake (connect, one turn, close)
+    retry     embed_content on a client with the SDK's own retries on (HttpRetryOptions,
+              attempts=2): its first attempt is answered 429 or 500, the retry 200
 
+One surface call in four gets a fault: one of its requests is answered 429 (QuotaFailure,
+RetryInfo) or 500, scripted on the fake under the request's key (the embedding model, the
+Flash model for count_tokens or a batch create, ``cachedContents`` for a cache's create or
+delete, ``""`` for a batch job's get, ``interactions``, the Imagen model, the Veo model for a
+submit or a poll, a refused Live handshake; a chat's first round on its own model). Keys are
+shared by the workers, so a fault may land on another worker's request: every request tallies
+the status it got, and pollers poll on after a failed poll (a job or operation whose poll
+failed once is still priced once).
 and a side thread calls ``quota_status()`` for a few models every 5 ms. ``--surface-threads 0
 --surface-tasks 0`` gives back the generate_content-only mix of the runs before 2026-12-03.
 
@@ -46,10 +56,14 @@ metrics collection and a span flush, and the checks:
 * no hang: every worker joined within 30 s (else HANG, stacks dumped, exit 1);
 * exact counts: ``gcp.gemini.requests`` by ``http.response.status_code`` equals the workers'
   tally of HTTP answers per status (200, 429, 500) and, in total, the server's own request
-  count (the Live fake's handshakes included); by ``gen_ai.operation.name`` it equals what the
-  fake servers saw, read from their request logs by the script's own map (and so does the
-  workers' tally, bare too); ended spans equal the spans expected, per span name (one per call,
-  two generate_content and one execute_tool per chat turn, one per poll);
+  count (the Live fake's handshakes included); by ``gen_ai.operation.name`` and status it
+  equals what the fake servers answered, read from their request logs (the status each request
+  got: the SDK's retried attempts included) by the script's own map (and so does the workers'
+  tally, bare too); ``gcp.gemini.quota.exceeded`` equals the 429s answered times the
+  violations in each; every surface span of a call answered 429/500 carries ``error.type``
+  (per span name), and no span ends ERROR without it; ended spans equal the spans expected,
+  per span name (one per call, two generate_content and one execute_tool per chat turn, one
+  per poll);
   ``gen_ai.client.operation.duration`` points equal them per operation (tool runs aside);
 * priced once: each batch job has exactly one span with ``gcp.gemini.batch.results.priced``
   true, and each video operation exactly one poll carrying ``gcp.gemini.usage.video_seconds``

@@ -5,8 +5,9 @@ It answers the real ``google-genai`` client over HTTP with bodies shaped like th
 usage, ``countTokens``, context caches (``cachedContents``: fake_caches.py), grounding on demand
 (``Reply.candidate_fields``: fake_grounding.py), and error bodies (429 RESOURCE_EXHAUSTED with
 QuotaFailure/RetryInfo, 500...). Replies can be scripted per model, in process (``enqueue``) or
-from another process (``POST /_fake/enqueue``). The server binds loopback only and stops itself
-after ``max_lifetime`` seconds.
+from another process (``POST /_fake/enqueue``). ``requests`` logs every request with the
+``status`` it was answered (None while unanswered). The server binds loopback only and stops
+itself after ``max_lifetime`` seconds.
 
     with FakeGemini() as fake:
         client = genai.Client(api_key="fake-key",
