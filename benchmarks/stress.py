@@ -20,7 +20,7 @@ scripted replies:
     timeout   async only: asyncio.wait_for(tiny timeout) on the next chunk of a slow stream
 
 Beside them, ``--surface-threads`` sync threads and ``--surface-tasks`` async tasks (2 each by
-default) call the other surfaces, all answered 200, each pick from its own seeded RNG:
+default) call the other surfaces, each pick from its own seeded RNG:
 
     embed     embed_content                  count     count_tokens
     chat      a chat turn with automatic function calling (a function call, the tool, the answer;
@@ -32,7 +32,17 @@ default) call the other surfaces, all answered 200, each pick from its own seede
     image     generate_images (Vertex mode: google-genai 3.6 has Imagen only there)
     video     generate_videos (Vertex), then 3 pollers at once poll the operation until done
     live      async only: a Live session on the websocket fake (connect, one turn, close)
+    retry     embed_content on a client with the SDK's own retries on (HttpRetryOptions,
+              attempts=2): its first attempt is answered 429 or 500, the retry 200
 
+One surface call in four gets a fault: one of its requests is answered 429 (QuotaFailure,
+RetryInfo) or 500, scripted on the fake under the request's key (the embedding model, the
+Flash model for count_tokens or a batch create, ``cachedContents`` for a cache's create or
+delete, ``""`` for a batch job's get, ``interactions``, the Imagen model, the Veo model for a
+submit or a poll, a refused Live handshake; a chat's first round on its own model). Keys are
+shared by the workers, so a fault may land on another worker's request: every request tallies
+the status it got, and pollers poll on after a failed poll (a job or operation whose poll
+failed once is still priced once).
 and a side thread calls ``quota_status()`` for a few models every 5 ms. ``--surface-threads 0
 --surface-tasks 0`` gives back the generate_content-only mix of the runs before 2026-12-03.
 
@@ -46,10 +56,14 @@ metrics collection and a span flush, and the checks:
 * no hang: every worker joined within 30 s (else HANG, stacks dumped, exit 1);
 * exact counts: ``gcp.gemini.requests`` by ``http.response.status_code`` equals the workers'
   tally of HTTP answers per status (200, 429, 500) and, in total, the server's own request
-  count (the Live fake's handshakes included); by ``gen_ai.operation.name`` it equals what the
-  fake servers saw, read from their request logs by the script's own map (and so does the
-  workers' tally, bare too); ended spans equal the spans expected, per span name (one per call,
-  two generate_content and one execute_tool per chat turn, one per poll);
+  count (the Live fake's handshakes included); by ``gen_ai.operation.name`` and status it
+  equals what the fake servers answered, read from their request logs (the status each request
+  got: the SDK's retried attempts included) by the script's own map (and so does the workers'
+  tally, bare too); ``gcp.gemini.quota.exceeded`` equals the 429s answered times the
+  violations in each; every surface span of a call answered 429/500 carries ``error.type``
+  (per span name), and no span ends ERROR without it; ended spans equal the spans expected,
+  per span name (one per call, two generate_content and one execute_tool per chat turn, one
+  per poll);
   ``gen_ai.client.operation.duration`` points equal them per operation (tool runs aside);
 * priced once: each batch job has exactly one span with ``gcp.gemini.batch.results.priced``
   true, and each video operation exactly one poll carrying ``gcp.gemini.usage.video_seconds``
@@ -73,6 +87,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import faulthandler
 import gc
 import logging
@@ -99,6 +114,7 @@ from opentelemetry.sdk.metrics.export import (
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.trace import StatusCode
 
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor, quota_status
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
@@ -107,7 +123,7 @@ from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
     quota_error_body,
     server_error_body,
 )
-from opentelemetry.instrumentation.gemini.testing.fake_live import FakeLive
+from opentelemetry.instrumentation.gemini.testing.fake_live import FakeLive, LiveScript
 
 PROMPT = "stress"
 TEXT = Reply().text  # what the fake answers unscripted, whole or across a stream's chunks
@@ -155,6 +171,13 @@ IMAGEN = "imagen-4.0-fast-generate-001"  # Vertex only in google-genai 3.6
 VEO = "veo-3.0-generate-001"  # Vertex only
 LIVE = "gemini-live-2.5-flash-preview"
 TOOL = "stress_tool"
+VIOLATIONS_PER_429 = len(
+    next(
+        d["violations"]
+        for d in quota_error_body()["error"]["details"]
+        if d.get("@type", "").endswith("QuotaFailure")
+    )
+)
 POLLERS = 3  # threads (sync) or coroutines (async) polling one video operation or batch job
 MAX_POLLS = 20  # gets per poller before the job or operation counts as stuck (a surprise)
 SURFACES_SYNC = [
@@ -167,8 +190,18 @@ SURFACES_SYNC = [
     "istream",
     "image",
     "video",
+    "retry",
 ]
 SURFACES_ASYNC = [*SURFACES_SYNC, "live"]
+# A surface call's fault: None (all 200), or one of its requests answered 429 (QuotaFailure,
+# RetryInfo) or 500. It is scripted on the server under the request's key (a model name,
+# "cachedContents", "interactions", "" for a batch job's get), which concurrent workers share:
+# another worker's request may take it, so every request records the status it got.
+FAULTS: list[int | None] = [None] * 6 + [429, 500]
+FAULT_REPLIES = {
+    429: Reply(status=429, error_body=quota_error_body()),
+    500: Reply(status=500, error_body=server_error_body(500)),
+}
 QUOTA_MODELS = ["stress-ok-sync", FLASH, EMBED, IMAGEN, VEO, LIVE]
 QUOTA_EVERY = 0.005  # s between the side thread's quota_status() rounds
 # The fake's request log -> the operation the request is (independent of the code under test).
@@ -226,6 +259,8 @@ class SpanLedger(SpanProcessor):
         self.ended: list[tuple[str, Any]] = []  # (span name, gcp.gemini.stream.end)
         self.unknown_ends: list[str] = []  # ended without a start seen (or ended twice)
         self.priced: list[tuple[str, str]] = []  # ("batch", job) or ("video", operation)
+        self.errored: Counter[str] = Counter()  # ended with error.type, per span name
+        self.error_untyped: list[str] = []  # ended with an ERROR status but no error.type
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         self.open[span.context.span_id] = (span.name, threading.current_thread().name)
@@ -237,6 +272,10 @@ class SpanLedger(SpanProcessor):
             self.unknown_ends.append(span.name)
         attrs = span.attributes or {}
         self.ended.append((span.name, attrs.get("gcp.gemini.stream.end")))
+        if "error.type" in attrs:
+            self.errored[span.name] += 1
+        elif span.status.status_code is StatusCode.ERROR:
+            self.error_untyped.append(span.name)
         if attrs.get("gcp.gemini.batch.results.priced") is True:
             self.priced.append(("batch", str(attrs.get("gcp.gemini.batch.job.name"))))
         elif "gcp.gemini.usage.video_seconds" in attrs:  # the poll that billed the operation
@@ -365,6 +404,8 @@ class Tally:
     spans: Counter[str] = field(default_factory=Counter)  # spans expected, per span name
     batch_jobs: list[str] = field(default_factory=list)  # jobs created (each priced once)
     video_ops: list[str] = field(default_factory=list)  # video operations submitted (same)
+    failed: Counter[str] = field(default_factory=Counter)  # spans expected with error.type
+    op_status: Counter[tuple[str, int | str]] = field(default_factory=Counter)  # HTTP answers
 
     def merge(self, other: Tally) -> None:
         self.calls.update(other.calls)
@@ -376,12 +417,18 @@ class Tally:
         self.spans.update(other.spans)
         self.batch_jobs.extend(other.batch_jobs)
         self.video_ops.extend(other.video_ops)
+        self.failed.update(other.failed)
+        self.op_status.update(other.op_status)
 
-    def hit(self, operation: str, server_model: str, span: str) -> None:
-        """One 200 answered (the fake logs it under ``server_model``) and its call's span."""
-        self.answers[(server_model, 200)] += 1
+    def hit(self, operation: str, server_model: str, span: str, status: int = 200) -> None:
+        """One request answered ``status`` (the fake logs it under ``server_model``) and its
+        call's span (which must carry error.type when the status is not a 200)."""
+        self.answers[(server_model, status)] += 1
         self.ops[operation] += 1
+        self.op_status[(operation, status)] += 1
         self.spans[span] += 1
+        if status != 200:
+            self.failed[span] += 1
 
     def by_status(self) -> Counter[int | str]:
         out: Counter[int | str] = Counter()
@@ -393,6 +440,19 @@ class Tally:
 def _error(e: BaseException) -> str:
     code = getattr(e, "code", None)
     return f"{type(e).__name__} {code}" if code is not None else f"{type(e).__name__}: {e}"[:120]
+
+
+def _status(e: BaseException) -> int | None:
+    """The HTTP status of a failed surface call (google-genai's APIError ``code``, the
+    Interactions client's ``status_code``, a refused Live handshake's response)."""
+    for value in (
+        getattr(e, "code", None),
+        getattr(e, "status_code", None),
+        getattr(getattr(e, "response", None), "status_code", None),
+    ):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
 
 
 def _answer(chunks: int, error: BaseException | None) -> int | str | None:
@@ -418,6 +478,9 @@ class Workload:
         self.stop = threading.Event()
         self.quota_calls = 0
         self.quota_errors: list[str] = []
+        self.live_server = clients.live_server
+        self.retrying = clients.retrying
+        self.live_refusals: Counter[int] = Counter()  # Live handshakes scripted to be refused
 
     def _begin(self, tally: Tally, kind: Kind, mode: str) -> str:
         model = f"stress-{kind.name}-{mode}"
@@ -434,6 +497,7 @@ class Workload:
         if answer is not None:
             tally.answers[(model, answer)] += 1
             tally.ops["generate_content"] += 1
+            tally.op_status[("generate_content", answer)] += 1
         if outcome != kind.expect:
             tally.surprises.append(f"{model}: {outcome!r}, expected {kind.expect!r}")
 
@@ -604,8 +668,14 @@ class Workload:
     def _surface_end(self, tally: Tally, key: str, outcome: str) -> None:
         tally.done[key] += 1
         tally.outcomes[(key, outcome)] += 1
-        if outcome != "ok":
-            tally.surprises.append(f"{key}: {outcome!r}, expected 'ok'")
+        if outcome not in SURFACE_OUTCOMES:
+            tally.surprises.append(f"{key}: {outcome!r}, expected one of {SURFACE_OUTCOMES}")
+
+    def _fault(self, rng: random.Random, key: str) -> None:
+        """Maybe script a 429 or a 500 under ``key`` for the next request there."""
+        status = rng.choice(FAULTS)
+        if status is not None:
+            self.fake.enqueue(key, FAULT_REPLIES[status])
 
     def surface_worker(self, index: int, tally: Tally, deadline: float) -> None:
         rng = random.Random(f"{self.seed}:surface-sync:{index}")
@@ -614,54 +684,125 @@ class Workload:
             key = f"{name}-sync"
             tally.calls[key] += 1
             try:
-                outcome = self._sync_surface(name, index, tally)
+                outcome = self._sync_surface(name, index, tally, rng)
+            except Failed as e:
+                outcome = f"failed {e.status}"
             except Exception as e:
                 outcome = _error(e)
             self._surface_end(tally, key, outcome)
 
-    def _sync_surface(self, name: str, index: int, tally: Tally) -> str:
+    def _sync_surface(self, name: str, index: int, tally: Tally, rng: random.Random) -> str:
         c, v = self.client, self.vertex
         if name == "embed":
-            embedding = c.models.embed_content(model=EMBED, contents=PROMPT)
-            tally.hit("embeddings", EMBED, f"embeddings {EMBED}")
+            self._fault(rng, EMBED)
+            embedding = _req(
+                tally,
+                "embeddings",
+                EMBED,
+                f"embeddings {EMBED}",
+                lambda: c.models.embed_content(model=EMBED, contents=PROMPT),
+            )
             return _ok(len((embedding.embeddings or [None])[0].values or ()) == 8)
         if name == "count":
-            counted = c.models.count_tokens(model=FLASH, contents=PROMPT)
-            tally.hit("count_tokens", FLASH, f"count_tokens {FLASH}")
+            self._fault(rng, FLASH)
+            counted = _req(
+                tally,
+                "count_tokens",
+                FLASH,
+                f"count_tokens {FLASH}",
+                lambda: c.models.count_tokens(model=FLASH, contents=PROMPT),
+            )
             return _ok(counted.total_tokens == 12)
         if name == "chat":
-            model = self._script_chat("sync", index)
+            model, _fault = self._script_chat("sync", index, rng)
             chat = c.chats.create(model=model, config={"tools": [stress_tool]})
-            text = chat.send_message(PROMPT).text
+            try:
+                text = chat.send_message(PROMPT).text
+            except Exception as e:
+                raise _chat_failed(tally, model, e) from e
             _chat_hits(tally, model)
             return _ok(text == "done")
         if name == "cache":
-            cache = c.caches.create(model=FLASH, config=_cache_config())
-            tally.hit("create_cache", "", f"create_cache {FLASH}")
-            c.caches.delete(name=str(cache.name))
-            tally.hit("delete_cache", "", f"delete_cache {FLASH}")
+            first = rng.random() < 0.5  # the fault (if any) on the create, else on the delete
+            if first:
+                self._fault(rng, "cachedContents")
+            cache = _req(
+                tally,
+                "create_cache",
+                "",
+                f"create_cache {FLASH}",
+                lambda: c.caches.create(model=FLASH, config=_cache_config()),
+            )
+            if not first:
+                self._fault(rng, "cachedContents")
+            _req(
+                tally,
+                "delete_cache",
+                "",
+                f"delete_cache {FLASH}",
+                lambda: c.caches.delete(name=str(cache.name)),
+            )
             return "ok"
         if name == "batch":
-            job = c.batches.create(model=FLASH, src=_batch_requests())
-            tally.hit("batches", FLASH, f"batches {FLASH}")
+            self._fault(rng, rng.choice([FLASH, ""]))  # the create, or one of the gets
+            job = _req(
+                tally,
+                "batches",
+                FLASH,
+                f"batches {FLASH}",
+                lambda: c.batches.create(model=FLASH, src=_batch_requests()),
+            )
             tally.batch_jobs.append(str(job.name))
             return self._poll_in_threads(tally, lambda t: _poll_batch(c, str(job.name), t))
         if name in ("interact", "istream"):
+            self._fault(rng, "interactions")
+            span = f"interactions {FLASH}"
             if name == "interact":
-                done = c.interactions.create(model=FLASH, input=PROMPT).status == "completed"
-            else:
-                events = list(c.interactions.create(model=FLASH, input=PROMPT, stream=True))
-                done = getattr(events[-1], "event_type", None) == "interaction.completed"
-            tally.hit("interactions", "interactions", f"interactions {FLASH}")
-            return _ok(done)
+                answer = _req(
+                    tally,
+                    "interactions",
+                    "interactions",
+                    span,
+                    lambda: c.interactions.create(model=FLASH, input=PROMPT),
+                )
+                return _ok(answer.status == "completed")
+            events = _req(
+                tally,
+                "interactions",
+                "interactions",
+                span,
+                lambda: list(c.interactions.create(model=FLASH, input=PROMPT, stream=True)),
+            )
+            return _ok(getattr(events[-1], "event_type", None) == "interaction.completed")
         if name == "image":
-            images = v.models.generate_images(model=IMAGEN, prompt=PROMPT)
-            tally.hit("generate_images", IMAGEN, f"generate_images {IMAGEN}")
+            self._fault(rng, IMAGEN)
+            images = _req(
+                tally,
+                "generate_images",
+                IMAGEN,
+                f"generate_images {IMAGEN}",
+                lambda: v.models.generate_images(model=IMAGEN, prompt=PROMPT),
+            )
             return _ok(len(images.generated_images or ()) == 1)
+        if name == "retry":
+            model = self._script_retry("sync", index, tally, rng)
+            embedding = self.retrying.models.embed_content(model=model, contents=PROMPT)
+            tally.hit("embeddings", model, f"embeddings {model}")
+            return _ok(len((embedding.embeddings or [None])[0].values or ()) == 8)
         if name == "video":
-            operation = v.models.generate_videos(**_video_request())
-            tally.hit("generate_videos", VEO, f"generate_videos {VEO}")
+            first = rng.random() < 0.5  # the fault (if any) on the submit, else on a poll
+            if first:
+                self._fault(rng, VEO)
+            operation = _req(
+                tally,
+                "generate_videos",
+                VEO,
+                f"generate_videos {VEO}",
+                lambda: v.models.generate_videos(**_video_request()),
+            )
             tally.video_ops.append(str(operation.name))
+            if not first:
+                self._fault(rng, VEO)
             return self._poll_in_threads(tally, lambda t: _poll_video(v, operation, t))
         return f"unknown surface {name}"
 
@@ -689,12 +830,28 @@ class Workload:
         bad = [o for o in outcomes if o != "ok"]
         return bad[0] if bad else "ok"
 
-    def _script_chat(self, mode: str, index: int) -> str:
-        """A model of this worker's own: its two scripted replies (a function call, then the
-        answer) cannot be taken by another worker's chat."""
-        model = f"stress-chat-{mode}-{index}"
-        self.fake.enqueue(model, Reply(extra=_function_call()), Reply(text="done"))
+    def _script_retry(self, mode: str, index: int, tally: Tally, rng: random.Random) -> str:
+        """A 429 or a 500 the SDK's own retry (HttpRetryOptions) answers with its second attempt:
+        the app sees a 200 and one span; the server saw both requests, and so must the metrics.
+        A model of this worker's own: the fault cannot be taken by another worker."""
+        model = f"stress-retry-{mode}-{index}"
+        fault = rng.choice([429, 500])
+        self.fake.enqueue(model, FAULT_REPLIES[fault])
+        tally.answers[(model, fault)] += 1  # the attempt the app never sees
+        tally.ops["embeddings"] += 1
+        tally.op_status[("embeddings", fault)] += 1
         return model
+
+    def _script_chat(self, mode: str, index: int, rng: random.Random) -> tuple[str, int | None]:
+        """A model of this worker's own: its two scripted replies (a function call, then the
+        answer) cannot be taken by another worker's chat. A fault: the first round fails."""
+        model = f"stress-chat-{mode}-{index}"
+        fault = rng.choice(FAULTS)
+        if fault is not None:
+            self.fake.enqueue(model, FAULT_REPLIES[fault])
+        else:
+            self.fake.enqueue(model, Reply(extra=_function_call()), Reply(text="done"))
+        return model, fault
 
     async def _async_surface_worker(self, index: int, tally: Tally, deadline: float) -> None:
         rng = random.Random(f"{self.seed}:surface-async:{index}")
@@ -703,71 +860,199 @@ class Workload:
             key = f"{name}-async"
             tally.calls[key] += 1
             try:
-                outcome = await self._async_surface(name, index, tally)
+                outcome = await self._async_surface(name, index, tally, rng)
+            except Failed as e:
+                outcome = f"failed {e.status}"
             except Exception as e:
                 outcome = _error(e)
             self._surface_end(tally, key, outcome)
 
-    async def _async_surface(self, name: str, index: int, tally: Tally) -> str:
+    async def _async_surface(self, name: str, index: int, tally: Tally, rng: random.Random) -> str:
         c, v = self.client.aio, self.vertex.aio
         if name == "embed":
-            embedding = await c.models.embed_content(model=EMBED, contents=PROMPT)
-            tally.hit("embeddings", EMBED, f"embeddings {EMBED}")
+            self._fault(rng, EMBED)
+            embedding = await _areq(
+                tally,
+                "embeddings",
+                EMBED,
+                f"embeddings {EMBED}",
+                c.models.embed_content(model=EMBED, contents=PROMPT),
+            )
             return _ok(len((embedding.embeddings or [None])[0].values or ()) == 8)
         if name == "count":
-            counted = await c.models.count_tokens(model=FLASH, contents=PROMPT)
-            tally.hit("count_tokens", FLASH, f"count_tokens {FLASH}")
+            self._fault(rng, FLASH)
+            counted = await _areq(
+                tally,
+                "count_tokens",
+                FLASH,
+                f"count_tokens {FLASH}",
+                c.models.count_tokens(model=FLASH, contents=PROMPT),
+            )
             return _ok(counted.total_tokens == 12)
         if name == "chat":
-            model = self._script_chat("async", index)
+            model, _fault = self._script_chat("async", index, rng)
             chat = c.chats.create(model=model, config={"tools": [stress_tool]})
-            text = (await chat.send_message(PROMPT)).text
+            try:
+                text = (await chat.send_message(PROMPT)).text
+            except Exception as e:
+                raise _chat_failed(tally, model, e) from e
             _chat_hits(tally, model)
             return _ok(text == "done")
         if name == "cache":
-            cache = await c.caches.create(model=FLASH, config=_cache_config())
-            tally.hit("create_cache", "", f"create_cache {FLASH}")
-            await c.caches.delete(name=str(cache.name))
-            tally.hit("delete_cache", "", f"delete_cache {FLASH}")
+            first = rng.random() < 0.5
+            if first:
+                self._fault(rng, "cachedContents")
+            cache = await _areq(
+                tally,
+                "create_cache",
+                "",
+                f"create_cache {FLASH}",
+                c.caches.create(model=FLASH, config=_cache_config()),
+            )
+            if not first:
+                self._fault(rng, "cachedContents")
+            await _areq(
+                tally,
+                "delete_cache",
+                "",
+                f"delete_cache {FLASH}",
+                c.caches.delete(name=str(cache.name)),
+            )
             return "ok"
         if name == "batch":
-            job = await c.batches.create(model=FLASH, src=_batch_requests())
-            tally.hit("batches", FLASH, f"batches {FLASH}")
+            self._fault(rng, rng.choice([FLASH, ""]))
+            job = await _areq(
+                tally,
+                "batches",
+                FLASH,
+                f"batches {FLASH}",
+                c.batches.create(model=FLASH, src=_batch_requests()),
+            )
             tally.batch_jobs.append(str(job.name))
             return await _gather_polls(tally, lambda t: _apoll_batch(c, str(job.name), t))
         if name in ("interact", "istream"):
+            self._fault(rng, "interactions")
+            span = f"interactions {FLASH}"
             if name == "interact":
-                answer = await c.interactions.create(model=FLASH, input=PROMPT)
-                done = answer.status == "completed"
-            else:
+                answer = await _areq(
+                    tally,
+                    "interactions",
+                    "interactions",
+                    span,
+                    c.interactions.create(model=FLASH, input=PROMPT),
+                )
+                return _ok(answer.status == "completed")
+
+            async def read() -> list[Any]:
                 stream = await c.interactions.create(model=FLASH, input=PROMPT, stream=True)
-                events = [event async for event in stream]
-                done = getattr(events[-1], "event_type", None) == "interaction.completed"
-            tally.hit("interactions", "interactions", f"interactions {FLASH}")
-            return _ok(done)
+                return [event async for event in stream]
+
+            events = await _areq(tally, "interactions", "interactions", span, read())
+            return _ok(getattr(events[-1], "event_type", None) == "interaction.completed")
         if name == "image":
-            images = await v.models.generate_images(model=IMAGEN, prompt=PROMPT)
-            tally.hit("generate_images", IMAGEN, f"generate_images {IMAGEN}")
+            self._fault(rng, IMAGEN)
+            images = await _areq(
+                tally,
+                "generate_images",
+                IMAGEN,
+                f"generate_images {IMAGEN}",
+                v.models.generate_images(model=IMAGEN, prompt=PROMPT),
+            )
             return _ok(len(images.generated_images or ()) == 1)
+        if name == "retry":
+            model = self._script_retry("async", index, tally, rng)
+            embedding = await self.retrying.aio.models.embed_content(model=model, contents=PROMPT)
+            tally.hit("embeddings", model, f"embeddings {model}")
+            return _ok(len((embedding.embeddings or [None])[0].values or ()) == 8)
         if name == "video":
-            operation = await v.models.generate_videos(**_video_request())
-            tally.hit("generate_videos", VEO, f"generate_videos {VEO}")
+            first = rng.random() < 0.5
+            if first:
+                self._fault(rng, VEO)
+            operation = await _areq(
+                tally,
+                "generate_videos",
+                VEO,
+                f"generate_videos {VEO}",
+                v.models.generate_videos(**_video_request()),
+            )
             tally.video_ops.append(str(operation.name))
+            if not first:
+                self._fault(rng, VEO)
             return await _gather_polls(tally, lambda t: _apoll_video(v, operation, t))
         if name == "live":
+            fault = rng.choice(FAULTS)
+            if fault is not None:
+                self.live_refusals[fault] += 1
+                self.live_server.enqueue(LiveScript(refuse=fault))
             return await self._live_session(tally)
         return f"unknown surface {name}"
 
     async def _live_session(self, tally: Tally) -> str:
         """A short Live session: connect, one turn, its answer to turnComplete, close."""
         config: Any = {"response_modalities": ["TEXT"]}
-        async with self.live.aio.live.connect(model=LIVE, config=config) as session:
-            tally.hit("generate_live_content", LIVE, f"generate_live_content {LIVE}")
+        span = f"generate_live_content {LIVE}"
+        try:
+            connecting = self.live.aio.live.connect(model=LIVE, config=config)
+            session = await connecting.__aenter__()
+        except Exception as e:
+            status = _status(e)
+            if status not in FAULT_REPLIES:
+                raise
+            tally.hit("generate_live_content", LIVE, span, status)
+            raise Failed(status) from e
+        try:
+            tally.hit("generate_live_content", LIVE, span)
             turn = types.Content(role="user", parts=[types.Part(text=PROMPT)])
             await session.send_client_content(turns=turn, turn_complete=True)
             messages = [m async for m in session.receive()]
+        finally:
+            await connecting.__aexit__(None, None, None)
         last = messages[-1].server_content if messages else None
         return _ok(last is not None and bool(last.turn_complete))
+
+
+class Failed(Exception):
+    """A surface call answered 429 or 500 (recorded in the tally already)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+SURFACE_OUTCOMES = ("ok", "failed 429", "failed 500")
+
+
+def _recorded(tally: Tally, op: str, model: str, span: str, e: BaseException) -> Failed:
+    status = _status(e)
+    if status not in FAULT_REPLIES:
+        raise e
+    assert status is not None
+    tally.hit(op, model, span, status)
+    return Failed(status)
+
+
+def _req(tally: Tally, op: str, model: str, span: str, call: Callable[[], Any]) -> Any:
+    """One request of a surface call: its answer is tallied (200, or the fault it got)."""
+    try:
+        result = call()
+    except Exception as e:
+        raise _recorded(tally, op, model, span, e) from e
+    tally.hit(op, model, span)
+    return result
+
+
+async def _areq(tally: Tally, op: str, model: str, span: str, call: Any) -> Any:
+    try:
+        result = await call
+    except Exception as e:
+        raise _recorded(tally, op, model, span, e) from e
+    tally.hit(op, model, span)
+    return result
+
+
+def _chat_failed(tally: Tally, model: str, e: BaseException) -> Failed:
+    """The chat's first round got the fault: one generate_content span, no tool run."""
+    return _recorded(tally, "generate_content", model, f"generate_content {model}", e)
 
 
 def _ok(condition: bool) -> str:
@@ -797,22 +1082,33 @@ def _video_request() -> dict[str, Any]:
     }
 
 
+# Pollers poll on after a failed get (429 or 500): the job or operation is priced once all the
+# same, by the poll that first sees it done.
 def _poll_batch(c: genai.Client, name: str, tally: Tally) -> str:
     """Get the job until it has succeeded, then once more (the app polling on)."""
+    span = f"batches {FLASH}"
     for _ in range(MAX_POLLS):
-        state = c.batches.get(name=name).state
-        tally.hit("batches", "", f"batches {FLASH}")
+        try:
+            state = _req(tally, "batches", "", span, lambda: c.batches.get(name=name)).state
+        except Failed:
+            continue
         if state is not None and state.name == "JOB_STATE_SUCCEEDED":
-            c.batches.get(name=name)
-            tally.hit("batches", "", f"batches {FLASH}")
+            with contextlib.suppress(Failed):
+                _req(tally, "batches", "", span, lambda: c.batches.get(name=name))
             return "ok"
     return f"batch {name} not done after {MAX_POLLS} gets"
 
 
 def _poll_video(v: genai.Client, operation: Any, tally: Tally) -> str:
+    span = f"get_operation {VEO}"
     for _ in range(MAX_POLLS):
-        operation = v.operations.get(operation)
-        tally.hit("get_operation", VEO, f"get_operation {VEO}")
+        try:
+            polled = _req(
+                tally, "get_operation", VEO, span, lambda op=operation: v.operations.get(op)
+            )
+        except Failed:
+            continue
+        operation = polled
         if operation.done:
             videos = operation.result.generated_videos if operation.result else None
             return _ok(len(videos or ()) == 1)
@@ -820,20 +1116,26 @@ def _poll_video(v: genai.Client, operation: Any, tally: Tally) -> str:
 
 
 async def _apoll_batch(c: Any, name: str, tally: Tally) -> str:
+    span = f"batches {FLASH}"
     for _ in range(MAX_POLLS):
-        state = (await c.batches.get(name=name)).state
-        tally.hit("batches", "", f"batches {FLASH}")
+        try:
+            state = (await _areq(tally, "batches", "", span, c.batches.get(name=name))).state
+        except Failed:
+            continue
         if state is not None and state.name == "JOB_STATE_SUCCEEDED":
-            await c.batches.get(name=name)
-            tally.hit("batches", "", f"batches {FLASH}")
+            with contextlib.suppress(Failed):
+                await _areq(tally, "batches", "", span, c.batches.get(name=name))
             return "ok"
     return f"batch {name} not done after {MAX_POLLS} gets"
 
 
 async def _apoll_video(v: Any, operation: Any, tally: Tally) -> str:
+    span = f"get_operation {VEO}"
     for _ in range(MAX_POLLS):
-        operation = await v.operations.get(operation)
-        tally.hit("get_operation", VEO, f"get_operation {VEO}")
+        try:
+            operation = await _areq(tally, "get_operation", VEO, span, v.operations.get(operation))
+        except Failed:
+            continue
         if operation.done:
             videos = operation.result.generated_videos if operation.result else None
             return _ok(len(videos or ()) == 1)
@@ -855,6 +1157,8 @@ class Clients:
     developer: genai.Client  # the Developer API, on the fake
     vertex: genai.Client  # Vertex mode on the same fake: Imagen and Veo
     live: genai.Client  # the Developer API on the Live fake (websockets, TLS)
+    live_server: FakeLive
+    retrying: genai.Client  # the Developer API with the SDK's own retries on (429, 5xx)
 
 
 # --- a phase: the workload for a time, then joined within a bound --------------------------------
@@ -865,6 +1169,7 @@ class Phase:
     elapsed: float
     server_requests: Counter[str]  # per model (the Live fake's handshakes under LIVE)
     server_ops: Counter[str]  # per operation, as the script reads the fake's request log
+    server_status: Counter[tuple[str, int | str]]  # per (operation, status it answered)
     hung: list[str]
     quota_calls: int = 0
     quota_errors: list[str] = field(default_factory=list)
@@ -943,16 +1248,28 @@ def run_phase(
     with fake._lock:  # the server appends under this lock
         server = Counter(r["model"] for r in fake.requests)
         server_ops = Counter(server_operation(r) for r in fake.requests)
+        server_status = Counter(
+            (server_operation(r), r["status"] if r["status"] is not None else "unanswered")
+            for r in fake.requests
+        )
     sessions = live.handshakes - handshakes
     if sessions:
         server[LIVE] += sessions
         server_ops["generate_live_content"] += sessions
+        # Refusals scripted and not left over (only this phase's workers script them).
+        with live._lock:
+            left = Counter(s.refuse for s in live._scripts if s.refuse is not None)
+        refused = {st: n - left[st] for st, n in work.live_refusals.items()}
+        for st, n in refused.items():
+            server_status[("generate_live_content", st)] += n
+        server_status[("generate_live_content", 200)] += sessions - sum(refused.values())
     return Phase(
         name,
         tally,
         elapsed,
         server,
         server_ops,
+        server_status,
         [t.name for t in every if t.is_alive()],
         work.quota_calls,
         work.quota_errors,
@@ -977,6 +1294,17 @@ def make_clients(fake: FakeGemini, live: FakeLive) -> Clients:
         developer=genai.Client(api_key="fake-stress-key", http_options=options),
         vertex=vertex,
         live=genai.Client(api_key="fake-stress-key", http_options=live_options),
+        live_server=live,
+        retrying=genai.Client(
+            api_key="fake-stress-key",
+            http_options=types.HttpOptions(
+                base_url=fake.url,
+                retry_options=types.HttpRetryOptions(
+                    attempts=2, initial_delay=0.01, max_delay=0.05, jitter=0
+                ),
+                timeout=15_000,
+            ),
+        ),
     )
 
 
@@ -1049,6 +1377,13 @@ def common_checks(phase: Phase, leaks: list[str]) -> list[Check]:
             f"(tally vs server) {_diff(t.ops, phase.server_ops)}",
         )
     )
+    checks.append(
+        (
+            "tally of HTTP answers per operation and status == server's",
+            t.op_status == phase.server_status,
+            f"(tally vs server) {_diff(t.op_status, phase.server_status)}",
+        )
+    )
     shown = "; ".join(t.surprises[:8]) + (
         f" (+{len(t.surprises) - 8} more)" if len(t.surprises) > 8 else ""
     )
@@ -1097,6 +1432,44 @@ def telemetry_checks(phase: Phase, spans: SpanLedger, metrics: LatestMetrics) ->
             "gcp.gemini.requests by operation == server's",
             by_op == phase.server_ops,
             f"(metric vs server) {_diff(by_op, phase.server_ops)}",
+        )
+    )
+    by_op_status: Counter[tuple[str, int | str]] = Counter()
+    for p in metrics.points("gcp.gemini.requests"):
+        a = p.attributes
+        status = a.get("http.response.status_code", a.get("error.type"))
+        by_op_status[(str(a.get("gen_ai.operation.name")), status)] += int(p.value)
+    checks.append(
+        (
+            "gcp.gemini.requests by operation and status == server's",
+            by_op_status == phase.server_status,
+            f"(metric vs server) {_diff(by_op_status, phase.server_status)}",
+        )
+    )
+    served_429 = sum(n for (_op, st), n in phase.server_status.items() if st == 429)
+    exceeded = sum(int(p.value) for p in metrics.points("gcp.gemini.quota.exceeded"))
+    checks.append(
+        (
+            f"gcp.gemini.quota.exceeded == violations per 429 x 429s ({served_429})",
+            exceeded == served_429 * VIOLATIONS_PER_429,
+            f"metric {exceeded}, expected {served_429 * VIOLATIONS_PER_429}",
+        )
+    )
+    surface_spans = {n for n in t.spans if not _kind_span(n)}
+    got_failed = Counter({n: c for n, c in spans.errored.items() if n in surface_spans})
+    want_failed = Counter({n: c for n, c in t.failed.items() if n in surface_spans})
+    checks.append(
+        (
+            "surface spans with error.type == calls answered 429/500, per span name",
+            got_failed == want_failed,
+            f"(spans vs tally) {_diff(got_failed, want_failed)}",
+        )
+    )
+    checks.append(
+        (
+            "no span ended ERROR without error.type",
+            not spans.error_untyped,
+            f"{len(spans.error_untyped)}: {spans.error_untyped[:5]}",
         )
     )
     ended = Counter(name for name, _end in spans.ended)
@@ -1175,6 +1548,12 @@ def telemetry_checks(phase: Phase, spans: SpanLedger, metrics: LatestMetrics) ->
     return checks
 
 
+def _kind_span(name: str) -> bool:
+    """A span of the generate_content mix (``generate_content stress-<kind>-<mode>``)."""
+    model = name.rsplit(" ", 1)[-1]
+    return any(model in (f"stress-{k}-sync", f"stress-{k}-async") for k in KINDS)
+
+
 def _by_operation(points: list[Any], value: Callable[[Any], int]) -> Counter[str]:
     out: Counter[str] = Counter()
     for p in points:
@@ -1208,6 +1587,16 @@ def print_phase(phase: Phase) -> None:
     if per_surface:
         print("   other surfaces, calls: " + _counts(per_surface))
         print("   HTTP answers per operation: " + _counts(t.ops))
+        faults: dict[str, Counter[int | str]] = {}
+        for (op, status), n in phase.server_status.items():
+            if status != 200:
+                faults.setdefault(op, Counter())[status] += n
+        print(
+            "   server's non-200 answers per operation: "
+            + ", ".join(
+                f"{op} {dict(sorted(c.items(), key=str))}" for op, c in sorted(faults.items())
+            )
+        )
         print(
             f"   batch jobs {len(t.batch_jobs)}, video operations {len(t.video_ops)} "
             f"(each polled by {POLLERS} pollers at once); quota_status() calls {phase.quota_calls}"

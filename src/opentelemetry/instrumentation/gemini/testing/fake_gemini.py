@@ -5,8 +5,9 @@ It answers the real ``google-genai`` client over HTTP with bodies shaped like th
 usage, ``countTokens``, context caches (``cachedContents``: fake_caches.py), grounding on demand
 (``Reply.candidate_fields``: fake_grounding.py), and error bodies (429 RESOURCE_EXHAUSTED with
 QuotaFailure/RetryInfo, 500...). Replies can be scripted per model, in process (``enqueue``) or
-from another process (``POST /_fake/enqueue``). The server binds loopback only and stops itself
-after ``max_lifetime`` seconds.
+from another process (``POST /_fake/enqueue``). ``requests`` logs every request with the
+``status`` it was answered (None while unanswered). The server binds loopback only and stops
+itself after ``max_lifetime`` seconds.
 
     with FakeGemini() as fake:
         client = genai.Client(api_key="fake-key",
@@ -278,6 +279,7 @@ class FakeGemini:
                 self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
             ) -> None:
                 data = json.dumps(body).encode()
+                self._answered(status)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=UTF-8")
                 self.send_header("Content-Length", str(len(data)))
@@ -286,10 +288,23 @@ class FakeGemini:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _log(self, entry: dict[str, Any]) -> None:
+                """Log a request; its ``status`` is stamped once answered (None until then)."""
+                entry["status"] = None
+                self._entry = entry
+                with fake._lock:
+                    fake.requests.append(entry)
+
+            def _answered(self, status: int) -> None:
+                entry = getattr(self, "_entry", None)
+                if entry is not None and entry["status"] is None:
+                    entry["status"] = status
+
             def _send_scripted_error(self, reply: Reply, model: str) -> bool:
                 """Send ``reply`` if it is not a 200 (or is a raw page); whether it was sent."""
                 if reply.raw_body is not None:
                     data = reply.raw_body.encode()
+                    self._answered(reply.status)
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "text/html; charset=UTF-8")
                     self.send_header("Content-Length", str(len(data)))
@@ -313,11 +328,9 @@ class FakeGemini:
                 scripts, or scripts for "cachedContents"), as for every method; a scripted
                 200's ``usage`` totalTokenCount is what a create reports."""
                 path, _, query = self.path.partition("?")
-                with fake._lock:
-                    fake.requests.append(
-                        {"model": "", "method": f"{verb} {path}", "body": payload,
-                         "at": time.time()}
-                    )  # fmt: skip
+                self._log(
+                    {"model": "", "method": f"{verb} {path}", "body": payload, "at": time.time()}
+                )
                 reply = fake._next_reply("cachedContents")
                 if self._send_scripted_error(reply, ""):
                     return
@@ -339,10 +352,7 @@ class FakeGemini:
                         self._caches(verb, {})
                     return
                 path = self.path.split("?", 1)[0]
-                with fake._lock:
-                    fake.requests.append(
-                        {"model": "", "method": f"{verb} {path}", "body": {}, "at": time.time()}
-                    )
+                self._log({"model": "", "method": f"{verb} {path}", "body": {}, "at": time.time()})
                 reply = fake._next_reply("")
                 if self._send_scripted_error(reply, ""):
                     return
@@ -378,10 +388,7 @@ class FakeGemini:
                     self._caches("POST", payload)
                     return
                 model, _, method = path.rsplit("/", 1)[-1].partition(":")
-                with fake._lock:
-                    fake.requests.append(
-                        {"model": model, "method": method, "body": payload, "at": time.time()}
-                    )
+                self._log({"model": model, "method": method, "body": payload, "at": time.time()})
                 reply = fake._next_reply(model)
                 if self._send_scripted_error(reply, model):
                     return
@@ -433,6 +440,7 @@ class FakeGemini:
 
             def _events(self, events: list[dict[str, Any]], delay: float) -> None:
                 """Server-sent events, one JSON object each (the Interactions API's stream)."""
+                self._answered(200)
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
@@ -448,6 +456,7 @@ class FakeGemini:
                 self.close_connection = True
 
             def _stream(self, reply: Reply, version: str, response_id: str) -> None:
+                self._answered(200)
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
