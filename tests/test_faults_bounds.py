@@ -152,8 +152,9 @@ def test_model_names_beyond_the_cap_fold_into_other(
     models = {p.attributes["gen_ai.request.model"] for p in requests}
     assert len(models) == 6 and "other" in models
     assert sum(p.value for p in requests) == 40  # not a count lost
-    usage_models = {p.attributes.get("gen_ai.request.model") for p in telemetry.points(
-        "gcp.gemini.quota.usage")}
+    usage_models = {
+        p.attributes.get("gen_ai.request.model") for p in telemetry.points("gcp.gemini.quota.usage")
+    }
     assert len(usage_models - {None}) <= 6
     # Spans keep each call's own name.
     assert len({s.attributes["gen_ai.request.model"] for s in telemetry.spans()}) == 40

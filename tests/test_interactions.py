@@ -224,14 +224,11 @@ def test_requests_outside_any_span_are_still_counted(
     with pytest.raises(Exception) as raised:
         client.interactions.with_raw_response.create(model=MODEL, input="x")
     assert raised.value.status_code == 429
-    assert (
-        telemetry.total(
-            "gcp.gemini.requests",
-            gen_ai__operation__name="interactions",
-            http__response__status_code=429,
-        )
-        == len(fake.requests)
-    )
+    assert telemetry.total(
+        "gcp.gemini.requests",
+        gen_ai__operation__name="interactions",
+        http__response__status_code=429,
+    ) == len(fake.requests)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

@@ -143,9 +143,13 @@ def test_a_stuck_price_load_bounds_the_wait_and_is_not_remembered(
         attrs = [s.attributes for s in telemetry.spans()]
         assert [a["gcp.gemini.cost.unpriced_reason"] for a in attrs] == ["prices_loading"] * 3
         assert all("gen_ai.usage.cost.amount" not in a for a in attrs)
-        assert telemetry.total(
-            "gcp.gemini.cost.unpriced_calls", gcp__gemini__cost__unpriced_reason="prices_loading"
-        ) == 3
+        assert (
+            telemetry.total(
+                "gcp.gemini.cost.unpriced_calls",
+                gcp__gemini__cost__unpriced_reason="prices_loading",
+            )
+            == 3
+        )
     finally:
         release.set()
     active = instrumentor.active_recorder

@@ -368,9 +368,7 @@ def dashboard_panels(*, fleet: bool = False) -> list[dict[str, Any]]:
     """The panels above the fleet row (or, with ``fleet``, the fleet row's)."""
     panels = dashboard()["panels"]
     rows = [i for i, p in enumerate(panels) if p["type"] == "row"]
-    start = next(
-        (i for i in rows if panels[i]["title"].startswith(FLEET_ROW_PREFIX)), len(panels)
-    )
+    start = next((i for i in rows if panels[i]["title"].startswith(FLEET_ROW_PREFIX)), len(panels))
     return panels[start:] if fleet else panels[:start]
 
 

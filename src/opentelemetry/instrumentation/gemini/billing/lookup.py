@@ -160,5 +160,3 @@ def _variant_active(model: Any, context: Mapping[str, str], at: datetime) -> boo
         ):
             return True
     return False
-
-

@@ -107,9 +107,7 @@ def _parse_override(path: str, name: str, spec: Any) -> _Override:
             raise PricesFileError(f"{path}: {where}.{key}: needs 'cached_input' as well")
 
     multiplier = spec.get("priority_multiplier")
-    if multiplier is not None and (
-        not _is_number(multiplier) or not 0 < multiplier <= 1e300
-    ):
+    if multiplier is not None and (not _is_number(multiplier) or not 0 < multiplier <= 1e300):
         raise PricesFileError(
             f"{path}: {where}.priority_multiplier: must be a number > 0, got {multiplier!r}"
         )
@@ -182,5 +180,3 @@ def _load_overrides(file: str | os.PathLike[str]) -> _Overrides:
         except (OverflowError, RecursionError) as exc:  # a number or nesting beyond reason
             raise PricesFileError(f"{path}: models.{raw_name}: {exc}") from exc
     return _Overrides(version.strip(), Path(path).name, parsed)
-
-

@@ -204,5 +204,3 @@ def _table_from_model_price(model_price: Any) -> _Table:
         # "free of charge" (e.g. Gemma on the Gemini API) and prices as 0.
         raise _Unpriceable("no per-token input or output price")
     return _table_from_prices(slots)
-
-

@@ -129,9 +129,7 @@ class UnitPrices:
             return {}
         return {k: found[k] for k in ("default_duration_seconds", "default_audio") if k in found}
 
-    def price(
-        self, model: str, usage: UnitUsage, tier: str | None
-    ) -> tuple[UnitCost | None, str]:
+    def price(self, model: str, usage: UnitUsage, tier: str | None) -> tuple[UnitCost | None, str]:
         """(cost, "") or (None, unpriced reason). ``tier`` "free" bills 0 (the list figure
         stays), as token prices do."""
         found, reason = self.entry(model)

@@ -335,9 +335,7 @@ def _apply_overrides(
             _check_tier(tier, where)
             given = _fields(raw, f"{where}[{tier!r}]", complete=False)
             current = row.get(tier, TierLimits())
-            row[tier] = TierLimits(
-                **{f: given.get(f, getattr(current, f)) for f in _ALL_FIELDS}
-            )
+            row[tier] = TierLimits(**{f: given.get(f, getattr(current, f)) for f in _ALL_FIELDS})
 
 
 def _live_sessions(entry: Mapping[str, Any], tier: str, where: str) -> dict[str, int | None]:

@@ -162,9 +162,7 @@ class Instruments:
             for model, _limits, usage in self._positions(tier)
             for dim, value in usage.items()
         ]
-        out.append(
-            Observation(self.windows.spend_10m_total(), _spend_attrs(tier, project))
-        )
+        out.append(Observation(self.windows.spend_10m_total(), _spend_attrs(tier, project)))
         out.extend(
             Observation(n, _gauge_attrs(model, tier, _SESSIONS, project))
             for model, n, _limit in self.sessions(recorder, tier)
