@@ -311,3 +311,23 @@ def test_a_stream_of_several_hops_adds_their_usage(
     assert a["gen_ai.usage.input_tokens"] == 3_000
     assert a["gen_ai.usage.output_tokens"] == 750
     assert a["gen_ai.usage.cost.amount"] == pytest.approx(3 * EXPECTED)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_request_of_the_second_stack_no_adapter_holds_is_counted(
+    fake: FakeGemini, telemetry: Telemetry, mode: str
+) -> None:
+    """A method of the Interactions API's HTTP stack we have no adapter for (webhooks): its
+    attempt is still counted, by its path."""
+    client = make_client(fake, retry=NO_RETRY)
+    if mode == "sync":
+        client.webhooks.list()
+    else:
+        run_async(client.aio.webhooks.list())
+    assert len(fake.requests) == 1
+    assert (
+        telemetry.total(
+            "gcp.gemini.requests", gen_ai__operation__name="other", http__response__status_code=200
+        )
+        == 1
+    )

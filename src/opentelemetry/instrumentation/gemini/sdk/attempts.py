@@ -61,12 +61,12 @@ def route(url: str) -> tuple[str, str]:
 
 def _count(patches: Patches, api: Any, url: str, error: BaseException | None) -> None:
     """An attempt no call of ours holds, made by the SDK client ``api`` (its Vertex project,
-    as a call's). Never raises."""
+    as a call's; None: a stack without one, the Interactions API's). Never raises."""
     try:
         operation, model = route(url)
         code = getattr(error, "code", None) if error is not None else 200
         status = code if isinstance(code, int) else None
-        client = client_of(patches, api)
+        client = client_of(patches, api) if api is not None else None
         vertex, project = (client[1], client[3]) if client is not None else (False, None)
         patches.recorder.request_attempt(operation, model, status, error, vertex, project)
     except Exception:

@@ -218,6 +218,51 @@ def _async_close(_patches: Patches, original: Method) -> Method:
 
 
 # --- hooks --------------------------------------------------------------------------------
+class _StandIn:
+    """What ``_start`` reads of an Interactions resource (``_api_client``) when the SDK keeps
+    no client on it (google-genai 2.x): read from the stack's own configuration, so the call
+    still knows its endpoint and its key (to redact, as a client's)."""
+
+    __slots__ = ("__weakref__", "_api_client")
+
+    def __init__(self, resource: Any) -> None:
+        config = getattr(resource, "sdk_configuration", None)
+        security = getattr(config, "security", None)
+        self._api_client = _GaosClient(
+            getattr(security, "api_key", None), getattr(config, "server_url", None)
+        )
+
+
+class _GaosClient:
+    __slots__ = ("_http_options", "api_key", "vertexai")
+
+    def __init__(self, api_key: Any, base_url: Any) -> None:
+        self.api_key = api_key if isinstance(api_key, str) else None
+        self.vertexai = False  # the 2.x stack serves the Developer API only
+        self._http_options = _HttpOptions(base_url if isinstance(base_url, str) else None)
+
+
+class _HttpOptions:
+    __slots__ = ("base_url",)
+
+    def __init__(self, base_url: str | None) -> None:
+        self.base_url = base_url
+
+
+# One stand-in per resource, so that its calls read as one client's (``client_of`` caches by
+# identity).
+_STAND_INS: weakref.WeakKeyDictionary[Any, _StandIn] = weakref.WeakKeyDictionary()
+
+
+def _owner(resource: Any) -> Any:
+    if getattr(resource, "_api_client", None) is not None:
+        return resource
+    found = _STAND_INS.get(resource)
+    if found is None:
+        found = _STAND_INS[resource] = _StandIn(resource)
+    return found
+
+
 def _open(
     patches: Patches,
     instance: Any,
@@ -241,7 +286,7 @@ def _open(
             )
         call = _start(
             patches,
-            instance,
+            _owner(instance),
             {"model": model if isinstance(model, str) else None},
             stream=False,
             is_async=is_async,
@@ -321,7 +366,7 @@ def _outcome(patches: Patches, call: Call | None, response: Any, url: str) -> No
                 if status < 400
                 else _AttemptError(status, _body(response) if status == 429 else None)
             )
-            _count(patches, url, error)
+            _count(patches, None, url, error)
     except Exception:
         _logger.debug("gemini instrumentation: could not count an attempt", exc_info=True)
 
@@ -346,7 +391,7 @@ def _sync_retry(patches: Patches, original: Method) -> Method:
                 if call is not None:
                     call.on_attempt_error(error)
                 else:
-                    _count(patches, "", error)
+                    _count(patches, None, "", error)
                 raise
             if status_of(response) >= 400:
                 response.read()  # the error body (the SDK reads it anyway): a 429's details
@@ -372,7 +417,7 @@ def _async_retry(patches: Patches, original: Method) -> Method:
                 if call is not None:
                     call.on_attempt_error(error)
                 elif token is not None:
-                    unowned_failed(token, _count, patches, "", error=error)
+                    unowned_failed(token, _count, patches, None, "", error=error)
                 raise
             if token is not None:
                 leave_unowned(token)
