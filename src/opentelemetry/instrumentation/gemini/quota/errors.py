@@ -223,11 +223,14 @@ def _parse(body: object, depth: int) -> RateLimitInfo | None:
         elif kind == _RETRY_INFO and retry_delay is None:
             retry_delay = _duration(_get(entry, "retryDelay", "retry_delay"))
         elif kind == _ERROR_INFO:
-            project = project or _consumer(entry)
+            metadata = entry.get("metadata")
+            if not isinstance(metadata, Mapping):
+                continue
+            project = project or _consumer(metadata)
             if reset_delay is None:
-                reset_delay = _reset_delay(entry)
+                reset_delay = _duration(_get(metadata, "quotaResetDelay", "quota_reset_delay"))
             if len(found) < _MAX_VIOLATIONS:
-                violation = _error_info(entry)
+                violation = _error_info(metadata)
                 if violation is not None:
                     found[violation] = None
 
@@ -317,26 +320,15 @@ def _quota_failure(entry: Mapping[str, Any]) -> Iterable[QuotaViolation]:
 _CONSUMER_PROJECT = re.compile(r"projects/(\d{1,20})")
 
 
-def _consumer(entry: Mapping[str, Any]) -> str | None:
+def _consumer(metadata: Mapping[str, Any]) -> str | None:
     """The project number of an ErrorInfo's ``metadata.consumer`` ("projects/123456")."""
-    metadata = entry.get("metadata")
-    consumer = metadata.get("consumer") if isinstance(metadata, Mapping) else None
+    consumer = metadata.get("consumer")
     found = _CONSUMER_PROJECT.fullmatch(consumer) if isinstance(consumer, str) else None
     return found.group(1) if found else None
 
 
-def _reset_delay(entry: Mapping[str, Any]) -> float | None:
-    """An ErrorInfo's ``metadata.quotaResetDelay`` in seconds, if any."""
-    metadata = entry.get("metadata")
-    if not isinstance(metadata, Mapping):
-        return None
-    return _duration(_get(metadata, "quotaResetDelay", "quota_reset_delay"))
-
-
-def _error_info(entry: Mapping[str, Any]) -> QuotaViolation | None:
-    metadata = entry.get("metadata")
-    if not isinstance(metadata, Mapping):
-        return None
+def _error_info(metadata: Mapping[str, Any]) -> QuotaViolation | None:
+    """The quota an ErrorInfo's ``metadata`` names, if any."""
     quota_id = _text(metadata.get("quota_limit"))
     metric = _text(metadata.get("quota_metric"))
     if quota_id is None and metric is None:

@@ -416,9 +416,7 @@ class Recorder:
         # At the traffic type the answer reports (Vertex), else the service tier that served
         # it (Developer API), else the one asked for.
         traffic = usage.traffic_type or served or call.requested_tier
-        # Written out (_billing_tier's rule): this runs on every priced call.
-        tier = None if call.provider == A.PROVIDER_VERTEX_AI else self.tier
-        cost = self.prices.cost(model, usage, tier=tier, traffic_type=traffic)
+        cost = self.prices.cost(model, usage, tier=self._billing_tier(call), traffic_type=traffic)
         if cost is None:
             self._unpriced(call, attrs, response_model, self.no_price_reason(model))
             return None

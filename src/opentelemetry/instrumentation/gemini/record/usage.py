@@ -85,10 +85,22 @@ _MODALITIES = frozenset(_MODALITY_KEYS.values())
 def modality_key(modality: Any) -> str | None:
     """A modality as a per-modality attribute names it (``text``); None if it is no name."""
     key = _MODALITY_KEYS.get(modality) if isinstance(modality, str) else None
-    if key is None:
-        text = enum_name(modality)
-        key = text.lower() if text is not None else None
-    return key
+    return key if key is not None else _other_modality(modality)
+
+
+def _other_modality(modality: Any) -> str | None:
+    """A modality that is not Google's, if it is a name at all."""
+    text = enum_name(modality)
+    return text.lower() if text is not None else None
+
+
+def _admit(out: dict[str, int], key: str, n: int) -> None:
+    """Add ``n`` tokens of modality ``key``: summed, clamped; a name not Google's is a new
+    attribute key only while fewer than _MAX_MODALITIES are held."""
+    if key in out:
+        out[key] = _capped(out[key] + n)
+    elif key in _MODALITIES or len(out) < _MAX_MODALITIES:
+        out[key] = n
 
 
 def by_modality(details: Any) -> dict[str, int]:
@@ -100,16 +112,15 @@ def by_modality(details: Any) -> dict[str, int]:
             n = count(n)
             if not n:
                 continue
-        # Google's modalities in one lookup, without a call (this runs on every answer).
+        # Google's modalities (always admitted) in one lookup, without a call: this runs on
+        # every answer.
         key = _MODALITY_KEYS.get(modality) if isinstance(modality, str) else None
-        if key is None:
-            key = modality_key(modality)
-            if key is None:
-                continue
-        if key in out:
-            out[key] = _capped(out[key] + n)
-        elif key in _MODALITIES or len(out) < _MAX_MODALITIES:
-            out[key] = n
+        if key is not None:
+            out[key] = _capped(out[key] + n) if key in out else n
+        else:
+            key = _other_modality(modality)
+            if key is not None:
+                _admit(out, key, n)
     return out
 
 
@@ -221,10 +232,7 @@ def _merge(maps: list[dict[str, int]]) -> dict[str, int]:
     out: dict[str, int] = {}
     for counts in maps:
         for key, n in counts.items():
-            if key in out:
-                out[key] = _capped(out[key] + n)
-            elif key in _MODALITIES or len(out) < _MAX_MODALITIES:
-                out[key] = n
+            _admit(out, key, n)
     return out
 
 

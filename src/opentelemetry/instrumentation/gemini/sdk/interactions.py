@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from .. import attributes as A
@@ -218,48 +219,28 @@ def _async_close(_patches: Patches, original: Method) -> Method:
 
 
 # --- hooks --------------------------------------------------------------------------------
-class _StandIn:
-    """What ``_start`` reads of an Interactions resource (``_api_client``) when the SDK keeps
-    no client on it (google-genai 2.x): read from the stack's own configuration, so the call
-    still knows its endpoint and its key (to redact, as a client's)."""
-
-    __slots__ = ("__weakref__", "_api_client")
-
-    def __init__(self, resource: Any) -> None:
-        config = getattr(resource, "sdk_configuration", None)
-        security = getattr(config, "security", None)
-        self._api_client = _GaosClient(
-            getattr(security, "api_key", None), getattr(config, "server_url", None)
-        )
-
-
-class _GaosClient:
-    __slots__ = ("_http_options", "api_key", "vertexai")
-
-    def __init__(self, api_key: Any, base_url: Any) -> None:
-        self.api_key = api_key if isinstance(api_key, str) else None
-        self.vertexai = False  # the 2.x stack serves the Developer API only
-        self._http_options = _HttpOptions(base_url if isinstance(base_url, str) else None)
-
-
-class _HttpOptions:
-    __slots__ = ("base_url",)
-
-    def __init__(self, base_url: str | None) -> None:
-        self.base_url = base_url
-
-
 # One stand-in per resource, so that its calls read as one client's (``client_of`` caches by
 # identity).
-_STAND_INS: weakref.WeakKeyDictionary[Any, _StandIn] = weakref.WeakKeyDictionary()
+_STAND_INS: weakref.WeakKeyDictionary[Any, SimpleNamespace] = weakref.WeakKeyDictionary()
 
 
 def _owner(resource: Any) -> Any:
+    """What ``_start`` reads ``_api_client`` from: the resource, or, where the SDK keeps no
+    client on it (google-genai 2.x), a stand-in read from the stack's own configuration, so the
+    call still knows its endpoint and its key (to redact, as a client's)."""
     if getattr(resource, "_api_client", None) is not None:
         return resource
     found = _STAND_INS.get(resource)
     if found is None:
-        found = _STAND_INS[resource] = _StandIn(resource)
+        config = getattr(resource, "sdk_configuration", None)
+        key = getattr(getattr(config, "security", None), "api_key", None)
+        url = getattr(config, "server_url", None)
+        client = SimpleNamespace(
+            api_key=key if isinstance(key, str) else None,
+            vertexai=False,  # the 2.x stack serves the Developer API only
+            _http_options=SimpleNamespace(base_url=url if isinstance(url, str) else None),
+        )
+        found = _STAND_INS[resource] = SimpleNamespace(_api_client=client)
     return found
 
 
