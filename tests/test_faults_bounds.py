@@ -4,20 +4,29 @@ strings, span processors that raise, and re-instrumentation on the same provider
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from google.genai import errors, types
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from prometheus_client import CollectorRegistry, start_http_server
 
 from conftest import FAKE_KEY, Telemetry, make_client
-from opentelemetry.instrumentation.gemini import GeminiInstrumentor
+from opentelemetry.instrumentation.gemini import FileSystemUploader, GeminiInstrumentor
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
     FakeGemini,
     Reply,
@@ -195,6 +204,77 @@ def test_huge_numbers_keep_the_otlp_export_working(
     assert attrs["gen_ai.usage.input_tokens"] <= 2**63 - 1
     assert telemetry.total("gcp.gemini.tokens") <= 2 * (2**63 - 1)
     assert sum("clamped" in r.getMessage() for r in caplog.records) == 1
+
+
+# --- lone surrogates: text UTF-8 cannot encode, from a JSON escape --------------------------
+def test_a_lone_surrogate_in_an_answer_keeps_the_prometheus_scrape_working(
+    fake: FakeGemini,
+) -> None:
+    """A JSON escape such as ``\\udc00`` in an answer's modelVersion decodes to a lone
+    surrogate. As a metric label it made every later scrape of /metrics fail, the app's own
+    metrics included, for the life of the process (the series is cumulative)."""
+    if "registry" not in inspect.signature(PrometheusMetricReader).parameters:
+        pytest.skip("this opentelemetry-exporter-prometheus has no private registry option")
+    registry = CollectorRegistry()
+    meter_provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
+    instrumentor = GeminiInstrumentor()
+    instrumentor.instrument(tracer_provider=TracerProvider(), meter_provider=meter_provider)
+    server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
+    try:
+        fake.enqueue(None, Reply(model_version=f"{MODEL}-\udc00"))
+        client = make_client(fake)
+        client.models.generate_content(model=MODEL, contents="x")
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            scraped = answer.read().decode()
+    finally:
+        server.shutdown()
+        instrumentor.uninstrument()
+        meter_provider.shutdown()
+    assert f'gen_ai_response_model="{MODEL}-\ufffd"' in scraped
+    assert "gcp_gemini_requests_total{" in scraped
+
+
+def test_lone_surrogates_in_captured_content_are_exported_replaced(
+    fake: FakeGemini, instrument: Callable[..., Telemetry], tmp_path: Path
+) -> None:
+    """Captured content holding a lone surrogate (the caller's prompt, the model's answer)
+    lost its whole attribute at export, on the span and on the event, and a
+    FileSystemUploader's write failed. Replaced by U+FFFD in what we export; the request and
+    the response are the app's, unchanged."""
+    logs = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    telemetry = instrument(capture_content="SPAN_AND_EVENT", logger_provider=logger_provider)
+    fake.enqueue(None, Reply(text="answer \ud83d"))
+    client = make_client(fake)
+    response = client.models.generate_content(model=MODEL, contents="prompt \udc80")
+    assert response.text == "answer \ud83d"
+    assert fake.requests[-1]["body"]["contents"][0]["parts"][0]["text"] == "prompt \udc80"
+    [span] = telemetry.spans()
+    encode_spans([span])  # type: ignore[list-item]
+    output = json.loads(span.attributes["gen_ai.output.messages"])
+    assert output[0]["parts"][0]["content"] == "answer \ufffd"
+    assert "prompt \ufffd" in span.attributes["gen_ai.input.messages"]
+    [record] = logs.get_finished_logs()
+    encode_logs([record])
+    assert "answer \ufffd" in json.dumps(
+        dict(record.log_record.attributes or {}), ensure_ascii=False
+    )
+
+    instrumentor = GeminiInstrumentor()
+    instrumentor.uninstrument()
+    instrumentor.instrument(
+        tracer_provider=TracerProvider(),
+        meter_provider=MeterProvider(),
+        content_uploader=FileSystemUploader(tmp_path),
+        capture_content="SPAN_ONLY",
+    )
+    fake.enqueue(None, Reply(text="answer \ud83d"))
+    client.models.generate_content(model=MODEL, contents="prompt \udc80")
+    instrumentor.uninstrument()  # flushes the uploads
+    [stored] = tmp_path.glob("*.json")
+    assert "answer \ufffd" in stored.read_text("utf-8")
 
 
 # --- 7. a span processor that raises does not stop the metrics ----------------------------

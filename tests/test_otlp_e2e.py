@@ -234,6 +234,26 @@ def test_the_api_key_never_crosses_the_wire(fake: FakeGemini, otlp: Pipeline) ->
     assert b"x-goog-api-key" not in blob.lower()
 
 
+def test_a_lone_surrogate_from_the_server_crosses_the_wire_replaced(
+    fake: FakeGemini, otlp: Pipeline
+) -> None:
+    """A JSON escape such as ``\\ud800`` decodes to a lone surrogate, which UTF-8 cannot
+    encode: the OTLP encoder dropped the attribute that held one (an answer's modelVersion,
+    its responseId), with an error logged on every export. Such text crosses with U+FFFD in
+    its place; the app's response is left as the SDK made it."""
+    fake.enqueue(MODEL, Reply(model_version=f"{MODEL}-\udc00", response_id="id-\ud801"))
+    response = call_gemini(make_client(fake), "sync", MODEL)
+    assert response.model_version == f"{MODEL}-\udc00"
+    exported = otlp.flush()
+    assert exported.wait_for(lambda: len(exported.spans()) >= 1)
+    [span] = exported.spans()
+    assert span.attributes["gen_ai.response.model"] == f"{MODEL}-\ufffd"
+    assert span.attributes["gen_ai.response.id"] == "id-\ufffd"
+    assert exported.wait_for(lambda: bool(exported.points("gen_ai.client.operation.duration")))
+    [point] = exported.points("gen_ai.client.operation.duration")
+    assert point.attributes["gen_ai.response.model"] == f"{MODEL}-\ufffd"
+
+
 def test_opentelemetry_instrument_with_env_config_only(fake: FakeGemini) -> None:
     """examples/auto/app.py has no OpenTelemetry code; the distro wires everything from env."""
     launcher = Path(sys.executable).with_name("opentelemetry-instrument")

@@ -41,6 +41,8 @@ _GOOGLE_KEY_LENGTH: Final = 39
 # Google OAuth 2.0 access tokens (what Vertex AI clients send as "Bearer ..."): "ya29." and the
 # token's own characters.
 _GOOGLE_TOKEN = re.compile(r"ya29\.[0-9A-Za-z_\-.]+")
+# What UTF-8 cannot encode: a lone surrogate, which a JSON "\\ud800" escape decodes to.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_HOLDERS: Final = 64  # credential holders (Vertex clients) whose tokens are redacted
 _MIN_SECRET: Final = 8  # shorter "keys" would redact ordinary words
 _warned: set[str] = set()
@@ -62,6 +64,19 @@ def read_user_file(path: str | os.PathLike[str], limit: int = MAX_USER_FILE) -> 
 def _nonblocking(path: str, flags: int) -> int:
     # Opening a FIFO for reading waits for a writer unless O_NONBLOCK (a regular file ignores it).
     return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def encodable(text: str) -> str:
+    """``text`` as OTLP can carry it: each lone surrogate replaced by U+FFFD. A server's JSON
+    can hold one (an escape), and one in a span's name or status fails the export of the
+    whole batch of spans it is in (the OTLP encoder raises), the app's other spans included."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def warn_once(topic: str, message: str, *args: object) -> None:
@@ -146,7 +161,7 @@ class Secrets:
             text = _GOOGLE_TOKEN.sub(REDACTED, text)
         if len(text) > limit:
             text = text[-limit:] if tail else text[:limit]
-        return text
+        return encodable(text)
 
     def reset_after_fork(self) -> None:
         self._lock = threading.Lock()
@@ -154,7 +169,7 @@ class Secrets:
 
 def name(text: str) -> str:
     """A name-like string copied from a request or an answer, capped."""
-    return text if len(text) <= MAX_NAME else text[:MAX_NAME]
+    return encodable(text if len(text) <= MAX_NAME else text[:MAX_NAME])
 
 
 def count(value: object, what: str = "token count") -> int:

@@ -270,7 +270,7 @@ class Recorder:
         if response_id:
             attrs[A.GEN_AI_RESPONSE_ID] = (
                 response_id
-                if len(response_id) < self.secrets.safe_below
+                if len(response_id) < self.secrets.safe_below and response_id.isascii()
                 else self.secrets.clean(response_id, MAX_NAME)
             )
         if reasons:
@@ -356,7 +356,7 @@ class Recorder:
         answers (a job's, an operation's, a cache's) may repeat it, as its errors may."""
         secrets = self.secrets
         for key, value in extra.items():
-            if type(value) is str and len(value) >= secrets.safe_below:
+            if type(value) is str and (len(value) >= secrets.safe_below or not value.isascii()):
                 value = secrets.clean(value, None)
             attrs[key] = value
 

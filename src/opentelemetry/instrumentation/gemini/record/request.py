@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import attributes as A
-from ..bounds import MAX_NAME, fits_int64, warn_once
+from ..bounds import MAX_NAME, encodable, fits_int64, warn_once
 
 # (config field, attribute, accepted python types) for the semconv request parameters.
 _REQUEST_PARAMS: tuple[tuple[str, str, tuple[type, ...]], ...] = (
@@ -36,7 +36,7 @@ def normalize_model(model: object) -> str:
         model = model[: MAX_NAME * 4]  # what rsplit reads of a huge name, then the cap
     if "/" in model:
         model = model.rsplit("/", 1)[-1] or model
-    return model if len(model) <= MAX_NAME else model[:MAX_NAME]
+    return encodable(model if len(model) <= MAX_NAME else model[:MAX_NAME])
 
 
 @lru_cache(maxsize=64)

@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from ..bounds import warn_once
+from ..bounds import encodable, warn_once
 from . import content
 
 _logger = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ class FileSystemUploader:
         path = Path(url2pathname(urlparse(reference).path))  # as_uri() quoted it
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
-        partial.write_text(json.dumps(content, ensure_ascii=False, default=str), "utf-8")
+        # As UTF-8 can hold it: a lone surrogate in an answer would fail the write.
+        partial.write_text(encodable(json.dumps(content, ensure_ascii=False, default=str)), "utf-8")
         partial.replace(path)  # readers never see half a file
 
 
