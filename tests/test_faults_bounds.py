@@ -4,15 +4,18 @@ strings, span processors that raise, and re-instrumentation on the same provider
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import logging
+import tracemalloc
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from google import genai
 from google.genai import errors, types
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
@@ -26,7 +29,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from prometheus_client import CollectorRegistry, start_http_server
 
 from conftest import FAKE_KEY, Telemetry, make_client
-from opentelemetry.instrumentation.gemini import FileSystemUploader, GeminiInstrumentor
+from opentelemetry.instrumentation.gemini import FileSystemUploader, GeminiInstrumentor, bounds
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
     FakeGemini,
     Reply,
@@ -111,6 +114,49 @@ def test_a_key_in_a_transport_error_is_redacted(
     assert GOOGLE_SHAPED_KEY not in exported and FAKE_KEY not in exported
     [event] = [e for e in telemetry.span().events if e.name == "exception"]
     assert "exception.stacktrace" in event.attributes
+
+
+def test_a_client_per_user_key_keeps_redaction_bounded(
+    fake: FakeGemini, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app that makes a client for each of its users' own keys: each key was kept for good,
+    and every text we clean was searched for each of them, so memory and the cost of every
+    error grew with the users. Keys shaped like Google's need no entry (any such key is
+    redacted); of others, the latest are kept. The keys in use are still redacted."""
+    monkeypatch.setattr(bounds, "_MAX_KEYS", 4, raising=False)  # our own cap, small here
+    options = {"base_url": fake.url}
+    clients = [
+        genai.Client(api_key=key, http_options=options)
+        for user in range(16)
+        for key in (f"proxy-key-for-user-{user:06d}", f"AIza{user:035d}")
+    ]
+    tracemalloc.start()
+    try:
+        before = _bounds_memory()
+        for client in clients:
+            client.models.generate_content(model=MODEL, contents="x")
+        grown = _bounds_memory() - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 160, grown  # was an entry per key: 32 of them, 296 bytes of tuple alone
+    proxy = clients[-2]  # the latest user's: its key is in use
+    keys = "proxy-key-for-user-000015 and " + f"AIza{15:035d}"
+    echo = {"error": {"code": 400, "message": f"bad keys: {keys}", "status": "INVALID_ARGUMENT"}}
+    fake.enqueue(None, Reply(status=400, error_body=echo))
+    with pytest.raises(errors.ClientError):
+        proxy.models.generate_content(model=MODEL, contents="x")
+    status = str(telemetry.spans()[-1].status.description)
+    assert "proxy-key-for-user" not in status and "AIza" not in status
+    assert status.count("[REDACTED]") == 2
+
+
+def _bounds_memory() -> int:
+    """Bytes allocated by bounds.py (the keys it keeps) and still alive."""
+    gc.collect()
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(True, str(Path(bounds.__file__)))]
+    )
+    return sum(stat.size for stat in snapshot.statistics("filename"))
 
 
 # --- 4. content capture never consumes what the SDK still has to read ----------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,8 @@ from typing import Any
 
 import pytest
 from google.genai import _api_client, models
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -203,3 +205,49 @@ def test_instrument_from_two_threads_at_once_patches_once(fake: FakeGemini) -> N
         GeminiInstrumentor().uninstrument()
         for (owner, name), original in hooked.items():  # a hook left behind must not leak on
             setattr(owner, name, original)
+
+
+# --- a signal handled while we record a call ----------------------------------------------------
+class _Signalling(SpanProcessor):
+    """Sends this process a signal as a span ends: its handler runs there, inside our recording
+    of the call, as a Ctrl-C or an orchestrator's SIGTERM may."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def on_end(self, span: ReadableSpan) -> None:
+        signal.raise_signal(self.signum)
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    sys.exit(3)  # what a service's SIGTERM handler does
+
+
+@pytest.mark.parametrize(
+    ("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, SystemExit)]
+)
+def test_a_signal_handled_while_a_call_is_recorded_reaches_the_app(
+    fake: FakeGemini, metric_reader: Any, signum: int, raised: type[BaseException]
+) -> None:
+    """The handler's KeyboardInterrupt or SystemExit was swallowed with our own failures: the
+    app went on after Ctrl-C, a service ignored its SIGTERM until it was killed. It reaches the
+    app from the call, as it would have a moment later in the app's own code, and the span is
+    ended."""
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer_provider.add_span_processor(_Signalling(signum))
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    instrumentor = GeminiInstrumentor()
+    instrumentor.instrument(
+        tracer_provider=tracer_provider, meter_provider=MeterProvider([metric_reader])
+    )
+    try:
+        client = make_client(fake)
+        with pytest.raises(raised):
+            client.models.generate_content(model=MODEL, contents="x")
+    finally:
+        instrumentor.uninstrument()
+        signal.signal(signal.SIGTERM, previous)
+    [span] = exporter.get_finished_spans()
+    assert span.attributes["gen_ai.usage.input_tokens"] > 0

@@ -43,6 +43,7 @@ _GOOGLE_KEY_LENGTH: Final = 39
 _GOOGLE_TOKEN = re.compile(r"ya29\.[0-9A-Za-z_\-.]+")
 # What UTF-8 cannot encode: a lone surrogate, which a JSON "\\ud800" escape decodes to.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_MAX_KEYS: Final = 64  # keys not shaped like Google's, redacted by name (the latest)
 _MAX_HOLDERS: Final = 64  # credential holders (Vertex clients) whose tokens are redacted
 _MIN_SECRET: Final = 8  # shorter "keys" would redact ordinary words
 _warned: set[str] = set()
@@ -108,11 +109,16 @@ class Secrets:
             self.add(key)
 
     def add(self, key: object) -> None:
+        """Redact ``key`` from now on. A Google-shaped key needs no entry (``clean`` redacts
+        every one); of other keys (a proxy's, a test's) the latest _MAX_KEYS are kept: an app
+        that makes a client per user's own key must not grow this, nor every ``clean``."""
         if not isinstance(key, str) or len(key) < _MIN_SECRET or key in self._keys:
+            return
+        if len(key) == _GOOGLE_KEY_LENGTH and _GOOGLE_KEY.fullmatch(key):
             return
         with self._lock:
             if key not in self._keys:  # a tuple swapped whole: readers never lock
-                self._keys = (*self._keys, key)
+                self._keys = (*self._keys[-(_MAX_KEYS - 1) :], key)
                 self._margin = max(self._margin, len(key))
                 self.safe_below = min(self.safe_below, len(key))
 

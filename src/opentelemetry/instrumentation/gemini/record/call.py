@@ -380,12 +380,21 @@ class Call:
         defer(self.record_once, error, stream_end)
 
     def record_once(self, error: BaseException | None, stream_end: str | None) -> None:
-        """Turn the call into telemetry; never raises, never leaves the span open."""
+        """Turn the call into telemetry; never leaves the span open, and raises only what a
+        signal handler raised while it ran (KeyboardInterrupt, a SystemExit on SIGTERM): the
+        app's, to stop it, as it would have a moment later in its own code."""
         try:
             self.recorder.record(self, error, stream_end)
-        except BaseException:
+        except Exception:
             _logger.debug("gemini instrumentation: could not record a call", exc_info=True)
-            with contextlib.suppress(BaseException):
+            self._end_span()
+        except BaseException:
+            self._end_span()
+            raise
+
+    def _end_span(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.span.is_recording():  # not ended yet
                 self.span.end(self.end_ns)
 
 
