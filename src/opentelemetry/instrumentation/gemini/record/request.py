@@ -30,8 +30,13 @@ _DEFAULT_HOSTS = {
 def normalize_model(model: object) -> str:
     """'models/gemini-2.5-flash' -> 'gemini-2.5-flash'; Vertex resource names keep their tail.
     At most MAX_NAME characters: the name is a span and a metric attribute."""
-    if not isinstance(model, str):
-        model = "unknown" if model is None else str(model)
+    if type(model) is not str:
+        # A str subclass (the app's own, whose __hash__ or __eq__ may raise) becomes a plain
+        # str: the name is kept in our caches and compared by later calls' lookups there.
+        if isinstance(model, str):
+            model = str.__str__(model)
+        else:
+            model = "unknown" if model is None else str(model)
     if len(model) > MAX_NAME:
         model = model[: MAX_NAME * 4]  # what rsplit reads of a huge name, then the cap
     if "/" in model:
