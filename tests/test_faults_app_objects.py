@@ -5,6 +5,7 @@ and warnings the SDK raises for the app's own line (never ours)."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -18,6 +19,19 @@ from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini,
 
 MODEL = "gemini-2.5-flash"
 EMBED = "gemini-embedding-001"
+# A first round whose model asks for get_weather (automatic function calling runs it).
+FUNCTION_CALL = {
+    "candidates": [
+        {
+            "content": {
+                "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}],
+                "role": "model",
+            },
+            "finishReason": "STOP",
+            "index": 0,
+        }
+    ]
+}
 
 
 # --- exceptions the app's transport raises ---------------------------------------------------
@@ -145,3 +159,31 @@ def test_the_create_embeddings_warning_names_the_apps_line(
     assert {w.filename for w in experimental} == {__file__}
     spans = [s for s in telemetry.spans() if s.attributes.get("gcp.gemini.batch.method")]
     assert [s.attributes["gcp.gemini.batch.method"] for s in spans] == ["create_embeddings"] * 2
+
+
+# --- what a tool returns ---------------------------------------------------------------------
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+    __repr__ = __str__
+
+
+def test_a_tool_result_whose_text_cannot_be_read_is_named(
+    fake: FakeGemini, instrument: Callable[..., Telemetry]
+) -> None:
+    """Content on spans: a tool's result that is not JSON and whose ``__str__`` raises left its
+    span without a result (our fallback to its text raised too); now it is named as content
+    capture names what it cannot serialize. The app's call fails as it does bare."""
+    telemetry = instrument(capture_content="SPAN_ONLY")
+    fake.enqueue(MODEL, Reply(extra=FUNCTION_CALL), Reply(text="Sunny"))
+
+    def get_weather(city: str) -> Any:
+        """The weather in a city."""
+        return _Unprintable()
+
+    client = make_client(fake)
+    with pytest.raises(TypeError, match="not JSON serializable"):  # the SDK's own, as bare
+        client.models.generate_content(model=MODEL, contents="x", config={"tools": [get_weather]})
+    [tool] = [s for s in telemetry.all_spans() if s.name == "execute_tool get_weather"]
+    assert tool.attributes["gen_ai.tool.call.result"] == "[_Unprintable not serializable]"

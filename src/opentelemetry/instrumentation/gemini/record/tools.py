@@ -136,6 +136,6 @@ def _json(recorder: Recorder, value: Any) -> str:
     """``value`` as JSON (anything else as its text), capped and without keys."""
     try:
         text = json.dumps(value, ensure_ascii=False, default=str)
-    except Exception:
-        text = str(value)
+    except Exception:  # RecursionError (nesting), a __str__ that raises
+        text = f"[{type(value).__name__} not serializable]"  # as content capture says it
     return str(recorder.secrets.clean(text, MAX_CONTENT_PART))
