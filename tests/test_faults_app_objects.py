@@ -187,3 +187,37 @@ def test_a_tool_result_whose_text_cannot_be_read_is_named(
         client.models.generate_content(model=MODEL, contents="x", config={"tools": [get_weather]})
     [tool] = [s for s in telemetry.all_spans() if s.name == "execute_tool get_weather"]
     assert tool.attributes["gen_ai.tool.call.result"] == "[_Unprintable not serializable]"
+
+
+# --- a config the app gives as its own dict subclass -----------------------------------------
+class _HostileConfig(dict):  # type: ignore[type-arg]
+    """The SDK's validation reads a dict's items directly: its own get() is never called."""
+
+    def get(self, *args: Any) -> Any:
+        raise RuntimeError("no get")
+
+    def __getitem__(self, key: Any) -> Any:
+        raise RuntimeError("no getitem")
+
+
+def test_a_config_dict_subclass_whose_get_raises_is_read_as_the_sdk_reads_it(
+    fake: FakeGemini, telemetry: Telemetry
+) -> None:
+    """We read the config's fields with its own get(): the call went without a span (and its
+    duration, tokens and cost), and its tools' rounds were not counted apart. Now read as the
+    SDK's validation reads a dict: its items."""
+    fake.enqueue(MODEL, Reply(extra=FUNCTION_CALL), Reply(text="Sunny"))
+
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return "sunny"
+
+    config = _HostileConfig(tools=[get_weather], temperature=0.5)
+    client = make_client(fake)
+    response = client.models.generate_content(model=MODEL, contents="x", config=config)
+    assert response.text == "Sunny"  # the SDK ran both rounds, as bare
+    span = telemetry.span()
+    assert span.attributes["gen_ai.request.temperature"] == 0.5
+    assert span.attributes["gcp.gemini.attempts"] == 2
+    assert [s.name for s in telemetry.all_spans()].count("execute_tool get_weather") == 1
+    assert telemetry.total("gcp.gemini.requests") == 2

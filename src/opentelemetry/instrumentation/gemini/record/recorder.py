@@ -32,7 +32,7 @@ from .operations import (
     INFERENCE,
     PRICED_WITH_USAGE,
 )
-from .request import base_attributes, config_attributes, normalize_model
+from .request import base_attributes, config_attributes, config_field, normalize_model
 from .usage import Usage, served_tier, sum_usages, usage_from_metadata
 
 if TYPE_CHECKING:
@@ -730,8 +730,7 @@ def _call_usage(metas: list[Any]) -> Usage | None:
 
 
 def _has_tools(config: Any) -> bool:
-    tools = config.get("tools") if isinstance(config, dict) else getattr(config, "tools", None)
-    return bool(tools)
+    return bool(config_field(config, "tools"))
 
 
 def _in_stream_429(call: Call, error: BaseException | None) -> bool:
