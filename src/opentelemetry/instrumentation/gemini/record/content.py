@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 from ..bounds import MAX_CONTENT_PART, name
+from .request import config_field
 
 Message = dict[str, Any]
 Part = dict[str, Any]
@@ -42,8 +43,7 @@ _FINISH: dict[str, str] = {
 }
 
 
-def _get(obj: Any, key: str) -> Any:
-    return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+_get = config_field  # a dict subclass's own get() is not called: the app's may raise
 
 
 def _cut(text: str, limit: int | None) -> str:

@@ -17,6 +17,7 @@ from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode, Trac
 from .. import attributes as A
 from ..billing.units import unit_prices
 from ..bounds import MAX_NAME, MAX_STACKTRACE, ModelCap, Secrets, warn_once
+from ..bounds import name as capped_name
 from ..config import UNKNOWN_TIER, Settings
 from ..quota.errors import RateLimitInfo, parse_rate_limit
 from . import rounds
@@ -31,7 +32,7 @@ from .operations import (
     INFERENCE,
     PRICED_WITH_USAGE,
 )
-from .request import base_attributes, config_attributes, normalize_model
+from .request import base_attributes, config_attributes, config_field, normalize_model
 from .usage import Usage, served_tier, sum_usages, usage_from_metadata
 
 if TYPE_CHECKING:
@@ -189,7 +190,7 @@ class Recorder:
         rate_limit = self._read_429(error, developer) if status == 429 else None
         if status == 403:
             self._read_403(error, developer)
-        error_type = None if status is not None else type(error).__qualname__
+        error_type = None if status is not None else error_class(error)
         call.attempts.append(Attempt(status, error_type, rate_limit))
         self.counters.attempt(
             call.operation, call.model, self.tier, status, error_type, call.project or self.project
@@ -223,7 +224,7 @@ class Recorder:
         rate_limit = self._read_429(error, not vertex) if status == 429 else None
         if status == 403:
             self._read_403(error, not vertex)
-        error_type = None if status is not None or error is None else type(error).__qualname__
+        error_type = None if status is not None or error is None else error_class(error)
         project = project or self.project
         self.counters.attempt(operation, name, self.tier, status, error_type, project)
         if name is not None and operation in INFERENCE:
@@ -370,9 +371,10 @@ class Recorder:
         """Status and exception event of a failed call: the error's text capped and without
         any API key (a server may echo it); the app's own exception is left untouched."""
         clean = self.secrets.clean
-        span.set_status(Status(StatusCode.ERROR, clean(f"{type(error).__name__}: {error}", 500)))
-        event = _exception_attributes(error, clean(str(error)))
-        if not isinstance(getattr(error, "code", None), int):
+        message = _message(error)
+        span.set_status(Status(StatusCode.ERROR, clean(f"{type(error).__name__}: {message}", 500)))
+        event = _exception_attributes(error, clean(message))
+        if not isinstance(_code(error, "code"), int):
             # The server's answers (429, 500...) have the SDK's HTTP path for a stack, and
             # formatting it costs more than all the rest of the call: only other errors get one.
             stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
@@ -728,15 +730,14 @@ def _call_usage(metas: list[Any]) -> Usage | None:
 
 
 def _has_tools(config: Any) -> bool:
-    tools = config.get("tools") if isinstance(config, dict) else getattr(config, "tools", None)
-    return bool(tools)
+    return bool(config_field(config, "tools"))
 
 
 def _in_stream_429(call: Call, error: BaseException | None) -> bool:
     """A 429 sent as an error event inside a stream whose HTTP answer was 200."""
     return (
         error is not None
-        and getattr(error, "code", None) == 429
+        and _code(error, "code") == 429
         and bool(call.attempts)
         and call.attempts[-1].status == 200
     )
@@ -771,9 +772,12 @@ def _usage_attributes(attrs: dict[str, Any], usage: Usage, input_and_output: int
 def _exception_attributes(error: BaseException, message: str) -> dict[str, str]:
     """What ``Span.record_exception`` writes, with our ``message``, less the stack trace."""
     cls = type(error)
-    module, name = cls.__module__, cls.__qualname__
+    # The app's class: its __module__ may be anything (None, an object), its name any length.
+    module, qualname = cls.__module__, cls.__qualname__
+    plain = not isinstance(module, str) or module == "builtins"
+    shown = qualname if plain else f"{module}.{qualname}"
     return {
-        A.EXCEPTION_TYPE: name if module == "builtins" else f"{module}.{name}",
+        A.EXCEPTION_TYPE: capped_name(shown),
         A.EXCEPTION_MESSAGE: message,
         A.EXCEPTION_ESCAPED: "False",
     }
@@ -784,13 +788,37 @@ def _opt(clean: Any, text: str | None) -> str | None:
 
 
 def _error_type(error: BaseException) -> str:
-    code = getattr(error, "code", None)
+    code = _code(error, "code")
     if not isinstance(code, int):  # the Interactions API's errors carry it as status_code
-        code = getattr(error, "status_code", None)
+        code = _code(error, "status_code")
     # APIError carries the HTTP status: the low-cardinality value dashboards group by.
     if isinstance(code, int):
         return str(code)
-    return type(error).__qualname__
+    return error_class(error)
+
+
+def error_class(error: BaseException) -> str:
+    """``error.type`` of an exception without a status: its class name, capped (the app's
+    class, or a library's, may be named anything)."""
+    return capped_name(type(error).__qualname__)
+
+
+def _message(error: BaseException) -> str:
+    """The exception's text, as ``traceback`` shows it when its ``__str__`` raises (or
+    recurses): an app's exception may do that, and its call must still be recorded."""
+    try:
+        return str(error)
+    except Exception:
+        return "<exception str() failed>"
+
+
+def _code(error: BaseException, field: str) -> Any:
+    """``error.code`` (or another status field): None when the app's exception has a property
+    there that raises."""
+    try:
+        return getattr(error, field, None)
+    except Exception:
+        return None
 
 
 def _cost_attributes(attrs: dict[str, Any], cost: CostBreakdown | UnitCost) -> None:

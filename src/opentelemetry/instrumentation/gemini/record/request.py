@@ -30,8 +30,13 @@ _DEFAULT_HOSTS = {
 def normalize_model(model: object) -> str:
     """'models/gemini-2.5-flash' -> 'gemini-2.5-flash'; Vertex resource names keep their tail.
     At most MAX_NAME characters: the name is a span and a metric attribute."""
-    if not isinstance(model, str):
-        model = "unknown" if model is None else str(model)
+    if type(model) is not str:
+        # A str subclass (the app's own, whose __hash__ or __eq__ may raise) becomes a plain
+        # str: the name is kept in our caches and compared by later calls' lookups there.
+        if isinstance(model, str):
+            model = str.__str__(model)
+        else:
+            model = "unknown" if model is None else str(model)
     if len(model) > MAX_NAME:
         model = model[: MAX_NAME * 4]  # what rsplit reads of a huge name, then the cap
     if "/" in model:
@@ -53,10 +58,13 @@ def server_address(base_url: str | None, vertex: bool) -> tuple[str, int]:
         return _DEFAULT_HOSTS[vertex]
 
 
-def _get(config: Any, name: str) -> Any:
-    if isinstance(config, dict):
-        return config.get(name)
-    return getattr(config, name, None)
+def config_field(obj: Any, name: str) -> Any:
+    """A field of the app's config (or content): a dict's item as the SDK's validation reads
+    it (a dict subclass's own ``get``, which may raise, is not called), else its attribute;
+    None when absent."""
+    if isinstance(obj, dict):
+        return dict.get(obj, name)
+    return getattr(obj, name, None)
 
 
 def base_attributes(
@@ -87,20 +95,20 @@ def config_attributes(config: Any) -> dict[str, Any]:
     """Semconv request parameters from the caller's config, read without mutating it."""
     attrs: dict[str, Any] = {}
     for field, key, types in _REQUEST_PARAMS:
-        value = _get(config, field)
+        value = config_field(config, field)
         if isinstance(value, types) and not isinstance(value, bool):
             if isinstance(value, int) and not fits_int64(value):
                 # An OTLP int is 64 bits: one such value would fail the whole export.
                 warn_once("int64", "dropped %s=%d: out of the int64 range", key, value)
                 continue
             attrs[key] = value
-    stops = _get(config, "stop_sequences")
+    stops = config_field(config, "stop_sequences")
     if isinstance(stops, (list, tuple)) and stops:
         attrs[A.GEN_AI_REQUEST_STOP_SEQUENCES] = [str(s)[:MAX_NAME] for s in stops[:16]]
-    mime = _get(config, "response_mime_type")
+    mime = config_field(config, "response_mime_type")
     if isinstance(mime, str):
         attrs[A.GEN_AI_OUTPUT_TYPE] = "json" if "json" in mime else "text"
-    tier = _get(config, "service_tier")
+    tier = config_field(config, "service_tier")
     if tier is not None:
         tier_text = getattr(tier, "value", tier)
         if isinstance(tier_text, str):

@@ -25,6 +25,7 @@ from opentelemetry import trace
 from .. import attributes as A
 from ..bounds import MAX_CONTENT_PART, name
 from .call import defer
+from .recorder import error_class
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -118,7 +119,7 @@ def _end_span(recorder: Recorder, span: Span, result: Any, error: BaseException 
             # except block): the tool's own is its context, and the one a user looks for.
             own = error.__context__ if type(error).__name__ == "FunctionInvocationError" else None
             failure = own if own is not None else error
-            span.set_attribute(A.ERROR_TYPE, type(failure).__qualname__)
+            span.set_attribute(A.ERROR_TYPE, error_class(failure))
             recorder._record_error(span, failure)
         elif recorder.settings.content_on_span:
             span.set_attribute(A.GEN_AI_TOOL_CALL_RESULT, _json(recorder, result))
@@ -135,6 +136,6 @@ def _json(recorder: Recorder, value: Any) -> str:
     """``value`` as JSON (anything else as its text), capped and without keys."""
     try:
         text = json.dumps(value, ensure_ascii=False, default=str)
-    except Exception:
-        text = str(value)
+    except Exception:  # RecursionError (nesting), a __str__ that raises
+        text = f"[{type(value).__name__} not serializable]"  # as content capture says it
     return str(recorder.secrets.clean(text, MAX_CONTENT_PART))

@@ -21,7 +21,7 @@ from ..billing.units import IMAGE, VIDEO_SECOND, UnitUsage, unit_prices
 from ..bounds import MAX_NAME, count
 from ..record import operations as ops
 from ..record.call import Answer, Call
-from ..record.request import normalize_model
+from ..record.request import config_field, normalize_model
 from .hooks import HookFactory, answered_once
 from .models import _start
 
@@ -35,12 +35,6 @@ _logger = logging.getLogger(__name__)
 Request = dict[str, Any]
 # (the request, the SDK's answer, the call) -> what the call bills by unit, or None.
 UnitsReader = Callable[[Request, Any, Call], "UnitUsage | None"]
-
-
-def _get(config: Any, name: str) -> Any:
-    if isinstance(config, dict):
-        return config.get(name)
-    return getattr(config, name, None)
 
 
 def _text(value: Any) -> str | None:
@@ -63,7 +57,7 @@ def image_request(kwargs: dict[str, Any], operation: str) -> Request:
     requested = (
         1
         if operation == ops.UPSCALE_IMAGE
-        else _positive(_get(config, "number_of_images"), "number_of_images")
+        else _positive(config_field(config, "number_of_images"), "number_of_images")
     )
     if requested is not None:
         attrs[A.GEMINI_IMAGES_REQUESTED] = requested
@@ -71,7 +65,7 @@ def image_request(kwargs: dict[str, Any], operation: str) -> Request:
         ("image_size", A.GEMINI_IMAGE_SIZE),
         ("aspect_ratio", A.GEMINI_IMAGE_ASPECT_RATIO),
     ):
-        value = _text(_get(config, field))
+        value = _text(config_field(config, field))
         if value is not None:
             attrs[key] = value
     factor = _text(kwargs.get("upscale_factor"))
@@ -83,15 +77,15 @@ def image_request(kwargs: dict[str, Any], operation: str) -> Request:
 def video_request(kwargs: dict[str, Any], model: Any) -> Request:
     config = kwargs.get("config")
     attrs: dict[str, Any] = {}
-    seconds = _positive(_get(config, "duration_seconds"), "duration_seconds")
+    seconds = _positive(config_field(config, "duration_seconds"), "duration_seconds")
     if seconds is None and isinstance(model, str):
         # The API's default duration (an assumption kept in the price data, per model).
         seconds = _positive(
             unit_prices().defaults(model).get("default_duration_seconds"), "duration_seconds"
         )
-    audio = _get(config, "generate_audio")
+    audio = config_field(config, "generate_audio")
     audio = audio if isinstance(audio, bool) else None
-    resolution = _text(_get(config, "resolution"))
+    resolution = _text(config_field(config, "resolution"))
     resolution = resolution.lower() if resolution else None
     if seconds is not None:
         attrs[A.GEMINI_VIDEO_DURATION] = seconds
@@ -99,10 +93,10 @@ def video_request(kwargs: dict[str, Any], model: Any) -> Request:
         attrs[A.GEMINI_VIDEO_RESOLUTION] = resolution
     if audio is not None:
         attrs[A.GEMINI_VIDEO_GENERATE_AUDIO] = audio
-    aspect = _text(_get(config, "aspect_ratio"))
+    aspect = _text(config_field(config, "aspect_ratio"))
     if aspect is not None:
         attrs[A.GEMINI_VIDEO_ASPECT_RATIO] = aspect
-    requested = _positive(_get(config, "number_of_videos"), "number_of_videos")
+    requested = _positive(config_field(config, "number_of_videos"), "number_of_videos")
     if requested is not None:
         attrs[A.GEMINI_VIDEOS_REQUESTED] = requested
     return {"attrs": attrs, "seconds": seconds, "audio": audio, "resolution": resolution}
