@@ -20,10 +20,10 @@ see it pass and let it go on unchanged.
 from __future__ import annotations
 
 import contextlib
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
-from ..record.call import ASYNC_CALL, SYNC_CALL, Call
+from ..record.call import ASYNC_CALL, SYNC_CALL, Call, InFlight
 from ..record.tools import ToolCall, end_async_tool, end_tool, start_tool
 
 if TYPE_CHECKING:
@@ -75,6 +75,30 @@ def _take(name: str | None) -> ToolCall:
     return ToolCall(name, None, None)
 
 
+# While a tool runs, no call is in flight: the tool's own SDK requests (files.list, a model's
+# get...) are not the call's attempts. A Gemini call the tool makes marks itself; any other
+# request is counted on its own, as outside any call. A sync tool clears both markers: one of
+# an async call runs in a worker thread holding a copy of the call's context, where
+# ``asyncio.run`` would see the call again. An async tool clears only the context's: the
+# thread's belongs to whatever sync code runs there (its close may come from the GC's thread).
+def _leave_sync_call() -> tuple[InFlight, Call | None, Token[Call | None]]:
+    in_flight = SYNC_CALL.in_flight
+    outer = in_flight.call
+    in_flight.call = None
+    return in_flight, outer, ASYNC_CALL.set(None)
+
+
+def _rejoin_sync_call(left: tuple[InFlight, Call | None, Token[Call | None]]) -> None:
+    in_flight, outer, token = left
+    in_flight.call = outer
+    ASYNC_CALL.reset(token)
+
+
+def _rejoin_async_call(token: Token[Call | None]) -> None:
+    with contextlib.suppress(ValueError):  # closed from another context (the GC's)
+        ASYNC_CALL.reset(token)
+
+
 def _responses_sync(patches: Patches, original: Method) -> Method:
     def hook(response: Any, *args: Any, **kwargs: Any) -> Any:
         if patches.closed:
@@ -109,11 +133,14 @@ def _invoke_sync(patches: Patches, original: Method) -> Method:
         recorder = patches.recorder
         tool_call = _take(getattr(function, "__name__", None))
         run = start_tool(recorder, _current_call(), tool_call, args)
+        left = _leave_sync_call()
         try:
             result = original(args, function, *rest, **kwargs)
         except BaseException as error:
+            _rejoin_sync_call(left)
             end_tool(recorder, run, None, error)
             raise
+        _rejoin_sync_call(left)
         end_tool(recorder, run, result, None)
         return result
 
@@ -127,11 +154,14 @@ def _invoke_async(patches: Patches, original: Method) -> Method:
         recorder = patches.recorder
         tool_call = _take(getattr(function, "__name__", None))
         run = start_tool(recorder, _current_call(), tool_call, args)
+        token = ASYNC_CALL.set(None)
         try:
             result = await original(args, function, *rest, **kwargs)
         except BaseException as error:
+            _rejoin_async_call(token)
             end_async_tool(recorder, run, error)
             raise
+        _rejoin_async_call(token)
         end_tool(recorder, run, result, None)
         return result
 
