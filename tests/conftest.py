@@ -4,6 +4,8 @@ and per-test in-memory OpenTelemetry providers passed to ``instrument()``."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -214,3 +216,26 @@ def call_gemini(
 @pytest.fixture(params=ENTRYPOINTS)
 def entrypoint(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def in_forked_child(work: Callable[[], Any]) -> Any:
+    """Fork; run ``work`` in the child and return what it returned (JSON), or
+    ``{"error": repr}`` if it raised. The child leaves at once (``os._exit``): nothing of the
+    parent's runs twice."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read)
+            try:
+                report = work()
+            except BaseException as error:
+                report = {"error": repr(error)}
+            os.write(write, json.dumps(report).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        answer = json.loads(pipe.read() or "null")
+    os.waitpid(pid, 0)
+    return answer

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from conftest import FAKE_KEY, Telemetry, make_client
+from conftest import FAKE_KEY, Telemetry, in_forked_child, make_client
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor, quota_status
 from opentelemetry.instrumentation.gemini.record.instruments import instruments_for
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
@@ -433,27 +433,17 @@ def test_a_forked_child_counts_from_zero(
 ) -> None:
     for _ in range(3):
         client.models.generate_content(model=MODEL, contents="x")
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: one call of its own, then report what it would export
-        try:
-            os.close(read)
-            child_client = make_client(fake)  # held: the SDK's Client closes itself when dropped
-            child_client.models.generate_content(model=MODEL, contents="x")
-            status = quota_status(MODEL)
-            report = {
-                "requests": telemetry.total("gcp.gemini.requests"),
-                "tokens": telemetry.total("gcp.gemini.tokens"),
-                "rpm": status.usage["rpm"] if status else None,
-            }
-            os.write(write, json.dumps(report).encode())
-        except BaseException as error:
-            os.write(write, json.dumps({"error": repr(error)}).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        child = json.loads(pipe.read() or "{}")
-    os.waitpid(pid, 0)
+
+    def child_work() -> dict[str, Any]:  # one call of its own, then what it would export
+        child_client = make_client(fake)  # held: the SDK's Client closes itself when dropped
+        child_client.models.generate_content(model=MODEL, contents="x")
+        status = quota_status(MODEL)
+        return {
+            "requests": telemetry.total("gcp.gemini.requests"),
+            "tokens": telemetry.total("gcp.gemini.tokens"),
+            "rpm": status.usage["rpm"] if status else None,
+        }
+
+    child = in_forked_child(child_work)
     assert child == {"requests": 1, "tokens": 20, "rpm": 1}
     assert telemetry.total("gcp.gemini.requests") == 3  # the parent's own, unchanged

@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from conftest import FAKE_KEY, Telemetry, make_client, run_async
+from conftest import FAKE_KEY, Telemetry, in_forked_child, make_client, run_async
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor, quota_status
@@ -450,21 +450,11 @@ def test_a_forked_child_under_a_delta_reader_reads_its_own_calls(fake: FakeGemin
         for _ in range(3):
             client.models.generate_content(model=MODEL, contents="x")
         assert telemetry.total("gcp.gemini.requests") == 3  # the parent's collection
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(read)
-                child_client = make_client(fake)
-                child_client.models.generate_content(model=MODEL, contents="x")
-                points = telemetry.points("gcp.gemini.requests")
-                os.write(write, json.dumps([p.value for p in points]).encode())
-            except BaseException as error:
-                os.write(write, json.dumps({"error": repr(error)}).encode())
-            finally:
-                os._exit(0)
-        os.close(write)
-        with os.fdopen(read) as pipe:
-            child = json.loads(pipe.read() or "null")
-        os.waitpid(pid, 0)
+
+        def child_work(telemetry: Telemetry = telemetry) -> list[float]:
+            child_client = make_client(fake)
+            child_client.models.generate_content(model=MODEL, contents="x")
+            return [p.value for p in telemetry.points("gcp.gemini.requests")]
+
+        child = in_forked_child(child_work)
         assert child == [1]  # it reads [-2]: 1 - 3

@@ -16,7 +16,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from conftest import FAKE_KEY, Telemetry
+from conftest import FAKE_KEY, Telemetry, in_forked_child
 from opentelemetry.instrumentation.gemini import quota_status
 from opentelemetry.instrumentation.gemini.record.call import drain_abandoned
 from opentelemetry.instrumentation.gemini.testing.fake_live import (
@@ -761,24 +761,12 @@ async def test_a_forked_child_counts_none_of_the_parents_queued_usage(
     async with connect(live) as session:
         await say(session)
         assert len(instruments.live_usage) == 1
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: reports what it would export, then leaves at once
-            try:
-                os.close(read)
-                report = {
-                    "queued": len(instruments.live_usage),
-                    "tokens": tel.total("gcp.gemini.tokens"),
-                }
-                os.write(write, json.dumps(report).encode())
-            except BaseException as error:
-                os.write(write, json.dumps({"error": repr(error)}).encode())
-            finally:
-                os._exit(0)
-        os.close(write)
-        with os.fdopen(read) as pipe:
-            child = json.loads(pipe.read() or "{}")
-        os.waitpid(pid, 0)
+        child = in_forked_child(  # what the child would export
+            lambda: {
+                "queued": len(instruments.live_usage),
+                "tokens": tel.total("gcp.gemini.tokens"),
+            }
+        )
         assert child == {"queued": 0, "tokens": 0}
         assert tel.total("gcp.gemini.tokens", gcp__gemini__token__type="input") == 100
     assert tel.span().attributes["gen_ai.usage.input_tokens"] == 100
