@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from google.genai import errors
+from google import genai
+from google.genai import errors, types
+from google.oauth2.credentials import Credentials
 from opentelemetry.sdk.metrics import (
     Counter,
     Histogram,
@@ -106,3 +108,34 @@ def test_429s_naming_ever_new_projects_and_quotas_keep_every_metric_labelled(
     assert len(delays) <= CAP + 1
     # Spans keep the project as learned: only metrics fold it.
     assert telemetry.spans()[-1].attributes[A.GEMINI_PROJECT] == str(1000 + calls - 1)
+
+
+def test_a_vertex_client_per_tenant_project_keeps_the_series_bounded(
+    fake: FakeGemini, telemetry: Telemetry, small_caps: None
+) -> None:
+    """An app that makes a Vertex AI client for each tenant's own project: each project was a
+    label of the call counters, uncapped, until the series limit took every label of later
+    calls (their model too)."""
+    calls = SERIES + 20  # a client each: slow to make
+    for tenant in range(calls):
+        client = genai.Client(
+            vertexai=True,
+            project=f"tenant-{tenant}",
+            location="us-central1",
+            credentials=Credentials(token="fake-token"),
+            http_options=types.HttpOptions(base_url=fake.url),
+        )
+        client.models.generate_content(model=MODEL, contents="x")
+
+    metrics = _gemini_points(telemetry)
+    for name, points in metrics.items():
+        assert not [p for p in points if p.attributes.get("otel.metric.overflow")], name
+    for name in ("gcp.gemini.requests", "gcp.gemini.tokens", "gcp.gemini.cost.list"):
+        assert all(p.attributes.get(A.GEN_AI_REQUEST_MODEL) == MODEL for p in metrics[name])
+        projects = {p.attributes.get(A.GEMINI_PROJECT) for p in metrics[name]}
+        assert len(projects) <= CAP + 1 and "other" in projects, (name, projects)
+    ok = telemetry.points("gcp.gemini.requests", http__response__status_code=200)
+    assert sum(p.value for p in ok) == calls
+    inputs = telemetry.points("gcp.gemini.tokens", gcp__gemini__token__type="input")
+    assert sum(p.value for p in inputs) == calls * PROMPT_TOKENS  # folded, none lost
+    assert telemetry.spans()[-1].attributes[A.GEMINI_PROJECT] == f"tenant-{calls - 1}"
