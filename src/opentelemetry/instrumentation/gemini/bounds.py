@@ -33,7 +33,10 @@ MAX_NAME: Final = 256  # a model name, response id, quota id: anything name-like
 MAX_CONTENT_PART: Final = 16_384  # one captured text part (content capture is opt-in)
 MAX_USER_FILE: Final = 16 * 1024 * 1024  # a prices or limits file (ours are ~30 KB)
 REDACTED: Final = "[REDACTED]"
-OTHER_MODEL: Final = "other"  # what models beyond the per-process cap are counted as
+OTHER_MODEL: Final = "other"  # what models (or other capped labels) beyond their cap count as
+# Distinct values per process of a label taken from answers or from the app's clients (see
+# LabelCap): far more than a real process sees (one project, a few quota ids and regions).
+MAX_LABEL_VALUES: Final = 64
 
 # Google API keys: "AIza" and 35 more characters of this alphabet.
 _GOOGLE_KEY = re.compile(r"AIza[0-9A-Za-z_\-]{35}")
@@ -198,25 +201,57 @@ def fits_int64(value: int) -> bool:
     return INT64_MIN <= value <= INT64_MAX
 
 
-class ModelCap:
+class LabelCap:
+    """The values of one metric label (``label``) this process records: the first ``limit``
+    distinct ones; any later one is counted as ``other`` (with one warning). A label whose
+    values come from an answer or from the app (a project a 429 names, each Vertex client's
+    project, a 429's quota id or location) must not grow the series without bound: past the
+    OTel SDK's 2,000 series per metric, every later point loses all its labels."""
+
+    __slots__ = ("_lock", "_names", "label", "limit")
+
+    def __init__(self, limit: int, label: str) -> None:
+        self.limit = limit
+        self.label = label
+        self._names: set[str] = set()
+        self._lock = threading.Lock()
+
+    def admit(self, value: str) -> str:
+        if value in self._names:
+            return value
+        if len(self._names) < self.limit:  # full: no lock for each later value
+            with self._lock:
+                if value in self._names or len(self._names) < self.limit:
+                    self._names.add(value)
+                    return value
+        self._warn()
+        return OTHER_MODEL
+
+    def _warn(self) -> None:
+        warn_once(
+            f"cap-{self.label}",
+            "more than %d distinct values of %s in this process: metrics of further ones are "
+            "counted under %r (spans keep the value)",
+            self.limit,
+            self.label,
+            OTHER_MODEL,
+        )
+
+    def reset_after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+
+class ModelCap(LabelCap):
     """The model names this process records metrics under: the first ``limit`` distinct ones;
     any later one is counted as ``other`` (with one warning), so a stream of junk names cannot
     grow the series, the quota windows or the caches without bound."""
 
-    __slots__ = ("_lock", "_names", "limit")
+    __slots__ = ()
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._names: set[str] = set()
-        self._lock = threading.Lock()
+        super().__init__(limit, "gen_ai.request.model")
 
-    def admit(self, model: str) -> str:
-        if model in self._names:
-            return model
-        with self._lock:
-            if model in self._names or len(self._names) < self.limit:
-                self._names.add(model)
-                return model
+    def _warn(self) -> None:
         warn_once(
             "model-cap",
             "more than %d distinct model names in this process: metrics of further models "
@@ -225,7 +260,3 @@ class ModelCap:
             self.limit,
             OTHER_MODEL,
         )
-        return OTHER_MODEL
-
-    def reset_after_fork(self) -> None:
-        self._lock = threading.Lock()

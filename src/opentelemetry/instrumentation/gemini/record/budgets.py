@@ -27,7 +27,8 @@ def register_budget_gauges(meter: Meter, instruments: Instruments) -> None:
     def project_attrs(recorder: Recorder | None) -> dict[str, str] | None:
         if recorder is None:
             return None
-        return {A.GEMINI_PROJECT: recorder.project} if recorder.project is not None else {}
+        project = instruments.project(recorder)  # within the process's cap
+        return {A.GEMINI_PROJECT: project} if project is not None else {}
 
     def observe_budget(_options: CallbackOptions) -> Iterable[Observation]:
         # The recorder read once: uninstrument() on another thread may clear it meanwhile.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -20,7 +20,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from .. import attributes as A
 from ..billing.book import COST_COMPONENTS
 from ..billing.units import UNIT_COMPONENTS
-from ..bounds import OTHER_MODEL, int64
+from ..bounds import MAX_LABEL_VALUES, OTHER_MODEL, LabelCap, int64
 from .operations import GENERATE_CONTENT, INFERENCE
 
 if TYPE_CHECKING:
@@ -70,6 +70,21 @@ _OVERFLOW: tuple[Any, ...] = ("__overflow__",)
 _OVERFLOW_ATTRS = {"otel.metric.overflow": True}  # the OTel SDK's mark for the same thing
 
 
+def label_caps(limit: int = MAX_LABEL_VALUES) -> dict[str, LabelCap]:
+    """One process's caps on the labels whose values come from answers or from the app's
+    clients (not models: the recorder's ModelCap), shared by every counter that carries them,
+    so that a value beyond its cap is ``other`` on all of them alike."""
+    return {
+        label: LabelCap(limit, label)
+        for label in (
+            A.GEMINI_PROJECT,
+            A.GEMINI_QUOTA_ID,
+            A.GEMINI_QUOTA_WINDOW,
+            A.GEMINI_QUOTA_LOCATION,
+        )
+    }
+
+
 def _attrs(keys: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
     if values is _OVERFLOW:
         return dict(_OVERFLOW_ATTRS)
@@ -79,14 +94,18 @@ def _attrs(keys: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:
 class MonotonicSums:
     """Running totals keyed by a tuple of attribute values (names fixed per instance)."""
 
-    __slots__ = ("_lock", "_totals", "keys")
+    __slots__ = ("_caps", "_lock", "_totals", "keys")
 
-    def __init__(self, keys: tuple[str, ...]) -> None:
+    def __init__(self, keys: tuple[str, ...], caps: Mapping[str, LabelCap] | None = None) -> None:
         self.keys = keys
         self._lock = threading.Lock()
         self._totals: dict[tuple[Any, ...], float] = {}
+        # (position, cap) of the labels whose values are capped (``label_caps``).
+        self._caps = tuple((i, caps[k]) for i, k in enumerate(keys) if caps and k in caps)
 
     def add(self, values: tuple[Any, ...], amount: float) -> None:
+        if values not in self._totals and self._caps:  # a new series: its values within caps
+            values = _capped(values, self._caps)
         with self._lock:
             totals = self._totals
             if values not in totals and len(totals) >= MAX_SERIES:
@@ -108,6 +127,15 @@ class MonotonicSums:
         self._totals = {}
 
 
+def _capped(values: tuple[Any, ...], caps: tuple[tuple[int, LabelCap], ...]) -> tuple[Any, ...]:
+    """``values`` with each capped label's value admitted by its cap (``other`` beyond it)."""
+    out = list(values)
+    for i, cap in caps:
+        if type(out[i]) is str:
+            out[i] = cap.admit(out[i])
+    return tuple(out)
+
+
 def _total(value: float) -> float:
     """An exported total: integers saturate at int64 (OTLP's and Prometheus' integer)."""
     return int64(value) if type(value) is int else value
@@ -123,12 +151,25 @@ class CallLedger:
     the counters and the windows cannot disagree.
     """
 
-    __slots__ = ("_banked", "_clock", "_lock", "_rows", "_second", "_second_end", "_to_windows")
+    __slots__ = (
+        "_banked",
+        "_clock",
+        "_lock",
+        "_projects",
+        "_rows",
+        "_second",
+        "_second_end",
+        "_to_windows",
+    )
 
     def __init__(
-        self, to_windows: WindowSink | None = None, clock: Callable[[], float] = time.time
+        self,
+        to_windows: WindowSink | None = None,
+        clock: Callable[[], float] = time.time,
+        projects: LabelCap | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        self._projects = projects  # a new row's project within this cap (label_caps)
         self._rows: dict[tuple[Any, ...], list[float]] = {}
         self._to_windows = to_windows
         self._clock = clock
@@ -203,6 +244,15 @@ class CallLedger:
         that, the project too: projects are not capped (each Vertex client's, each consumer a
         429 names), and every row is summed on each bank, once a second."""
         rows = self._rows
+        project = key[5]
+        if self._projects is not None and project is not None:
+            # Admitting takes no lock of ours that a caller could hold: LabelCap's own, briefly.
+            admitted = self._projects.admit(project)
+            if admitted is not project:
+                key = (*key[:5], admitted, key[6])
+                row = rows.get(key)
+                if row is not None:
+                    return row
         if len(rows) >= MAX_SERIES:
             _, _, tier, billed, operation, project, processing = key
             key = (OTHER_MODEL, OTHER_MODEL, tier, billed, operation, project, processing)
@@ -276,34 +326,42 @@ class DashboardCounters:
         meter: Meter,
         windows: QuotaWindows | None = None,
         before_collect: Callable[[], None] | None = None,
+        caps: Mapping[str, LabelCap] | None = None,
     ) -> None:
         self._before_collect = before_collect
         # Spend that no call's row holds (cache storage by token-hour, grounding fees): each
         # source gives its own components' observations, billed (True) or list (False).
         self.cost_sources: list[Callable[[bool], list[Observation]]] = []
         # Per (model, response model, tier, billed); feeds the quota windows (CallLedger).
-        self._calls = CallLedger() if windows is None else CallLedger(windows.record, windows.clock)
+        caps = caps if caps is not None else label_caps()
+        projects = caps.get(A.GEMINI_PROJECT)
+        self._calls = (
+            CallLedger(projects=projects)
+            if windows is None
+            else CallLedger(windows.record, windows.clock, projects)
+        )
         # A finished call (model, response model, tier, successful attempts, usage, cost): one
         # row update, called straight from the recorder.
         self.call = self._calls.add
         # Usage counted after it happened (a Live session's turns, at the next collection): a
         # ledger of its own, which never feeds the windows (the caller records them at the
         # turn's own second), summed with the calls' rows at collection.
-        self._accrued = CallLedger()
+        self._accrued = CallLedger(projects=projects)
         self.accrue = self._accrued.add
         # Run before the windows are read (``bank``): what must reach them first (Live usage).
         self.before_bank: Callable[[], None] | None = None
         # Attempts counted at once: those that did not succeed (a 429 storm shows while it
         # lasts) and those of requests no call of ours holds; the successful attempts of a call
         # ride on its row.
-        self._attempts = MonotonicSums(_REQUEST_KEYS)
+        self._attempts = MonotonicSums(_REQUEST_KEYS, caps)
         self.unpriced = MonotonicSums(
             (
                 A.GEN_AI_REQUEST_MODEL,
                 A.GEN_AI_RESPONSE_MODEL,
                 A.GEMINI_COST_UNPRICED_REASON,
                 A.GEMINI_PROJECT,
-            )
+            ),
+            caps,
         )
         self.quota_exceeded = MonotonicSums(
             (
@@ -314,7 +372,8 @@ class DashboardCounters:
                 A.GEMINI_QUOTA_DIMENSION,
                 A.GEMINI_QUOTA_LOCATION,
                 A.GEMINI_PROJECT,
-            )
+            ),
+            caps,
         )
         counters = (  # (name, callback, unit, description)
             (

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ from .counters import MonotonicSums
 from .operations import GENERATE_CONTENT
 
 if TYPE_CHECKING:
+    from ..bounds import LabelCap
     from ..quota.windows import QuotaWindows
 
 _MAX_ALLOWANCES = 64  # (family, project) pairs whose in-process allowance is followed
@@ -129,13 +130,14 @@ class GroundingMeter:
         meter: Meter,
         windows: QuotaWindows | None = None,
         clock: Callable[[], float] = time.time,
+        caps: Mapping[str, LabelCap] | None = None,
     ) -> None:
         self.clock = clock
         self._windows = windows
         self._lock = threading.Lock()
-        self._units = MonotonicSums(_UNIT_KEYS)
-        self._billed = MonotonicSums(_COST_KEYS)
-        self._list = MonotonicSums(_COST_KEYS)
+        self._units = MonotonicSums(_UNIT_KEYS, caps)
+        self._billed = MonotonicSums(_COST_KEYS, caps)
+        self._list = MonotonicSums(_COST_KEYS, caps)
         # (family, project) -> (period key, units used in it by this process)
         self._allowance: dict[tuple[str, str | None], tuple[Any, int]] = {}
         meter.create_observable_counter(

@@ -27,7 +27,7 @@ from ..version import __version__
 from .batches import BatchJobs
 from .budgets import register_budget_gauges
 from .call import drain_abandoned
-from .counters import DashboardCounters
+from .counters import DashboardCounters, label_caps
 from .grounding import GroundingMeter
 from .live import OpenSessions, PendingUsage
 from .storage import StorageMeter
@@ -73,10 +73,15 @@ class Instruments:
         self.batches = BatchJobs()  # Batch API jobs: enqueued tokens, results priced once
         # Its first callback records the calls abandoned since the last collection, so this
         # collection already counts them.
-        self.counters = DashboardCounters(meter, self.windows, before_collect=self._before_collect)
+        # Labels whose values come from answers or the app's clients (projects, quota ids...):
+        # capped per process, one cap per label shared by every instrument carrying it.
+        self.caps = label_caps()
+        self.counters = DashboardCounters(
+            meter, self.windows, before_collect=self._before_collect, caps=self.caps
+        )
         # Spend no call row holds: context cache storage (token-hours) and grounding fees.
-        self.storage = StorageMeter(meter, self.windows)
-        self.grounding = GroundingMeter(meter, self.windows)
+        self.storage = StorageMeter(meter, self.windows, caps=self.caps)
+        self.grounding = GroundingMeter(meter, self.windows, caps=self.caps)
         self.counters.cost_sources += [
             self.storage.cost_observations,
             self.grounding.cost_observations,
@@ -135,7 +140,7 @@ class Instruments:
         recorder = self.recorder
         if recorder is None or recorder.limits is None:
             return []
-        tier, project = recorder.tier, recorder.project
+        tier, project = recorder.tier, self.project(recorder)
         out = [
             Observation(int64(value), _gauge_attrs(model, tier, dim, project))
             for model, limits, _usage in self._positions(tier)
@@ -156,7 +161,7 @@ class Instruments:
         recorder = self.recorder
         if recorder is None:
             return []
-        tier, project = recorder.tier, recorder.project
+        tier, project = recorder.tier, self.project(recorder)
         out = [
             Observation(int64(value), _gauge_attrs(model, tier, dim, project))
             for model, _limits, usage in self._positions(tier)
@@ -177,7 +182,7 @@ class Instruments:
         recorder = self.recorder
         if recorder is None:
             return []
-        tier, project = recorder.tier, recorder.project
+        tier, project = recorder.tier, self.project(recorder)
         out = [
             Observation(value, _gauge_attrs(model, tier, dim, project))
             for model, limits, usage in self._positions(tier)
@@ -188,7 +193,7 @@ class Instruments:
             out.append(
                 Observation(
                     self.windows.spend_10m_total() / spend_limit,
-                    _spend_attrs(tier, recorder.project),
+                    _spend_attrs(tier, project),
                 )
             )
         out.extend(
@@ -202,6 +207,12 @@ class Instruments:
             if limit
         ]
         return out
+
+    def project(self, recorder: Recorder) -> str | None:
+        """The recorder's project as the gauges carry it: within the process's cap (a 429 may
+        name a new one each time), as the counters carry it."""
+        project = recorder.project
+        return None if project is None else self.caps[A.GEMINI_PROJECT].admit(project)
 
     def sessions(
         self, recorder: Recorder, tier: str | None = None
@@ -227,6 +238,8 @@ class Instruments:
         ]
 
     def reset_after_fork(self) -> None:
+        for cap in self.caps.values():
+            cap.reset_after_fork()
         self.counters.reset_after_fork()
         self.live_sessions.reset_after_fork()
         self.live_usage.reset_after_fork()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -33,6 +33,7 @@ from .counters import MonotonicSums
 from .operations import CREATE_CACHE
 
 if TYPE_CHECKING:
+    from ..bounds import LabelCap
     from ..quota.windows import QuotaWindows
 
 MAX_CACHES = 4096  # caches metered at once; each costs ~200 bytes
@@ -90,14 +91,15 @@ class StorageMeter:
         meter: Meter,
         windows: QuotaWindows | None = None,
         clock: Callable[[], float] = time.time,
+        caps: Mapping[str, LabelCap] | None = None,
     ) -> None:
         self.clock = clock  # settable: tests drive lifetimes without sleeping
         self._windows = windows
         self._lock = threading.Lock()
         self._live: dict[str, _Live] = {}
         self._spent: dict[str, float] = {}  # billed USD banked per live cache (for its delete)
-        self._billed = MonotonicSums(_KEYS)
-        self._list = MonotonicSums(_KEYS)
+        self._billed = MonotonicSums(_KEYS, caps)
+        self._list = MonotonicSums(_KEYS, caps)
         meter.create_observable_gauge(
             A.METRIC_CACHE_TOKENS,
             [self._observe_tokens],
