@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from ..bounds import MAX_CONTENT_PART
+from .content import keep_output
 from .operations import GENERATE_CONTENT
 
 if TYPE_CHECKING:
@@ -249,11 +251,15 @@ class Call:
             _logger.debug("gemini instrumentation: could not read a response", exc_info=True)
 
     def on_text(self, response: Any) -> None:
-        """Keep the response's parts (content capture is on): text, thoughts, calls..."""
+        """Keep the response's parts (content capture is on): text, thoughts, calls... Text
+        is kept as runs capped at what telemetry records (whole for a content uploader): a
+        long stream must not keep every chunk's parts alive."""
         try:
             parts = _parts_of(response)
             if parts and self.texts is not None:
-                self.texts.extend(parts)
+                content = self.recorder.content
+                cap = MAX_CONTENT_PART if content is None or content.uploads is None else None
+                keep_output(self.texts, parts, cap)
         except Exception:
             _logger.debug("gemini instrumentation: could not read a text", exc_info=True)
 
