@@ -362,7 +362,7 @@ class Call:
 
     def attempt_error(self, error: BaseException) -> None:
         try:
-            code = getattr(error, "code", None)
+            code = error_code(error)
             self.recorder.attempt(self, code if isinstance(code, int) else None, error)
         except Exception:
             _logger.debug("gemini instrumentation: could not record an attempt", exc_info=True)
@@ -402,6 +402,21 @@ class Call:
         with contextlib.suppress(Exception):
             if self.span.is_recording():  # not ended yet
                 self.span.end(self.end_ns)
+
+
+def error_code(error: BaseException) -> Any:
+    """``error.code``; None when the app's exception has a property there that raises. For
+    websockets' ``ConnectionClosed`` (a Live session's send or close after the server closed):
+    the code of the close frame it received, 1006 without one, as its ``code`` property has it
+    without reading that property, which warns (DeprecationWarning, websockets >= 13.1): the app
+    would see the warning from us, not bare."""
+    try:
+        if "rcvd" in getattr(error, "__dict__", ()):  # websockets' ConnectionClosed
+            rcvd = error.rcvd  # type: ignore[attr-defined]
+            return 1006 if rcvd is None else getattr(rcvd, "code", None)
+        return getattr(error, "code", None)
+    except Exception:
+        return None
 
 
 def _parts_of(response: Any) -> list[Any]:

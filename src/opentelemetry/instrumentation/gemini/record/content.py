@@ -213,8 +213,11 @@ class TextRun:
         room = self.cap + 1 - self.chars  # one more than the cap: the cut stays visible
         if room > 0:
             piece = text if len(text) <= room else text[:room]
-            self.pieces.append(piece)
+            pieces = self.pieces
+            pieces.append(piece)
             self.chars += len(piece)
+            if len(pieces) >= 256:  # a stream of 1-character chunks: one string, not 16k refs
+                self.pieces = ["".join(pieces)]
 
 
 def keep_output(kept: list[Any], parts: list[Any], cap: int | None) -> None:
