@@ -424,3 +424,50 @@ def test_live_usage_of_negative_and_huge_counts_is_clamped(
         for point in points:
             value = getattr(point, "value", None) or getattr(point, "sum", 0)
             assert -(2**63) <= value < 2**63
+
+
+# --- the Interactions API's event stream ------------------------------------------------------
+def _interaction_stream(fake: FakeGemini, mode: str) -> tuple[Any, ...]:
+    """One streamed create read to its end: ("ok", event types) or ("error", type, message)."""
+    client = make_client(fake, retry=types.HttpRetryOptions(attempts=1))
+    try:
+        if mode == "sync":
+            stream = client.interactions.create(model=MODEL, input="hi", stream=True)
+            return ("ok", [type(event).__name__ for event in stream])
+
+        async def read() -> list[str]:
+            stream = await client.aio.interactions.create(model=MODEL, input="hi", stream=True)
+            return [type(event).__name__ async for event in stream]
+
+        return ("ok", run_async(asyncio.wait_for(read(), 20)))
+    except Exception as error:
+        return ("error", type(error).__name__, str(error))
+
+
+INTERACTION_CASES: dict[str, Reply] = {
+    "reset_mid_stream": Reply(reset_after=200),
+    "trickle": Reply(trickle=0.0002, chunks=1),
+    "invalid_json": Reply(sse_body=b'data: {"event_type": "interaction.start"\n\ndata: {nope\n\n'),
+    "empty_200": Reply(sse_body=b""),
+    "html_page_200": Reply(sse_body=f"<html>502 {FAKE_KEY}</html>".encode()),
+}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("case", list(INTERACTION_CASES))
+def test_a_broken_interactions_stream_reads_as_bare_and_ends_its_span(
+    fake: FakeGemini, instrument: Callable[..., Telemetry], case: str, mode: str
+) -> None:
+    reply = INTERACTION_CASES[case]
+    fake.enqueue(None, reply)
+    bare = _interaction_stream(fake, mode)
+    telemetry = instrument()
+    fake.enqueue(None, reply)
+    assert _interaction_stream(fake, mode) == bare
+    span = telemetry.span()
+    attrs = span.attributes or {}
+    assert attrs["gcp.gemini.stream.end"] == ("exhausted" if bare[0] == "ok" else "error")
+    if bare[0] == "ok":
+        assert attrs["gcp.gemini.stream.chunks"] == len(bare[1])
+    assert telemetry.total("gcp.gemini.requests") == 1
+    assert FAKE_KEY not in _exported_text(telemetry)
