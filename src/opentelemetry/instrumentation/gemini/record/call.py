@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
+from ..bounds import MAX_CONTENT_PART
+from .content import keep_output
 from .operations import GENERATE_CONTENT
 
 if TYPE_CHECKING:
@@ -249,11 +251,15 @@ class Call:
             _logger.debug("gemini instrumentation: could not read a response", exc_info=True)
 
     def on_text(self, response: Any) -> None:
-        """Keep the response's parts (content capture is on): text, thoughts, calls..."""
+        """Keep the response's parts (content capture is on): text, thoughts, calls... Text
+        is kept as runs capped at what telemetry records (whole for a content uploader): a
+        long stream must not keep every chunk's parts alive."""
         try:
             parts = _parts_of(response)
             if parts and self.texts is not None:
-                self.texts.extend(parts)
+                content = self.recorder.content
+                cap = MAX_CONTENT_PART if content is None or content.uploads is None else None
+                keep_output(self.texts, parts, cap)
         except Exception:
             _logger.debug("gemini instrumentation: could not read a text", exc_info=True)
 
@@ -356,7 +362,7 @@ class Call:
 
     def attempt_error(self, error: BaseException) -> None:
         try:
-            code = getattr(error, "code", None)
+            code = error_code(error)
             self.recorder.attempt(self, code if isinstance(code, int) else None, error)
         except Exception:
             _logger.debug("gemini instrumentation: could not record an attempt", exc_info=True)
@@ -396,6 +402,21 @@ class Call:
         with contextlib.suppress(Exception):
             if self.span.is_recording():  # not ended yet
                 self.span.end(self.end_ns)
+
+
+def error_code(error: BaseException) -> Any:
+    """``error.code``; None when the app's exception has a property there that raises. For
+    websockets' ``ConnectionClosed`` (a Live session's send or close after the server closed):
+    the code of the close frame it received, 1006 without one, as its ``code`` property has it
+    without reading that property, which warns (DeprecationWarning, websockets >= 13.1): the app
+    would see the warning from us, not bare."""
+    try:
+        if "rcvd" in getattr(error, "__dict__", ()):  # websockets' ConnectionClosed
+            rcvd = error.rcvd  # type: ignore[attr-defined]
+            return 1006 if rcvd is None else getattr(rcvd, "code", None)
+        return getattr(error, "code", None)
+    except Exception:
+        return None
 
 
 def _parts_of(response: Any) -> list[Any]:

@@ -189,21 +189,86 @@ def finish_reason(reason: str) -> str:
     return _FINISH.get(lowered, lowered)
 
 
+class TextRun:
+    """Consecutive text (or thought) pieces of an output, as a call keeps them: the first
+    ``cap`` + 1 characters and the length of the whole, so that a stream of 20,000 chunks
+    keeps neither 20,000 SDK parts alive nor more text than telemetry records. ``cap`` None
+    (a content uploader, which stores the whole output): every piece."""
+
+    __slots__ = ("cap", "chars", "kind", "pieces", "size")
+
+    def __init__(self, kind: str, cap: int | None) -> None:
+        self.kind = kind
+        self.cap = cap
+        self.pieces: list[str] = []
+        self.chars = 0  # kept
+        self.size = 0  # seen
+
+    def add(self, text: str) -> None:
+        self.size += len(text)
+        if self.cap is None:
+            self.pieces.append(text)
+            self.chars += len(text)
+            return
+        room = self.cap + 1 - self.chars  # one more than the cap: the cut stays visible
+        if room > 0:
+            piece = text if len(text) <= room else text[:room]
+            pieces = self.pieces
+            pieces.append(piece)
+            self.chars += len(piece)
+            if len(pieces) >= 256:  # a stream of 1-character chunks: one string, not 16k refs
+                self.pieces = ["".join(pieces)]
+
+
+def keep_output(kept: list[Any], parts: list[Any], cap: int | None) -> None:
+    """Add a response's (or a chunk's) SDK ``parts`` to what a call keeps of its output: text
+    into the current ``TextRun`` of its kind, other parts as they are."""
+    for part in parts:
+        text = _get(part, "text")
+        if not isinstance(text, str):
+            kept.append(part)
+            continue
+        kind = "reasoning" if _get(part, "thought") else "text"
+        last = kept[-1] if kept else None
+        if not (isinstance(last, TextRun) and last.kind == kind):
+            last = TextRun(kind, cap)
+            kept.append(last)
+        last.add(text)
+
+
 def output_message_list(
     parts: list[Any], finish_reasons: list[str], limit: int | None = MAX_CONTENT_PART
 ) -> list[Message]:
-    """The model's output, from the SDK parts the call kept (a whole response's, or each
-    stream chunk's in order): consecutive text (or thought) pieces join into one part."""
+    """The model's output, from the SDK parts (or ``TextRun``s) the call kept (a whole
+    response's, or each stream chunk's in order): consecutive text (or thought) pieces join
+    into one part."""
     out: list[Part] = []
     pending: list[str] = []
     pending_kind = "text"
+    dropped = 0  # characters of the pending text a TextRun did not keep
 
     def flush() -> None:
+        nonlocal dropped
         if pending:
-            out.append(_text("".join(pending), limit, pending_kind))
+            text = "".join(pending)
+            if dropped and limit is not None:
+                more = len(text) + dropped - limit
+                out.append(
+                    {"type": pending_kind, "content": f"{text[:limit]}...[{more} more characters]"}
+                )
+            else:
+                out.append(_text(text, limit, pending_kind))
             pending.clear()
+            dropped = 0
 
     for part in parts:
+        if isinstance(part, TextRun):
+            if part.kind != pending_kind:
+                flush()
+                pending_kind = part.kind
+            pending.extend(part.pieces)
+            dropped += part.size - part.chars
+            continue
         text = _get(part, "text")
         if isinstance(text, str):
             kind = "reasoning" if _get(part, "thought") else "text"

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import attributes as A
 from ..bounds import MAX_NAME
-from .call import Answer, Call
+from .call import Answer, Call, error_code
 from .usage import Usage, sum_usages
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ class LiveSession:
         """The SDK's receive raised: the server closed the connection (an ``APIError`` whose
         code is the websocket close code) or sent something it could not read."""
         self.receive_error = error
-        code = getattr(error, "code", None)
+        code = error_code(error)
         if isinstance(code, int) and 1000 <= code <= 4999:
             self.close_code = code
 

@@ -21,7 +21,7 @@ from ..bounds import name as capped_name
 from ..config import UNKNOWN_TIER, Settings
 from ..quota.errors import RateLimitInfo, parse_rate_limit
 from . import rounds
-from .call import _ABANDONED, OK_ATTEMPT, Attempt, Call, Reader, drain_abandoned
+from .call import _ABANDONED, OK_ATTEMPT, Attempt, Call, Reader, drain_abandoned, error_code
 from .grounding import read_grounding
 from .long_running import LongRunning
 from .operations import (
@@ -374,7 +374,7 @@ class Recorder:
         message = _message(error)
         span.set_status(Status(StatusCode.ERROR, clean(f"{type(error).__name__}: {message}", 500)))
         event = _exception_attributes(error, clean(message))
-        if not isinstance(_code(error, "code"), int):
+        if not isinstance(error_code(error), int):
             # The server's answers (429, 500...) have the SDK's HTTP path for a stack, and
             # formatting it costs more than all the rest of the call: only other errors get one.
             stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
@@ -737,7 +737,7 @@ def _in_stream_429(call: Call, error: BaseException | None) -> bool:
     """A 429 sent as an error event inside a stream whose HTTP answer was 200."""
     return (
         error is not None
-        and _code(error, "code") == 429
+        and error_code(error) == 429
         and bool(call.attempts)
         and call.attempts[-1].status == 200
     )
@@ -788,7 +788,7 @@ def _opt(clean: Any, text: str | None) -> str | None:
 
 
 def _error_type(error: BaseException) -> str:
-    code = _code(error, "code")
+    code = error_code(error)
     if not isinstance(code, int):  # the Interactions API's errors carry it as status_code
         code = _code(error, "status_code")
     # APIError carries the HTTP status: the low-cardinality value dashboards group by.

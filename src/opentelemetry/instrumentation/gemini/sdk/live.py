@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import attributes as A
 from ..record import operations as ops
-from ..record.call import defer
+from ..record.call import defer, error_code
 from ..record.live import LiveSession
 from ..record.usage import usage_reader
 from .models import _start
@@ -168,7 +168,7 @@ def _connect_failed(state: LiveSession, error: BaseException) -> None:
             state.handshake_status = status
             # A 429's body, when it is Google's JSON error, names the quota (its details).
             call.recorder.attempt(call, status, _Refusal(error, response))
-        elif isinstance(getattr(error, "code", None), int):
+        elif isinstance(error_code(error), int):
             call.on_attempt_ok()  # the handshake went through; the session was refused after
             state.on_receive_error(error)
         else:

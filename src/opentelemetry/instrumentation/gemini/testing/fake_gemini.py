@@ -17,9 +17,12 @@ itself after ``max_lifetime`` seconds.
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -107,6 +110,13 @@ class Reply:
     # Fields added to the answer's candidate (a stream's last chunk): groundingMetadata,
     # urlContextMetadata... (see fake_grounding.py)
     candidate_fields: dict[str, Any] = field(default_factory=dict)
+    # A broken or hostile transport, for stream replies: ``sse_body`` is sent as it is after a
+    # 200 ``text/event-stream`` head (malformed lines, a BOM, an HTML page, nothing at all);
+    # ``trickle`` sends the body one byte at a time with this pause (seconds) between bytes;
+    # ``reset_after`` resets the TCP connection (RST, no clean end) after that many body bytes.
+    sse_body: bytes | None = None
+    trickle: float = 0.0
+    reset_after: int | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reply:
@@ -190,6 +200,45 @@ def _method_body(method: str, reply: Reply, payload: dict[str, Any]) -> dict[str
     if method in ("generateContent", "streamGenerateContent"):
         return None
     return {}
+
+
+def sse_events(reply: Reply, version: str, response_id: str) -> Iterator[bytes]:
+    """A stream reply's server-sent events, each as the bytes sent: cumulative usage on each,
+    the finish reason on the last, or an error event after ``error_after_chunks``."""
+    usage = _usage(reply)
+    if "candidates" in reply.extra:  # e.g. a function call: one event, as scripted
+        event = {
+            "usageMetadata": usage,
+            "modelVersion": version,
+            "responseId": response_id,
+            **reply.extra,
+        }
+        yield f"data: {json.dumps(event)}\r\n\r\n".encode()
+        return
+    n = max(reply.chunks, 1)
+    words = reply.text.split(" ")
+    per = max(len(words) // n, 1)
+    for i in range(n):
+        if reply.error_after_chunks is not None and i >= reply.error_after_chunks:
+            err = reply.error_body or server_error_body(500)
+            yield f"data: {json.dumps(err)}\r\n\r\n".encode()
+            return
+        last = i == n - 1
+        piece = " ".join(words[i * per : None if last else (i + 1) * per])
+        if not last:
+            piece += " "
+        event = {
+            "candidates": [
+                {
+                    **_candidate(piece, reply.finish_reason if last else None),
+                    **(reply.candidate_fields if last else {}),
+                }
+            ],
+            "usageMetadata": _scaled_usage(usage, (i + 1) / n),
+            "modelVersion": version,
+            "responseId": response_id,
+        }
+        yield f"data: {json.dumps(event)}\r\n\r\n".encode()
 
 
 class _Server(ThreadingHTTPServer):
@@ -404,7 +453,7 @@ class FakeGemini:
                     path, payload, reply.usage, reply.text, reply.chunks, reply.extra
                 )
                 if isinstance(interaction, list):
-                    self._events(interaction, reply.chunk_delay)
+                    self._events(interaction, reply)
                     return
                 if interaction is not None:
                     self._send_json(*interaction, reply.headers)
@@ -438,13 +487,20 @@ class FakeGemini:
                     return
                 self._stream(reply, version, response_id)
 
-            def _events(self, events: list[dict[str, Any]], delay: float) -> None:
+            def _events(self, events: list[dict[str, Any]], reply: Reply) -> None:
                 """Server-sent events, one JSON object each (the Interactions API's stream)."""
+                delay = reply.chunk_delay
                 self._answered(200)
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
+                if reply.sse_body is not None or reply.trickle or reply.reset_after is not None:
+                    body = reply.sse_body
+                    if body is None:
+                        body = b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events)
+                    self._raw_stream(reply, body)
+                    return
                 try:
                     for event in events:
                         self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
@@ -455,7 +511,41 @@ class FakeGemini:
                     pass
                 self.close_connection = True
 
+            def _raw_stream(self, reply: Reply, body: bytes) -> None:
+                """A stream reply's body as bytes, as ``reply``'s transport options say."""
+                try:
+                    if reply.reset_after is not None:
+                        body = body[: reply.reset_after]
+                    if reply.trickle:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(reply.trickle)
+                    else:
+                        self.wfile.write(body)
+                        self.wfile.flush()
+                    if reply.reset_after is not None:
+                        # SO_LINGER 0: close() sends a RST, the client sees a reset connection.
+                        self.connection.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+                        self.connection.close()
+                except (BrokenPipeError, ConnectionResetError, OSError):
+                    pass
+                self.close_connection = True
+
             def _stream(self, reply: Reply, version: str, response_id: str) -> None:
+                if reply.sse_body is not None or reply.trickle or reply.reset_after is not None:
+                    self._answered(200)
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    body = reply.sse_body
+                    if body is None:
+                        body = b"".join(sse_events(reply, version, response_id))
+                    self._raw_stream(reply, body)
+                    return
                 self._answered(200)
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -463,42 +553,9 @@ class FakeGemini:
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                usage = _usage(reply)
-                if "candidates" in reply.extra:  # e.g. a function call: one event, as scripted
-                    event = {
-                        "usageMetadata": usage,
-                        "modelVersion": version,
-                        "responseId": response_id,
-                        **reply.extra,
-                    }
-                    self.wfile.write(f"data: {json.dumps(event)}\r\n\r\n".encode())
-                    self.close_connection = True
-                    return
-                n = max(reply.chunks, 1)
-                words = reply.text.split(" ")
-                per = max(len(words) // n, 1)
                 try:
-                    for i in range(n):
-                        if reply.error_after_chunks is not None and i >= reply.error_after_chunks:
-                            err = reply.error_body or server_error_body(500)
-                            self.wfile.write(f"data: {json.dumps(err)}\r\n\r\n".encode())
-                            break
-                        last = i == n - 1
-                        piece = " ".join(words[i * per : None if last else (i + 1) * per])
-                        if not last:
-                            piece += " "
-                        event = {
-                            "candidates": [
-                                {
-                                    **_candidate(piece, reply.finish_reason if last else None),
-                                    **(reply.candidate_fields if last else {}),
-                                }
-                            ],
-                            "usageMetadata": _scaled_usage(usage, (i + 1) / n),
-                            "modelVersion": version,
-                            "responseId": response_id,
-                        }
-                        self.wfile.write(f"data: {json.dumps(event)}\r\n\r\n".encode())
+                    for event in sse_events(reply, version, response_id):
+                        self.wfile.write(event)
                         self.wfile.flush()
                         if reply.chunk_delay:
                             time.sleep(reply.chunk_delay)

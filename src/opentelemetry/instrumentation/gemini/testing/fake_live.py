@@ -151,13 +151,15 @@ def close(code: int = 1000, reason: str = "") -> Step:
 class LiveScript:
     """What one session does. ``refuse``: answer the handshake with this HTTP status (429: with
     Google's RESOURCE_EXHAUSTED body) instead of opening. ``close_on_setup``: (code, reason) to
-    close right after reading ``setup``. ``steps`` run after ``setupComplete``; when they run
-    out, the server waits for the client to close (bounded by ``idle_timeout``)."""
+    close right after reading ``setup``; ``silent_setup``: never answer it. ``steps`` run after
+    ``setupComplete``; when they run out, the server waits for the client to close (bounded by
+    ``idle_timeout``)."""
 
     steps: list[Step] = field(default_factory=list)
     refuse: int | None = None
     close_on_setup: tuple[int, str] | None = None
     session_id: str | None = None
+    silent_setup: bool = False  # never answer ``setup`` (until the client leaves, or idle)
 
     @classmethod
     def turns(cls, *turns: list[Step], **kwargs: Any) -> LiveScript:
@@ -309,6 +311,9 @@ class FakeLive:
             return
         if script.close_on_setup is not None:
             await ws.close(*script.close_on_setup)
+            return
+        if script.silent_setup:
+            await self._recv(ws)  # bounded by idle_timeout
             return
         done: dict[str, Any] = {}
         if script.session_id is not None:
