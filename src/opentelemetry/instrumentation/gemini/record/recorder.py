@@ -790,7 +790,7 @@ def _opt(clean: Any, text: str | None) -> str | None:
 def _error_type(error: BaseException) -> str:
     code = error_code(error)
     if not isinstance(code, int):  # the Interactions API's errors carry it as status_code
-        code = _code(error, "status_code")
+        code = _status_code(error)
     # APIError carries the HTTP status: the low-cardinality value dashboards group by.
     if isinstance(code, int):
         return str(code)
@@ -812,11 +812,11 @@ def _message(error: BaseException) -> str:
         return "<exception str() failed>"
 
 
-def _code(error: BaseException, field: str) -> Any:
-    """``error.code`` (or another status field): None when the app's exception has a property
-    there that raises."""
+def _status_code(error: BaseException) -> Any:
+    """``error.status_code`` (the Interactions API's errors): None when the app's exception has
+    a property there that raises (``error.code``: ``call.error_code``)."""
     try:
-        return getattr(error, field, None)
+        return getattr(error, "status_code", None)
     except Exception:
         return None
 
