@@ -17,22 +17,10 @@ from google.genai import types
 from conftest import FAKE_KEY, Telemetry, make_client, run_async
 from opentelemetry.instrumentation.gemini.bounds import MAX_NAME
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
+from test_cost import FUNCTION_CALL  # a first round asking for get_weather
 
 MODEL = "gemini-2.5-flash"
 EMBED = "gemini-embedding-001"
-# A first round whose model asks for get_weather (automatic function calling runs it).
-FUNCTION_CALL = {
-    "candidates": [
-        {
-            "content": {
-                "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}],
-                "role": "model",
-            },
-            "finishReason": "STOP",
-            "index": 0,
-        }
-    ]
-}
 
 
 # --- exceptions the app's transport raises ---------------------------------------------------
