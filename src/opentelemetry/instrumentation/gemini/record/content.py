@@ -46,10 +46,18 @@ _FINISH: dict[str, str] = {
 _get = config_field  # a dict subclass's own get() is not called: the app's may raise
 
 
-def _cut(text: str, limit: int | None) -> str:
-    if limit is not None and len(text) > limit:
-        return f"{text[:limit]}...[{len(text) - limit} more characters]"
+def _cut(text: str, limit: int | None, size: int | None = None) -> str:
+    """``text`` capped at ``limit``, saying how many characters were cut of the whole, whose
+    length is ``size`` (by default ``text``'s own: a ``TextRun`` keeps only its head)."""
+    size = len(text) if size is None else size
+    if limit is not None and size > limit:
+        return f"{text[:limit]}...[{size - limit} more characters]"
     return text
+
+
+def _kind(part: Any) -> str:
+    """A text part's kind in semconv's schema: a thought is ``reasoning``."""
+    return "reasoning" if _get(part, "thought") else "text"
 
 
 def _text(text: str, limit: int | None, kind: str = "text") -> Part:
@@ -85,7 +93,7 @@ def _part(part: Any, limit: int | None) -> Part:
         return _text(part, limit)
     text = _get(part, "text")
     if isinstance(text, str):
-        return _text(text, limit, "reasoning" if _get(part, "thought") else "text")
+        return _text(text, limit, _kind(part))
     call = _get(part, "function_call")
     if call is not None:
         out: Part = {"type": "tool_call", "name": _short(_get(call, "name"), limit)}
@@ -228,7 +236,7 @@ def keep_output(kept: list[Any], parts: list[Any], cap: int | None) -> None:
         if not isinstance(text, str):
             kept.append(part)
             continue
-        kind = "reasoning" if _get(part, "thought") else "text"
+        kind = _kind(part)
         last = kept[-1] if kept else None
         if not (isinstance(last, TextRun) and last.kind == kind):
             last = TextRun(kind, cap)
@@ -251,13 +259,7 @@ def output_message_list(
         nonlocal dropped
         if pending:
             text = "".join(pending)
-            if dropped and limit is not None:
-                more = len(text) + dropped - limit
-                out.append(
-                    {"type": pending_kind, "content": f"{text[:limit]}...[{more} more characters]"}
-                )
-            else:
-                out.append(_text(text, limit, pending_kind))
+            out.append({"type": pending_kind, "content": _cut(text, limit, len(text) + dropped)})
             pending.clear()
             dropped = 0
 
@@ -271,7 +273,7 @@ def output_message_list(
             continue
         text = _get(part, "text")
         if isinstance(text, str):
-            kind = "reasoning" if _get(part, "thought") else "text"
+            kind = _kind(part)
             if kind != pending_kind:
                 flush()
                 pending_kind = kind
