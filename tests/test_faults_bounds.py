@@ -232,8 +232,13 @@ def test_max_models_from_the_environment(
 
 # --- 6. numbers beyond int64 never break the OTLP export ----------------------------------
 def test_huge_numbers_keep_the_otlp_export_working(
-    fake: FakeGemini, telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+    fake: FakeGemini,
+    telemetry: Telemetry,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # One warning per process: as in a fresh one, whatever tests warned before this one.
+    monkeypatch.setattr(bounds, "_warned", set())
     huge = {"promptTokenCount": 10**30, "candidatesTokenCount": 10**30}
     fake.enqueue(None, Reply(usage=huge), Reply(usage=huge))
     client = make_client(fake)
