@@ -78,8 +78,13 @@ def _structured(value: Any, limit: int | None) -> Any:
     try:
         text = dumps(value)
     except Exception:  # RecursionError (nesting), a __str__ that raises
-        return f"[{type(value).__name__} not serializable]"
+        return unserializable(value)
     return value if len(text) <= limit else _cut(text, limit)
+
+
+def unserializable(value: Any) -> str:
+    """What captured content says in place of a value it cannot serialize."""
+    return f"[{type(value).__name__} not serializable]"
 
 
 def _modality(mime_type: Any) -> str:

@@ -32,7 +32,7 @@ from .operations import (
     INFERENCE,
     PRICED_WITH_USAGE,
 )
-from .request import base_attributes, config_attributes, config_field, normalize_model
+from .request import base_attributes, config_attributes, has_tools, normalize_model
 from .usage import Usage, served_tier, sum_usages, usage_from_metadata
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ class Recorder:
                 call.reader = reader
             if requested_tier is not None:
                 call.requested_tier = requested_tier
-            if config is not None and operation is GENERATE_CONTENT and _has_tools(config):
+            if config is not None and operation is GENERATE_CONTENT and has_tools(config):
                 call.tools = True
             if project is not None:
                 call.project = project
@@ -727,10 +727,6 @@ def _call_usage(metas: list[Any]) -> Usage | None:
     if len(metas) == 1:
         return usage_from_metadata(metas[0])
     return sum_usages([u for u in map(usage_from_metadata, metas) if u is not None])
-
-
-def _has_tools(config: Any) -> bool:
-    return bool(config_field(config, "tools"))
 
 
 def _in_stream_429(call: Call, error: BaseException | None) -> bool:

@@ -67,6 +67,12 @@ def config_field(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
+def has_tools(config: Any) -> bool:
+    """Whether the app's config carries tools: the call may run automatic function calling
+    (several billed requests) and report grounding."""
+    return bool(config_field(config, "tools"))
+
+
 def base_attributes(
     model: str,
     *,

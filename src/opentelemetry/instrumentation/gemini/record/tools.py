@@ -25,6 +25,7 @@ from opentelemetry import trace
 from .. import attributes as A
 from ..bounds import MAX_CONTENT_PART, name
 from .call import defer
+from .content import unserializable
 from .recorder import error_class
 
 if TYPE_CHECKING:
@@ -137,5 +138,5 @@ def _json(recorder: Recorder, value: Any) -> str:
     try:
         text = json.dumps(value, ensure_ascii=False, default=str)
     except Exception:  # RecursionError (nesting), a __str__ that raises
-        text = f"[{type(value).__name__} not serializable]"  # as content capture says it
+        text = unserializable(value)  # as content capture says it
     return str(recorder.secrets.clean(text, MAX_CONTENT_PART))

@@ -20,7 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ..record.recorder import Recorder
-from ..record.request import config_field
+from ..record.request import has_tools
 from .attempts import ATTEMPT_TARGETS
 from .batches import BATCH_TARGETS
 from .caches import CACHE_TARGETS
@@ -104,7 +104,7 @@ class Patches:
         """Hook the request seams if ``config`` may run automatic function calling (it has
         tools). Never raises: the call goes on, instrumented, whatever happens here."""
         try:
-            if not config_field(config, "tools"):
+            if not has_tools(config):
                 return
             with self._lock:
                 if self.request_hooks or self.closed:
