@@ -118,6 +118,7 @@ from opentelemetry.trace import StatusCode
 
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor, quota_status
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
+    FakeCredentials,
     FakeGemini,
     Reply,
     quota_error_body,
@@ -1287,7 +1288,7 @@ def make_clients(fake: FakeGemini, live: FakeLive) -> Clients:
         project="fake-project",
         location="us-central1",
         http_options=options,
-        credentials=_FakeCredentials(),  # type: ignore[arg-type]
+        credentials=FakeCredentials(),  # type: ignore[arg-type]
     )
     live_options = types.HttpOptions(base_url=live.url, async_client_args={"ssl": live.client_ssl})
     return Clients(
@@ -1306,21 +1307,6 @@ def make_clients(fake: FakeGemini, live: FakeLive) -> Clients:
             ),
         ),
     )
-
-
-class _FakeCredentials:
-    """Just enough of google.auth credentials for Vertex mode against the fake server."""
-
-    token = "fake-token"
-    valid = True
-    expired = False
-    quota_project_id = None
-
-    def refresh(self, request: Any) -> None:
-        pass
-
-    def before_request(self, *args: Any) -> None:
-        pass
 
 
 # --- checks ------------------------------------------------------------------------------------

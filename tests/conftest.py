@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor
-from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini
+from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeCredentials, FakeGemini
 
 FAKE_KEY = "fake-api-key-0123456789"  # never a real key; tests assert it never leaks
 
@@ -133,24 +133,9 @@ def make_client(
             location="us-central1",
             api_key=None,
             http_options=options,
-            credentials=_FakeCredentials(),
+            credentials=FakeCredentials(),
         )
     return genai.Client(api_key=FAKE_KEY, http_options=options)
-
-
-class _FakeCredentials:
-    """Just enough of google.auth credentials for Vertex mode against the fake server."""
-
-    token = "fake-token"
-    valid = True
-    expired = False
-    quota_project_id = None
-
-    def refresh(self, request: Any) -> None:
-        pass
-
-    def before_request(self, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture

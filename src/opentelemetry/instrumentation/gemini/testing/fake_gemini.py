@@ -89,6 +89,22 @@ def server_error_body(code: int = 500) -> dict[str, Any]:
     return {"error": {"code": code, "message": "An internal error has occurred.", "status": status}}
 
 
+class FakeCredentials:
+    """Just enough of google.auth credentials for a client in Vertex mode against the fake
+    server (it checks no token)."""
+
+    token = "fake-token"
+    valid = True
+    expired = False
+    quota_project_id = None
+
+    def refresh(self, request: Any) -> None:
+        pass
+
+    def before_request(self, *args: Any) -> None:
+        pass
+
+
 @dataclass
 class Reply:
     """One scripted answer. ``status`` != 200 sends ``error_body`` (or a default error)."""
