@@ -45,6 +45,12 @@ DAILY_BUDGET = 1e-9  # USD: any paid call passes it
 MONTHLY_SHARE = 0.9  # the paid project's spend this month against its monthly budget
 PAID_RPD = 3
 FREE_RPD = 10**9
+# Rules run every 1.3 s against scrapes every 1 s. With equal intervals the two lock in phase: a
+# scrape stamped just before each evaluation and landing just after it is missed by every
+# evaluation, and the rule never agrees with the raw query at its own timestamp (CI saw 8 in a
+# row). At 1.3 s the phase moves 300 ms an evaluation, so a scrape in flight at one is not at
+# the next.
+EVALUATION = 1.3  # seconds
 
 Series = frozenset[tuple[str, str]]
 
@@ -154,7 +160,7 @@ def test_recording_rules_and_alerts_per_project_on_a_real_prometheus(tmp_path: P
                     "global": {
                         "scrape_interval": "1s",
                         "scrape_timeout": "1s",
-                        "evaluation_interval": "1s",
+                        "evaluation_interval": f"{round(EVALUATION * 1000)}ms",
                     },
                     "rule_files": [str(RULES), str(ALERTS)],
                     "scrape_configs": [
@@ -279,7 +285,7 @@ def test_recording_rules_and_alerts_per_project_on_a_real_prometheus(tmp_path: P
                 tries.append((value, raw))
                 if close(value, raw):
                     break
-                time.sleep(1.1)  # the next evaluation (every second)
+                time.sleep(EVALUATION + 0.1)  # the next evaluation
             else:
                 raise AssertionError((project, tries))
         for key in rate:
