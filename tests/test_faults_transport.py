@@ -403,9 +403,33 @@ def test_the_server_closing_while_the_app_sends(
     attrs = telemetry.span().attributes or {}
     assert attrs["gcp.gemini.live.close_code"] == 1011
     assert attrs["error.type"] == "1011"
-    assert attrs["gcp.gemini.live.end"] == "error"  # the app's send raised, not a receive
+    assert attrs["gcp.gemini.live.end"] == "server_closed"  # from the app's send, not a receive
     assert telemetry.total("gcp.gemini.requests") == 1
     assert FAKE_KEY not in _exported_text(telemetry)
+
+
+def test_a_send_after_the_app_closed_its_own_session_is_not_the_servers_end(
+    live: FakeLive, instrument: Callable[..., Telemetry]
+) -> None:
+    """The app closes the session, then sends: websockets' ConnectionClosedOK, sent first. That
+    exception left the session; the server did not end it."""
+
+    async def session() -> Any:
+        live.enqueue(LiveScript([("expect",), ("expect",)]))
+        try:
+            async with live_client(live).aio.live.connect(model=LIVE_MODEL) as s:
+                await s.close()
+                await s.send_realtime_input(text="hi")
+        except Exception as error:
+            return type(error).__name__, _code(error)
+        return None
+
+    bare = run_async(asyncio.wait_for(session(), 20))
+    assert bare is not None and bare[0].startswith("ConnectionClosed")
+    telemetry = instrument()
+    assert run_async(asyncio.wait_for(session(), 20)) == bare
+    attrs = telemetry.span().attributes or {}
+    assert attrs["gcp.gemini.live.end"] == "error"
 
 
 def test_live_usage_of_negative_and_huge_counts_is_clamped(

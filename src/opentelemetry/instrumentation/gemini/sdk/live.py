@@ -208,7 +208,7 @@ def _end(session: Any, state: LiveSession, error: BaseException | None) -> None:
             end = A.LIVE_END_CLOSED if state.receive_error is None else _server_end(state)
         elif isinstance(error, asyncio.CancelledError):
             end = A.LIVE_END_CANCELLED
-        elif error is state.receive_error:
+        elif error is state.receive_error or _closed_by_server(error):
             end = _server_end(state)
         else:
             end = A.LIVE_END_ERROR
@@ -216,6 +216,16 @@ def _end(session: Any, state: LiveSession, error: BaseException | None) -> None:
         _logger.debug("gemini instrumentation: could not read a session's end", exc_info=True)
         end = A.LIVE_END_ERROR
     state.finish(error, end)
+
+
+def _closed_by_server(error: BaseException) -> bool:
+    """websockets' ``ConnectionClosed`` from the app's send after the server closed, or after the
+    connection dropped: the server's end, as a receive would have read it. Not when the app had
+    closed first (``rcvd_then_sent`` False). Read from ``__dict__``: its properties warn."""
+    fields = getattr(error, "__dict__", None)
+    return (
+        isinstance(fields, dict) and "rcvd" in fields and fields.get("rcvd_then_sent") is not False
+    )
 
 
 def _server_end(state: LiveSession) -> str:
