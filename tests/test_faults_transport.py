@@ -26,6 +26,7 @@ from conftest import FAKE_KEY, Telemetry, make_client, run_async
 from opentelemetry.instrumentation import gemini
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
+from opentelemetry.instrumentation.gemini.testing.fake_grounding import grounding_metadata
 from opentelemetry.instrumentation.gemini.testing.fake_live import FakeLive, LiveScript, close
 from opentelemetry.instrumentation.gemini.testing.fake_live import usage as live_usage
 from test_faults_bounds import _exported_text
@@ -178,6 +179,47 @@ def test_a_broken_event_stream_reads_as_bare_and_ends_its_span(
             == (tokens[1])
         )
     assert FAKE_KEY not in _exported_text(telemetry)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_last_event_of_usage_only_keeps_the_finish_reason_and_grounding(
+    fake: FakeGemini, instrument: Callable[..., Telemetry], mode: str
+) -> None:
+    """A stream may end with an event of usage only, after the one carrying the finish reason
+    and the grounding: the span keeps both (Google Search grounding is billed)."""
+    ending = _chunk("b", 5, 1, "MAX_TOKENS")
+    ending["candidates"][0]["groundingMetadata"] = grounding_metadata()
+    usage_only = {k: v for k, v in _chunk("", 5, 3).items() if k != "candidates"}
+    body = _event(_chunk("a ", 5, 0)) + _event(ending) + _event(usage_only)
+    search = types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())])
+    client = make_client(fake)
+
+    def read() -> list[Any]:
+        fake.enqueue(None, Reply(sse_body=body))
+        if mode == "sync":
+            stream = client.models.generate_content_stream(
+                model=MODEL, contents="hi", config=search
+            )
+            return [(c.text, c.usage_metadata is not None) for c in stream]
+
+        async def chunks() -> list[Any]:
+            stream = await client.aio.models.generate_content_stream(
+                model=MODEL, contents="hi", config=search
+            )
+            return [(c.text, c.usage_metadata is not None) async for c in stream]
+
+        return run_async(asyncio.wait_for(chunks(), 20))
+
+    bare = read()
+    assert [has_usage for _, has_usage in bare] == [True, True, True] and len(bare) == 3
+    telemetry = instrument()
+    assert read() == bare
+    attrs = telemetry.span().attributes or {}
+    assert attrs["gen_ai.response.finish_reasons"] == ("max_tokens",)
+    assert attrs["gen_ai.usage.output_tokens"] == 3
+    assert attrs["gcp.gemini.grounding.search_queries"] == 1
+    assert attrs["gcp.gemini.grounding.sources"] == ("google_search",)
+    assert attrs["gcp.gemini.cost.grounding.list_amount"] > 0
 
 
 def test_a_single_8_mb_event_is_read_and_captured_capped(

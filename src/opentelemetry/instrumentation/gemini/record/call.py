@@ -133,6 +133,7 @@ class Call:
         "last",
         "model",
         "operation",
+        "prev",
         "project",
         "provider",
         "reader",
@@ -168,6 +169,7 @@ class Call:
         self.provider = provider
         self.host = host
         self.last: Any = None
+        self.prev: Any = None  # the chunk before the last: a last chunk may carry usage only
         self.usage_chunk: Any = None
         # Automatic function calling runs several billed requests inside one call, and the
         # caller only sees the last one's usage: each request's (a stream's: each round's),
@@ -242,6 +244,7 @@ class Call:
             if self.chunks == 0:
                 self.first_chunk_at = time.perf_counter()
             self.chunks += 1
+            self.prev = self.last
             self.last = response
             if response.usage_metadata is not None:
                 self.usage_chunk = response
@@ -267,8 +270,8 @@ class Call:
         """The response fields, read once from the kept chunks when the call ends: (usage
         metadata, model version, response id, finish reasons in lower case as semconv has
         them). The last chunk wins (the SDK clears intermediate finish reasons itself); a
-        stream's last chunk may lack what the latest chunk with usage carried. Safe on any
-        look-alike object."""
+        stream's last chunk may lack what the latest chunk with usage carried, and may carry
+        usage only, after the chunk with the finish reasons. Safe on any look-alike object."""
         last, with_usage = self.last, self.usage_chunk
         meta = None if with_usage is None else getattr(with_usage, "usage_metadata", None)
         if self.stream and self.request_usages:
@@ -280,19 +283,9 @@ class Call:
                 version = getattr(with_usage, "model_version", None)
             if not (isinstance(rid, str) and rid):
                 rid = getattr(with_usage, "response_id", None)
-        reasons: list[str] = []
-        try:
-            for candidate in getattr(last, "candidates", None) or ():
-                reason = getattr(candidate, "finish_reason", None)
-                if reason is not None:
-                    # The SDK's reasons are str enums: lower() reads their text without the
-                    # (slow) Enum.value property.
-                    text = (
-                        reason if isinstance(reason, str) else str(getattr(reason, "value", reason))
-                    )
-                    reasons.append(text.lower())
-        except Exception:
-            _logger.debug("gemini instrumentation: could not read finish reasons", exc_info=True)
+        reasons = _finish_reasons(last)
+        if not reasons and self.prev is not None:
+            reasons = _finish_reasons(self.prev)
         return (
             meta,
             version if isinstance(version, str) and version else None,
@@ -417,6 +410,22 @@ def error_code(error: BaseException) -> Any:
         return getattr(error, "code", None)
     except Exception:
         return None
+
+
+def _finish_reasons(response: Any) -> list[str]:
+    """Each candidate's finish reason, in lower case as semconv has them."""
+    reasons: list[str] = []
+    try:
+        for candidate in getattr(response, "candidates", None) or ():
+            reason = getattr(candidate, "finish_reason", None)
+            if reason is not None:
+                # The SDK's reasons are str enums: lower() reads their text without the (slow)
+                # Enum.value property.
+                text = reason if isinstance(reason, str) else str(getattr(reason, "value", reason))
+                reasons.append(text.lower())
+    except Exception:
+        _logger.debug("gemini instrumentation: could not read finish reasons", exc_info=True)
+    return reasons
 
 
 def _parts_of(response: Any) -> list[Any]:

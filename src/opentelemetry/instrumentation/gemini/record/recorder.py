@@ -471,6 +471,9 @@ class Recorder:
         found = read_grounding(call.last)
         if found is None and call.usage_chunk is not call.last:
             found = read_grounding(call.usage_chunk)
+        if found is None and call.prev is not None and not getattr(call.last, "candidates", None):
+            # a stream's last chunk of usage only: the answer's end is in the one before
+            found = read_grounding(call.prev)
         if found is None:
             return
         billed, list_usd = self.instruments.grounding.record(
