@@ -94,6 +94,29 @@ def test_an_oddly_named_error_class_is_recorded_capped(
     assert telemetry.total("gcp.gemini.requests") == 1
 
 
+def test_error_classes_beyond_the_cap_count_as_other_on_metrics(
+    fake: FakeGemini, telemetry: Telemetry
+) -> None:
+    """An app (or a library) raising a new exception class per call: each class name is an
+    ``error.type`` series. Past 64 per process they count as semconv's ``_OTHER`` on every
+    metric, so no series limit ever takes the other labels off; spans keep the class name."""
+    classes = [type(f"Error{i}", (Exception,), {}) for i in range(70)]
+    for error_class in classes:
+        client = _client_raising(fake, error_class())  # held: a dropped client closes itself
+        with pytest.raises(error_class):
+            client.models.generate_content(model=MODEL, contents="x")
+    spans = telemetry.spans()
+    assert [s.attributes["error.type"] for s in spans] == [c.__qualname__ for c in classes]
+    names = {c.__qualname__ for c in classes}
+    for metric in ("gen_ai.client.operation.duration", "gcp.gemini.requests"):
+        points = telemetry.metrics()[metric]
+        seen = {p.attributes["error.type"] for p in points}
+        assert len(seen) == 65 and seen - names == {"_OTHER"}, metric
+        assert all(p.attributes["gen_ai.request.model"] == MODEL for p in points)
+    assert telemetry.total("gcp.gemini.requests") == 70
+    assert telemetry.total("gcp.gemini.requests", error__type="_OTHER") == 6
+
+
 # --- a model name the app gives as its own str subclass --------------------------------------
 class _HashRaises(str):
     def __hash__(self) -> int:

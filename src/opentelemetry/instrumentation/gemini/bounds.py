@@ -34,6 +34,7 @@ MAX_CONTENT_PART: Final = 16_384  # one captured text part (content capture is o
 MAX_USER_FILE: Final = 16 * 1024 * 1024  # a prices or limits file (ours are ~30 KB)
 REDACTED: Final = "[REDACTED]"
 OTHER_MODEL: Final = "other"  # what models (or other capped labels) beyond their cap count as
+OTHER_ERROR_TYPE: Final = "_OTHER"  # semconv's fallback value of error.type
 # Distinct values per process of a label taken from answers or from the app's clients (see
 # LabelCap): far more than a real process sees (one project, a few quota ids and regions).
 MAX_LABEL_VALUES: Final = 64
@@ -208,11 +209,12 @@ class LabelCap:
     project, a 429's quota id or location) must not grow the series without bound: past the
     OTel SDK's 2,000 series per metric, every later point loses all its labels."""
 
-    __slots__ = ("_lock", "_names", "label", "limit")
+    __slots__ = ("_lock", "_names", "label", "limit", "other")
 
-    def __init__(self, limit: int, label: str) -> None:
+    def __init__(self, limit: int, label: str, other: str = OTHER_MODEL) -> None:
         self.limit = limit
         self.label = label
+        self.other = other  # the value beyond the cap
         self._names: set[str] = set()
         self._lock = threading.Lock()
 
@@ -225,7 +227,7 @@ class LabelCap:
                     self._names.add(value)
                     return value
         self._warn()
-        return OTHER_MODEL
+        return self.other
 
     def _warn(self) -> None:
         warn_once(
@@ -234,7 +236,7 @@ class LabelCap:
             "counted under %r (spans keep the value)",
             self.limit,
             self.label,
-            OTHER_MODEL,
+            self.other,
         )
 
     def reset_after_fork(self) -> None:

@@ -20,7 +20,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from .. import attributes as A
 from ..billing.book import COST_COMPONENTS
 from ..billing.units import UNIT_COMPONENTS
-from ..bounds import MAX_LABEL_VALUES, OTHER_MODEL, LabelCap, int64
+from ..bounds import MAX_LABEL_VALUES, OTHER_ERROR_TYPE, OTHER_MODEL, LabelCap, int64
 from .operations import GENERATE_CONTENT, INFERENCE
 
 if TYPE_CHECKING:
@@ -73,8 +73,10 @@ _OVERFLOW_ATTRS = {"otel.metric.overflow": True}  # the OTel SDK's mark for the 
 def label_caps(limit: int = MAX_LABEL_VALUES) -> dict[str, LabelCap]:
     """One process's caps on the labels whose values come from answers or from the app's
     clients (not models: the recorder's ModelCap), shared by every counter that carries them,
-    so that a value beyond its cap is ``other`` on all of them alike."""
-    return {
+    so that a value beyond its cap is ``other`` on all of them alike. ``error.type`` of an
+    exception without a status is its class name, the app's or a library's: beyond its cap it
+    is semconv's ``_OTHER``."""
+    caps = {
         label: LabelCap(limit, label)
         for label in (
             A.GEMINI_PROJECT,
@@ -83,6 +85,8 @@ def label_caps(limit: int = MAX_LABEL_VALUES) -> dict[str, LabelCap]:
             A.GEMINI_QUOTA_LOCATION,
         )
     }
+    caps[A.ERROR_TYPE] = LabelCap(limit, A.ERROR_TYPE, OTHER_ERROR_TYPE)
+    return caps
 
 
 def _attrs(keys: tuple[str, ...], values: tuple[Any, ...]) -> dict[str, Any]:

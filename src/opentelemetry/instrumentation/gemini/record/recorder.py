@@ -538,8 +538,8 @@ class Recorder:
             base[A.GEN_AI_RESPONSE_MODEL] = response_model
         if host:
             base[A.SERVER_ADDRESS] = host
-        if error_type:
-            base[A.ERROR_TYPE] = error_type
+        if error_type:  # capped as the attempts counter caps it (label_caps)
+            base[A.ERROR_TYPE] = self.instruments.caps[A.ERROR_TYPE].admit(error_type)
         return _remember(
             self._metric_attrs,
             shape,
