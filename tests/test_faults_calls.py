@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,13 @@ import pytest
 
 from conftest import Telemetry, make_client
 from opentelemetry.instrumentation.gemini import (
+    FileSystemUploader,
     GeminiInstrumentor,
     LimitsFileError,
     PricesFileError,
     quota_status,
 )
-from opentelemetry.instrumentation.gemini.bounds import MAX_CONTENT_PART
+from opentelemetry.instrumentation.gemini.bounds import MAX_CONTENT_PART, MAX_CONTENT_TOTAL
 from opentelemetry.instrumentation.gemini.cli import main as cli_main
 from opentelemetry.instrumentation.gemini.config import ENV_CAPTURE_CONTENT, ENV_TIER
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
@@ -92,6 +94,90 @@ def test_captured_tool_arguments_and_results_are_capped(
     assert "more characters]" in response["response"]
     first = json.loads(telemetry.spans()[0].attributes["gen_ai.output.messages"])
     assert "more characters]" in first[0]["parts"][0]["arguments"]
+
+
+def _history(turns: int) -> list[dict[str, Any]]:
+    """A chat's history, oldest first: turn i says ``turn i`` and 1,000 characters more."""
+    return [
+        {"role": "user" if i % 2 == 0 else "model", "parts": [{"text": f"turn {i} " + "h" * 1_000}]}
+        for i in range(turns)
+    ]
+
+
+def test_a_long_history_is_captured_newest_first_within_the_total_bound(
+    fake: FakeGemini, instrument: Callable[..., Telemetry]
+) -> None:
+    """A long chat sends its whole history on every turn: each part is capped, but 1,000 turns
+    made an attribute of a megabyte, on every later span. The list stops at MAX_CONTENT_TOTAL:
+    the newest turns are kept, the older ones counted in an ``omitted`` part. The request is
+    untouched."""
+    contents = _history(1_001)
+    client = make_client(fake)
+    client.models.generate_content(model=MODEL, contents=contents)
+    bare = fake.requests[-1]["body"]
+    telemetry = instrument(capture_content=True)
+    client.models.generate_content(model=MODEL, contents=contents)
+    assert fake.requests[-1]["body"] == bare
+    text = telemetry.span().attributes["gen_ai.input.messages"]
+    assert len(text) <= MAX_CONTENT_TOTAL + MAX_CONTENT_PART
+    messages = json.loads(text)
+    first, *rest = messages
+    omitted, kept = first["parts"][0], first["parts"][1:]
+    assert omitted["type"] == "omitted"
+    assert omitted["count"] + len(messages) == 1_001  # every turn is recorded or counted
+    assert [p["type"] for p in kept] == ["text"]
+    assert rest[-1]["parts"][0]["content"].startswith("turn 1000 ")  # the newest, whole
+    assert rest[-1]["role"] == "user"
+
+
+def test_a_content_uploader_still_gets_the_whole_long_history(
+    fake: FakeGemini, instrument: Callable[..., Telemetry], tmp_path: Path
+) -> None:
+    uploads = tmp_path / "uploads"
+    instrument(content_uploader=FileSystemUploader(uploads))
+    client = make_client(fake)
+    client.models.generate_content(model=MODEL, contents=_history(1_001))
+    deadline = time.monotonic() + 10
+    while not list(uploads.glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    [stored] = uploads.glob("*.json")
+    assert len(json.loads(stored.read_text())["input_messages"]) == 1_001
+
+
+def test_a_system_instruction_of_a_thousand_parts_is_captured_within_the_total_bound(
+    fake: FakeGemini, instrument: Callable[..., Telemetry]
+) -> None:
+    parts = [f"rule {i}: " + "r" * 1_000 for i in range(1_000)]
+    config = {"system_instruction": {"parts": [{"text": p} for p in parts]}}
+    telemetry = instrument(capture_content=True)
+    client = make_client(fake)
+    client.models.generate_content(model=MODEL, contents="x", config=config)
+    text = telemetry.span().attributes["gen_ai.system_instructions"]
+    assert len(text) <= MAX_CONTENT_TOTAL + MAX_CONTENT_PART
+    recorded = json.loads(text)
+    *kept, omitted = recorded
+    assert [p["content"] for p in kept] == parts[: len(kept)]  # the first ones, in order
+    assert omitted == {"type": "omitted", "count": 1_000 - len(kept)}
+
+
+def test_an_answer_of_a_thousand_function_calls_is_captured_within_the_total_bound(
+    fake: FakeGemini, instrument: Callable[..., Telemetry]
+) -> None:
+    calls = [
+        {"functionCall": {"name": f"tool_{i}", "args": {"q": "a" * 1_000}}} for i in range(1_000)
+    ]
+    answer = {"candidates": [{"content": {"parts": calls, "role": "model"}, "index": 0}]}
+    telemetry = instrument(capture_content=True)
+    fake.enqueue(None, Reply(extra=answer))
+    client = make_client(fake)
+    response = client.models.generate_content(model=MODEL, contents="x")
+    assert len(response.function_calls or ()) == 1_000  # the app's answer, whole
+    text = telemetry.span().attributes["gen_ai.output.messages"]
+    assert len(text) <= MAX_CONTENT_TOTAL + MAX_CONTENT_PART
+    [message] = json.loads(text)
+    *kept, omitted = message["parts"]
+    assert [p["name"] for p in kept] == [f"tool_{i}" for i in range(len(kept))]
+    assert omitted == {"type": "omitted", "count": 1_000 - len(kept)}
 
 
 def test_captured_base64_text_and_uris_are_capped(

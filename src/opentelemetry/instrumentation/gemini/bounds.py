@@ -31,6 +31,9 @@ MAX_TEXT: Final = 4096  # exception.message (a status description: 500)
 MAX_STACKTRACE: Final = 8000  # exception.stacktrace: its tail, where the failing frame is
 MAX_NAME: Final = 256  # a model name, response id, quota id: anything name-like we copy
 MAX_CONTENT_PART: Final = 16_384  # one captured text part (content capture is opt-in)
+# All of one captured list (input messages, system instructions, output messages), as JSON
+# characters: a long chat's history or a many-part instruction must not make spans of megabytes.
+MAX_CONTENT_TOTAL: Final = 131_072
 MAX_USER_FILE: Final = 16 * 1024 * 1024  # a prices or limits file (ours are ~30 KB)
 REDACTED: Final = "[REDACTED]"
 OTHER_MODEL: Final = "other"  # what models (or other capped labels) beyond their cap count as

@@ -13,7 +13,10 @@ attributes as JSON) from the SDK's objects or the dicts a caller passed:
 Reads the request without consuming it: only lists and tuples are walked (a generator or
 ``map()`` of parts is the SDK's to read, once). With ``limit`` (what telemetry records), each
 text is capped at that many characters and inline data larger than it is recorded without its
-bytes (``content`` empty, ``size`` its length); ``limit=None`` is for a content uploader.
+bytes (``content`` empty, ``size`` its length), and each list stops at about
+``MAX_CONTENT_TOTAL`` characters of JSON: the parts left out are counted in an ``omitted``
+part where they were (input messages keep the newest turns of a long history);
+``limit=None`` is for a content uploader, which gets everything.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import base64
 import json
 from typing import Any
 
-from ..bounds import MAX_CONTENT_PART, name
+from ..bounds import MAX_CONTENT_PART, MAX_CONTENT_TOTAL, name
 from .request import config_field
 
 Message = dict[str, Any]
@@ -146,41 +149,86 @@ def _part(part: Any, limit: int | None) -> Part:
     return {"type": type(part).__name__.lower()}
 
 
+class _Budget:
+    """What one captured list may still record, in JSON characters; None: no bound (an
+    uploader's copy). The part that crosses it is kept: the list ends at most one part over."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, limit: int | None) -> None:
+        self.left = None if limit is None else max(MAX_CONTENT_TOTAL, limit)
+
+    def spent(self) -> bool:
+        return self.left is not None and self.left <= 0
+
+    def charge(self, part: Part) -> None:
+        if self.left is not None:
+            self.left -= len(dumps(part))
+
+
+def _omitted(count: int) -> Part:
+    """Where ``count`` parts were left out of a list (MAX_CONTENT_TOTAL)."""
+    return {"type": "omitted", "count": count}
+
+
+def _fit(items: list[Any] | tuple[Any, ...], limit: int | None, budget: _Budget) -> list[Part]:
+    """``items`` as parts while ``budget`` lasts, then one ``omitted`` part for the rest."""
+    out: list[Part] = []
+    for i, item in enumerate(items):
+        if budget.spent():
+            out.append(_omitted(len(items) - i))
+            break
+        part = _part(item, limit)
+        budget.charge(part)
+        out.append(part)
+    return out
+
+
 def _is_content(item: Any) -> bool:
     return not isinstance(item, str) and (
         _get(item, "parts") is not None or _get(item, "role") is not None
     )
 
 
-def _parts(content: Any, limit: int | None) -> list[Part]:
+def _content_parts(content: Any) -> list[Any] | tuple[Any, ...]:
+    """The parts of one item of ``contents``: itself when it is no Content (a string, a bare
+    part, a file, an image); none when they are None or an iterator we must not consume."""
     if not _is_content(content):
-        return [_part(content, limit)]  # a string, a bare part (or a file, an image)
+        return (content,)
     parts = _get(content, "parts")
-    if not isinstance(parts, (list, tuple)):
-        return []  # None, or an iterator we must not consume
-    return [_part(part, limit) for part in parts]
+    return parts if isinstance(parts, (list, tuple)) else ()
 
 
 def _role(content: Any, parts: list[Part], default: str) -> str:
     role = None if isinstance(content, str) else _get(content, "role")
     if role == "model":
         return "assistant"
-    if role in (None, "user") and parts and all(p["type"] == "tool_call_response" for p in parts):
+    if role in (None, "user") and {p["type"] for p in parts} - {"omitted"} == {
+        "tool_call_response"
+    }:
         return "tool"  # the SDK sends function results back as a user turn
     return name(role) if isinstance(role, str) and role else default
 
 
 def input_message_list(contents: Any, limit: int | None = MAX_CONTENT_PART) -> list[Message]:
     """The request's ``contents`` (str, Content, dicts, parts, or a list of them)."""
+    budget = _Budget(limit)
     items = list(contents) if isinstance(contents, (list, tuple)) else [contents]
     if items and not any(_is_content(i) for i in items):
         # Strings and parts with no Content around them are one user turn, as the SDK sends.
-        parts = [_part(i, limit) for i in items]
+        parts = _fit(items, limit, budget)
         return [{"role": _role(None, parts, "user"), "parts": parts}]
     messages = []
-    for item in items:
-        parts = _parts(item, limit)
+    earlier = 0  # parts of the older turns left out
+    for item in reversed(items):  # the newest turns first: a long history gives way
+        if budget.spent():
+            earlier += len(_content_parts(item))
+            continue
+        parts = _fit(_content_parts(item), limit, budget)
         messages.append({"role": _role(item, parts, "user"), "parts": parts})
+    messages.reverse()
+    if earlier and messages:
+        messages[0]["parts"].insert(0, _omitted(earlier))
     return messages
 
 
@@ -192,9 +240,8 @@ def system_instruction_parts(
     value = _get(config, "system_instruction")
     if value is None:
         return None
-    if isinstance(value, (list, tuple)):
-        return [_part(v, limit) for v in value]
-    return _parts(value, limit)
+    parts = value if isinstance(value, (list, tuple)) else _content_parts(value)
+    return _fit(parts, limit, _Budget(limit))
 
 
 def finish_reason(reason: str) -> str:
@@ -287,6 +334,12 @@ def output_message_list(
         flush()
         out.append(_part(part, limit))
     flush()
+    budget = _Budget(limit)
+    for i, kept in enumerate(out):  # built already (each part capped): only the count is cut
+        if budget.spent():
+            out[i:] = [_omitted(len(out) - i)]
+            break
+        budget.charge(kept)
     return [
         {
             "role": "assistant",
