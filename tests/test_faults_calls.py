@@ -96,6 +96,19 @@ def test_captured_tool_arguments_and_results_are_capped(
     assert "more characters]" in first[0]["parts"][0]["arguments"]
 
 
+def _captured_as_sent_bare(
+    fake: FakeGemini, instrument: Callable[..., Telemetry], contents: Any
+) -> Telemetry:
+    """``contents`` sent bare, then with content capture on: the same request both times."""
+    client = make_client(fake)
+    client.models.generate_content(model=MODEL, contents=contents)
+    bare = fake.requests[-1]["body"]
+    telemetry = instrument(capture_content=True)
+    client.models.generate_content(model=MODEL, contents=contents)
+    assert fake.requests[-1]["body"] == bare
+    return telemetry
+
+
 def _history(turns: int) -> list[dict[str, Any]]:
     """A chat's history, oldest first: turn i says ``turn i`` and 1,000 characters more."""
     return [
@@ -112,12 +125,7 @@ def test_a_long_history_is_captured_newest_first_within_the_total_bound(
     the newest turns are kept, the older ones counted in an ``omitted`` part. The request is
     untouched."""
     contents = _history(1_001)
-    client = make_client(fake)
-    client.models.generate_content(model=MODEL, contents=contents)
-    bare = fake.requests[-1]["body"]
-    telemetry = instrument(capture_content=True)
-    client.models.generate_content(model=MODEL, contents=contents)
-    assert fake.requests[-1]["body"] == bare
+    telemetry = _captured_as_sent_bare(fake, instrument, contents)
     text = telemetry.span().attributes["gen_ai.input.messages"]
     assert len(text) <= MAX_CONTENT_TOTAL + MAX_CONTENT_PART
     messages = json.loads(text)
@@ -195,12 +203,7 @@ def test_captured_base64_text_and_uris_are_capped(
             ],
         }
     ]
-    client = make_client(fake)
-    client.models.generate_content(model=MODEL, contents=contents)
-    bare = fake.requests[-1]["body"]
-    telemetry = instrument(capture_content=True)
-    client.models.generate_content(model=MODEL, contents=contents)
-    assert fake.requests[-1]["body"] == bare
+    telemetry = _captured_as_sent_bare(fake, instrument, contents)
     key, longest = _longest_attribute(telemetry)
     assert longest < BOUND, (key, longest)
     blob, uri = json.loads(telemetry.span().attributes["gen_ai.input.messages"])[0]["parts"]
