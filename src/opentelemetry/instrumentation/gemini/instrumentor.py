@@ -23,6 +23,7 @@ from .record.call import drain_abandoned
 from .record.capture import content_sink
 from .record.instruments import SCHEMA_URL, SCOPE, instruments_for
 from .record.recorder import Recorder
+from .record.streams import end_open_at_exit
 from .sdk import seams
 from .version import __version__
 
@@ -40,6 +41,11 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _at_exit() -> None:
+    end_open_at_exit()
+    drain_abandoned()
 
 
 class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -93,10 +99,10 @@ class GeminiInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         instruments.recorder = recorder
         active_recorder = recorder
         collecting.watch()  # quota_status() from a __del__ must not wait for our locks
-        # Streams dropped and not recorded yet are recorded at exit, before the providers
-        # (usually created before this call) shut down: atexit runs the latest first.
-        atexit.unregister(drain_abandoned)
-        atexit.register(drain_abandoned)
+        # Streams dropped, or still open, and not recorded yet are recorded at exit, before the
+        # providers (usually created before this call) shut down: atexit runs the latest first.
+        atexit.unregister(_at_exit)
+        atexit.register(_at_exit)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         global active_recorder

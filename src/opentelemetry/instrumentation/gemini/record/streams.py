@@ -26,7 +26,8 @@ from .call import ASYNC_CALL, SYNC_CALL, Call
 
 # Drop watchers live here, not on the stream or the call: a weakref's callback only runs if the
 # weakref outlives what it watches, and a stream in a reference cycle takes its call with it.
-_WATCHERS: set[weakref.ref[Any]] = set()
+# Each open stream's watcher -> its call, which ``end_open_at_exit`` also reads.
+_WATCHERS: dict[weakref.ref[Any], Call] = {}
 
 
 def _watch(stream: Any, call: Call) -> None:
@@ -34,10 +35,27 @@ def _watch(stream: Any, call: Call) -> None:
     before the generator's own close on collection, so a drop reads as abandoned, not closed."""
 
     def dropped(ref: weakref.ref[Any]) -> None:
-        _WATCHERS.discard(ref)  # a set's discard takes no lock
+        _WATCHERS.pop(ref, None)  # a dict's pop takes no lock
         call.abandon(A.STREAM_END_ABANDONED)
 
-    _WATCHERS.add(weakref.ref(stream, dropped))
+    _WATCHERS[weakref.ref(stream, dropped)] = call
+
+
+def end_open_at_exit() -> None:
+    """At exit, before the providers shut down: end as abandoned the calls of streams the app
+    still holds unfinished (a global, a daemon thread still reading). Their generators are
+    only closed at module teardown, after the span pipeline and the metric readers have shut
+    down: the span and the call's tokens were lost. Recorded by the next ``drain_abandoned``;
+    a chunk read after this is not recorded."""
+    while True:
+        try:
+            calls = list(_WATCHERS.values())
+            break
+        except RuntimeError:  # a drop noticed by the collector while we copied
+            continue
+    for call in calls:
+        if not call.ended:
+            call.abandon(A.STREAM_END_ABANDONED)
 
 
 _PRIMED = object()  # what the priming yield gives; never reaches the caller
