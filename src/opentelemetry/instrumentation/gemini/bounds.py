@@ -87,6 +87,35 @@ def encodable(text: str) -> str:
     return text
 
 
+_SHOWN: Final = 80  # characters of a rejected setting or file name a message repeats
+
+
+def shown(value: object) -> str:
+    """A user's rejected value (a setting, a path) as a warning or an error repeats it: its
+    repr, without API keys or access tokens (a key pasted into the wrong variable must not be
+    logged, and logs may be exported), capped (an environment variable can hold megabytes)."""
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    keys = (os.environ.get("GOOGLE_API_KEY"), os.environ.get("GEMINI_API_KEY"))
+    for key in keys:
+        if key and len(key) >= _MIN_SECRET:
+            for form in (key, repr(key)[1:-1]):  # as given, and as repr escapes it
+                if form in text:
+                    text = text.replace(form, REDACTED)
+    if "AIza" in text:
+        text = _GOOGLE_KEY.sub(REDACTED, text)
+    if "ya29." in text:
+        text = _GOOGLE_TOKEN.sub(REDACTED, text)
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}...[{len(text) - _SHOWN} more]"
+
+
+def has_secret(text: str) -> bool:
+    """Whether ``text`` holds something shaped like a Google API key or access token."""
+    return bool(_GOOGLE_KEY.search(text) or _GOOGLE_TOKEN.search(text))
+
+
 def warn_once(topic: str, message: str, *args: object) -> None:
     """Log ``message`` the first time ``topic`` comes up in this process."""
     if topic in _warned:

@@ -19,6 +19,7 @@ so what this prints is what a call is billed, not a second reading of the data.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit
 
 from .billing.book import PriceBook
 from .billing.overrides import PricesFileError
+from .bounds import MAX_COUNT
 from .config import (
     ENV_LIMITS_FILE,
     ENV_PRICES_FILE,
@@ -287,8 +289,10 @@ def _cmd_limits(args: argparse.Namespace, out: TextIO) -> int:
 
 def _count(text: str) -> int:
     value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
+    # Above MAX_COUNT a call's count is clamped when recorded (bounds.count), and far above it
+    # the cost overflows a float: an estimate for such a count would answer nothing real.
+    if not 0 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_COUNT}")
     return value
 
 
@@ -612,7 +616,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     # The library's warnings (an unknown tier, a model with no price) are said in the answer
     # itself here; errors still reach stderr.
     logging.basicConfig(level=logging.ERROR, format="%(name)s: %(message)s")
-    out = out if out is not None else sys.stdout
+    if out is None:
+        out = sys.stdout
+        # A model or file name from argv or the environment that is not UTF-8 arrives with
+        # lone surrogates (surrogateescape); a strict UTF-8 stdout would raise on echoing it.
+        if isinstance(out, io.TextIOWrapper) and out.errors == "strict":
+            out.reconfigure(errors="backslashreplace")
     try:
         return _COMMANDS[args.command](args, out)
     except _Failure as failure:

@@ -11,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from .bounds import MAX_NAME, encodable, has_secret
+from .bounds import shown as _shown
+
 _logger = logging.getLogger(__name__)
 
 ENV_TIER: Final = "OTEL_INSTRUMENTATION_GEMINI_TIER"
@@ -68,19 +71,6 @@ _TIER_ALIASES: Final = {
     "unknown": UNKNOWN_TIER,
     "": UNKNOWN_TIER,
 }
-
-
-_SHOWN = 80  # characters of a rejected value a warning repeats
-
-
-def _shown(value: object) -> str:
-    """A rejected setting as a warning shows it: its repr, capped (an environment variable can
-    hold megabytes, and logs may be exported)."""
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}...[{len(text) - _SHOWN} more]"
 
 
 def normalize_tier(value: object, *, origin: str) -> str:
@@ -166,6 +156,24 @@ def _parse_usd(value: object, *, origin: str) -> float | None:
     return amount
 
 
+def _parse_project(value: object, *, origin: str) -> str | None:
+    """gcp.gemini.project as configured: capped, and as OTLP can carry it (an environment
+    variable read with surrogateescape can hold lone surrogates, and one in a label fails the
+    whole export). A value holding an API key (pasted into the wrong variable) is not a project:
+    it would go on every span and series."""
+    if not value:
+        return None
+    project = encodable(str(value).strip()[:MAX_NAME])
+    if has_secret(project):
+        _logger.warning(
+            "Ignoring %s=%s: it holds an API key or access token, not a project.",
+            origin,
+            _shown(value),
+        )
+        return None
+    return project or None
+
+
 def _parse_retry_policy(value: object, *, origin: str) -> str:
     if value is None or value == "":
         return DEFAULT_RETRY_POLICY
@@ -229,7 +237,7 @@ class Settings:
         prices_file, _ = pick("prices_file", ENV_PRICES_FILE)
         limits_file, _ = pick("limits_file", ENV_LIMITS_FILE)
         max_models, max_models_origin = pick("max_models", ENV_MAX_MODELS)
-        project, _ = pick("project", ENV_PROJECT)
+        project, project_origin = pick("project", ENV_PROJECT)
         daily, daily_origin = pick("daily_budget_usd", ENV_DAILY_BUDGET)
         monthly, monthly_origin = pick("monthly_budget_usd", ENV_MONTHLY_BUDGET)
         policy, policy_origin = pick("retry_policy", ENV_RETRY_POLICY)
@@ -245,7 +253,7 @@ class Settings:
             limits_file=str(limits_file) if limits_file else None,
             limits=kwargs.get("limits"),
             max_models=_parse_cap(max_models, origin=max_models_origin),
-            project=str(project).strip()[:256] or None if project else None,
+            project=_parse_project(project, origin=project_origin),
             daily_budget_usd=_parse_usd(daily, origin=daily_origin),
             monthly_budget_usd=_parse_usd(monthly, origin=monthly_origin),
             retry_policy=_parse_retry_policy(policy, origin=policy_origin),

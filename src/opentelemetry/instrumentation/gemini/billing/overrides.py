@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..bounds import read_user_file
+from ..bounds import MAX_NAME, encodable, has_secret, read_user_file, shown
 from .lookup import _normalize
 from .tables import _MODALITIES, _Table, _table_from_prices
 
@@ -149,12 +149,16 @@ def _load_overrides(file: str | os.PathLike[str]) -> _Overrides:
         raise PricesFileError(f"{path}: cannot read prices file: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
         raise PricesFileError(f"{path}: prices file is not UTF-8 text: {exc}") from exc
+    except ValueError as exc:  # a path with a NUL byte (open() raises ValueError, not OSError)
+        raise PricesFileError(f"{path}: cannot read prices file: {exc}") from exc
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise PricesFileError(
             f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
+    except ValueError as exc:  # an integer of over 4,300 digits: int() refuses to parse it
+        raise PricesFileError(f"{path}: invalid JSON: {exc}") from exc
     except RecursionError as exc:  # nested beyond the parser (NaN/Infinity: _price_value)
         raise PricesFileError(f"{path}: invalid JSON: nested too deeply") from exc
     if not isinstance(doc, dict):
@@ -163,6 +167,14 @@ def _load_overrides(file: str | os.PathLike[str]) -> _Overrides:
     version = doc.get("version")
     if not isinstance(version, str) or not version.strip():
         raise PricesFileError(f"{path}: 'version' must be a non-empty string")
+    # The version goes on every span (gcp.gemini.cost.prices_version): a name, not a document;
+    # text OTLP can encode (a lone surrogate fails the export of a whole batch of spans), and
+    # never a key.
+    if len(version) > MAX_NAME or encodable(version) != version or has_secret(version):
+        raise PricesFileError(
+            f"{path}: 'version' must be at most {MAX_NAME} characters of text, "
+            f"with no API key, got {shown(version)}"
+        )
     if "notes" in doc:
         _check_notes(path, "notes", doc["notes"])
     models = doc.get("models")
@@ -179,4 +191,6 @@ def _load_overrides(file: str | os.PathLike[str]) -> _Overrides:
             parsed[name] = _parse_override(path, raw_name, spec)
         except (OverflowError, RecursionError) as exc:  # a number or nesting beyond reason
             raise PricesFileError(f"{path}: models.{raw_name}: {exc}") from exc
-    return _Overrides(version.strip(), Path(path).name, parsed)
+    # The file's name goes on every span too: a name read with surrogateescape (not UTF-8
+    # on disk) must not fail the export.
+    return _Overrides(version.strip(), encodable(Path(path).name), parsed)
