@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -24,7 +25,8 @@ import opentelemetry.instrumentation.gemini as package
 from conftest import Telemetry, make_client
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor, PricesFileError
 from opentelemetry.instrumentation.gemini.auto import GeminiAutoInstrumentor
-from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini
+from opentelemetry.instrumentation.gemini.billing.overrides import MAX_MULTIPLIER, MAX_PRICE
+from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
 
 MODEL = "gemini-2.5-flash"
 # Shaped like a Google API key, built at run time so no key-shaped literal is committed.
@@ -196,6 +198,39 @@ def test_a_prices_file_whose_name_is_not_utf8_still_exports(
     span = telemetry.span()
     assert "acme" in span.attributes["gcp.gemini.cost.prices_version"]
     encode_spans([span])  # type: ignore[list-item]  # raised UnicodeEncodeError before
+
+
+@pytest.mark.parametrize(
+    "prices",
+    [{"input": 1e300}, {"input": 1, "priority_multiplier": 1e300}],
+    ids=["price-1e300", "multiplier-1e300"],
+)
+def test_a_price_that_could_make_an_infinite_cost_is_refused(
+    tmp_path: Path, prices: dict[str, float]
+) -> None:
+    path = _prices(tmp_path, json.dumps({"version": "v", "models": {MODEL: prices}}))
+    # Loaded before: a priority call (or a long one) then cost inf, on the span and added to
+    # the cost counter, which read inf from then on.
+    with pytest.raises(PricesFileError, match="up to"):
+        GeminiInstrumentor().instrument(prices_file=str(path))
+
+
+def test_the_highest_prices_accepted_still_cost_a_finite_amount(
+    fake: FakeGemini, instrument: Callable[..., Telemetry], tmp_path: Path
+) -> None:
+    top = {"input": MAX_PRICE, "output": MAX_PRICE, "priority_multiplier": MAX_MULTIPLIER}
+    path = _prices(tmp_path, json.dumps({"version": "v", "models": {MODEL: top}}))
+    telemetry = instrument(prices_file=str(path))
+    huge = {"promptTokenCount": 10**30, "candidatesTokenCount": 10**30, "totalTokenCount": 1}
+    headers = {"x-gemini-service-tier": "priority"}
+    fake.enqueue(None, Reply(usage=huge, headers=headers), Reply(usage=huge, headers=headers))
+    client = make_client(fake)
+    for _ in range(2):
+        client.models.generate_content(model=MODEL, contents="x")
+    for span in telemetry.spans():
+        assert math.isfinite(span.attributes["gen_ai.usage.cost.amount"])
+    costs = telemetry.points("gcp.gemini.cost")
+    assert costs and all(math.isfinite(p.value) and p.value > 0 for p in costs)
 
 
 # --- the command line -----------------------------------------------------------------------------

@@ -5,11 +5,10 @@ book.py's module docstring and README."""
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from ..bounds import MAX_NAME, encodable, has_secret, read_user_file, shown
 from .lookup import _normalize
@@ -65,11 +64,21 @@ def _check_notes(path: str, where: str, value: Any) -> None:
         raise PricesFileError(f"{path}: {where}: must be a string or a list of strings")
 
 
+# Bounds on a price and on a multiplier, far above any real one (Gemini's are cents to tens of
+# dollars per 1M tokens, priority below 2x), low enough that no cost can overflow: at most
+# MAX_PRICE * MAX_MULTIPLIER * 2**53 tokens / 1M per component, ~1e22 USD. A price of 1e300
+# with a long call or a priority multiplier made a cost of inf, exported on the span and added
+# to the cost counter, which then read inf for the life of the process.
+MAX_PRICE: Final = 1e9
+MAX_MULTIPLIER: Final = 1e3
+
+
 def _price_value(path: str, where: str, value: Any) -> float:
-    # 0 <= value < inf: no NaN, no infinity, and no int too large for a float.
-    if not _is_number(value) or not 0 <= value < math.inf or value > 1e300:
+    # 0 <= value <= MAX_PRICE: no NaN, no infinity, and no int too large for a float.
+    if not _is_number(value) or not 0 <= value <= MAX_PRICE:
         raise PricesFileError(
-            f"{path}: {where}: must be a non-negative number (USD per 1M tokens), got {value!r}"
+            f"{path}: {where}: must be a non-negative number (USD per 1M tokens) up to "
+            f"{MAX_PRICE:,.0f}, got {shown(value)}"
         )
     return float(value)
 
@@ -107,9 +116,12 @@ def _parse_override(path: str, name: str, spec: Any) -> _Override:
             raise PricesFileError(f"{path}: {where}.{key}: needs 'cached_input' as well")
 
     multiplier = spec.get("priority_multiplier")
-    if multiplier is not None and (not _is_number(multiplier) or not 0 < multiplier <= 1e300):
+    if multiplier is not None and (
+        not _is_number(multiplier) or not 0 < multiplier <= MAX_MULTIPLIER
+    ):
         raise PricesFileError(
-            f"{path}: {where}.priority_multiplier: must be a number > 0, got {multiplier!r}"
+            f"{path}: {where}.priority_multiplier: must be a number > 0 up to "
+            f"{MAX_MULTIPLIER:g}, got {shown(multiplier)}"
         )
 
     slots: dict[str, tuple[str, str | None, Any]] = {
