@@ -23,7 +23,11 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 import opentelemetry.instrumentation.gemini as package
 from conftest import Telemetry, make_client
-from opentelemetry.instrumentation.gemini import GeminiInstrumentor, PricesFileError
+from opentelemetry.instrumentation.gemini import (
+    GeminiInstrumentor,
+    LimitsFileError,
+    PricesFileError,
+)
 from opentelemetry.instrumentation.gemini.auto import GeminiAutoInstrumentor
 from opentelemetry.instrumentation.gemini.billing.overrides import MAX_MULTIPLIER, MAX_PRICE
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
@@ -231,6 +235,22 @@ def test_the_highest_prices_accepted_still_cost_a_finite_amount(
         assert math.isfinite(span.attributes["gen_ai.usage.cost.amount"])
     costs = telemetry.points("gcp.gemini.cost")
     assert costs and all(math.isfinite(p.value) and p.value > 0 for p in costs)
+
+
+@pytest.mark.parametrize("limit", ["5e-324", "1" + "0" * 400], ids=["denormal", "1e400-int"])
+def test_a_spend_limit_that_makes_no_finite_ratio_is_a_limits_file_error(
+    tmp_path: Path, limit: str
+) -> None:
+    path = tmp_path / "limits.json"
+    path.write_text(
+        '{"version": "v", "models": {}, "spend_limit_10m_usd": {"tier_1": ' + limit + "}}"
+    )
+    # 5e-324 was accepted, and the spend utilization gauge (spend / limit) read inf; 10**400
+    # raised OverflowError, which under opentelemetry-instrument left google-genai
+    # uninstrumented instead of falling back to the bundled limits.
+    with pytest.raises(LimitsFileError, match="spend_limit_10m_usd"):
+        GeminiInstrumentor().instrument(limits_file=str(path))
+    assert not GeminiInstrumentor().is_instrumented_by_opentelemetry
 
 
 # --- the command line -----------------------------------------------------------------------------

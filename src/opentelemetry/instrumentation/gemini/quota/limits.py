@@ -12,7 +12,6 @@ page's ``*``), never zero.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -348,6 +347,13 @@ def _live_sessions(entry: Mapping[str, Any], tier: str, where: str) -> dict[str,
     return {"live_sessions": _check_limit(sessions.get(tier), f"{where}.live_sessions.{tier}")}
 
 
+# A 10-minute spend limit is exported as the denominator of a utilization gauge: one below a
+# micro-dollar (5e-324 was accepted) made any spend's ratio inf, and an integer beyond a float
+# (10**400) raised OverflowError instead of LimitsFileError.
+_MIN_SPEND: Final = 1e-6
+_MAX_SPEND: Final = 1e15
+
+
 def _apply_spend(spend: dict[str, float], raw: Any, origin: str) -> None:
     where = f"{origin}: spend_limit_10m_usd"
     if not isinstance(raw, Mapping):
@@ -359,10 +365,11 @@ def _apply_spend(spend: dict[str, float], raw: Any, origin: str) -> None:
         elif (
             isinstance(value, bool)
             or not isinstance(value, int | float)
-            or not 0 <= value < math.inf  # NaN fails both
+            or not (value == 0 or _MIN_SPEND <= value <= _MAX_SPEND)  # NaN fails both
         ):
             raise LimitsFileError(
-                f"{where}[{tier!r}]: expected a non-negative number (finite) or null"
+                f"{where}[{tier!r}]: expected a non-negative number (USD: 0, or from "
+                f"{_MIN_SPEND:g} to {_MAX_SPEND:g}) or null"
             )
         else:
             spend[tier] = float(value)
