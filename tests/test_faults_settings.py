@@ -253,6 +253,33 @@ def test_a_spend_limit_that_makes_no_finite_ratio_is_a_limits_file_error(
     assert not GeminiInstrumentor().is_instrumented_by_opentelemetry
 
 
+def test_a_bad_file_is_named_in_a_bounded_error_under_opentelemetry_instrument(
+    fake: FakeGemini,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name = "m" * 1_000_000  # a model name of 1 MB with a bad price, and a 100 KB path
+    prices = _prices(tmp_path, json.dumps({"version": "v", "models": {name: {"input": -1}}}))
+    limits = tmp_path / "limits.json"
+    limits.write_text(json.dumps({name: {"tier_1": {"rpm": -1}}}))
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GEMINI_PRICES_FILE", str(prices))
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GEMINI_LIMITS_FILE", str(limits))
+    auto = GeminiAutoInstrumentor()
+    try:
+        auto.instrument()
+        assert GeminiInstrumentor().is_instrumented_by_opentelemetry
+    finally:
+        auto.uninstrument()
+    errors = [r.getMessage() for r in caplog.records if "ignoring OTEL_" in r.getMessage()]
+    # Each repeated the whole 1 MB name before.
+    assert len(errors) == 2 and all(len(e) < 2000 for e in errors)
+    assert "must be a non-negative number" in errors[0] and "rpm" in errors[1]
+    with pytest.raises(LimitsFileError, match="File name too long") as raised:
+        GeminiInstrumentor().instrument(prices_file="", limits_file=f"{tmp_path}/{'x' * 100_000}")
+    assert len(str(raised.value)) < 2000
+
+
 # --- the command line -----------------------------------------------------------------------------
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

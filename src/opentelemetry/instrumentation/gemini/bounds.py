@@ -111,6 +111,21 @@ def shown(value: object) -> str:
     return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}...[{len(text) - _SHOWN} more]"
 
 
+MAX_MESSAGE: Final = 1024  # an error about a user's file: its path, the entry, the problem
+
+
+def bounded_message(text: str) -> str:
+    """An error message built from a user's file (its path, model names, unknown keys, which
+    can be megabytes) as it is logged: keys redacted, the middle cut so the path at the start
+    and the problem at the end stay."""
+    if "AIza" in text:
+        text = _GOOGLE_KEY.sub(REDACTED, text)
+    if len(text) <= MAX_MESSAGE:
+        return text
+    half = MAX_MESSAGE // 2
+    return f"{text[:half]}...[{len(text) - 2 * half} more]...{text[-half:]}"
+
+
 def has_secret(text: str) -> bool:
     """Whether ``text`` holds something shaped like a Google API key or access token."""
     return bool(_GOOGLE_KEY.search(text) or _GOOGLE_TOKEN.search(text))

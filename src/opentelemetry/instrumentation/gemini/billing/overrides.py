@@ -10,13 +10,24 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from ..bounds import MAX_NAME, encodable, has_secret, read_user_file, shown
+from ..bounds import (
+    MAX_NAME,
+    bounded_message,
+    encodable,
+    has_secret,
+    read_user_file,
+    shown,
+)
 from .lookup import _normalize
 from .tables import _MODALITIES, _Table, _table_from_prices
 
 
 class PricesFileError(ValueError):
     """A prices file (user overrides or our bundled extras) cannot be used."""
+
+    def __init__(self, message: str) -> None:
+        # Bounded: the message repeats the path and names from the file, and is logged.
+        super().__init__(bounded_message(message))
 
 
 # The cost components, named as gcp.gemini.cost's component attribute, in CostBreakdown's order.

@@ -20,7 +20,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Final
 
-from ..bounds import read_user_file
+from ..bounds import bounded_message, read_user_file
 
 TIERS: Final = ("free", "tier_1", "tier_2", "tier_3")
 FIELDS: Final = ("rpm", "tpm", "rpd", "batch_enqueued_tokens")
@@ -47,6 +47,10 @@ _VERSION_PART: Final = re.compile(r"\d+|preview|exp|latest|it|e?\d+b")
 
 class LimitsFileError(ValueError):
     """The limits data or a user override is unreadable or malformed."""
+
+    def __init__(self, message: str) -> None:
+        # Bounded: the message repeats the path and names from the file, and is logged.
+        super().__init__(bounded_message(message))
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +138,9 @@ def _read_overrides_file(path: str | os.PathLike[str]) -> tuple[str | None, Any,
     except FileNotFoundError:
         raise LimitsFileError(f"limits overrides file {shown!r} not found") from None
     except OSError as exc:
-        raise LimitsFileError(f"cannot read limits overrides file {shown!r}: {exc}") from exc
+        raise LimitsFileError(
+            f"cannot read limits overrides file {shown!r}: {exc.strerror or exc}"
+        ) from exc
     except (ValueError, RecursionError) as exc:  # RecursionError: nested beyond the parser
         raise LimitsFileError(f"limits overrides file {shown!r} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
