@@ -280,6 +280,25 @@ def test_a_bad_file_is_named_in_a_bounded_error_under_opentelemetry_instrument(
     assert len(str(raised.value)) < 2000
 
 
+def test_minus_zero_is_exported_as_zero(
+    fake: FakeGemini,
+    instrument: Callable[..., Telemetry],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GEMINI_DAILY_BUDGET_USD", "-0")
+    zero = {"input": -0.0, "output": -0.0}
+    path = _prices(tmp_path, json.dumps({"version": "v", "models": {MODEL: zero}}))
+    telemetry = instrument(prices_file=str(path))
+    client = make_client(fake)
+    client.models.generate_content(model=MODEL, contents="x")
+    # Both read -0.0 before: "-0" on the span and on the budget gauge.
+    cost = telemetry.span().attributes["gen_ai.usage.cost.amount"]
+    assert cost == 0 and math.copysign(1, cost) == 1
+    [budget] = telemetry.points("gcp.gemini.budget", gcp__gemini__budget__period="day")
+    assert math.copysign(1, budget.value) == 1
+
+
 # --- the command line -----------------------------------------------------------------------------
 def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(

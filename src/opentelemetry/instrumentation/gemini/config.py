@@ -153,7 +153,7 @@ def _parse_usd(value: object, *, origin: str) -> float | None:
     if not (0 <= amount < float("inf")):
         _logger.warning("Ignoring %s=%s: expected an amount in USD >= 0.", origin, _shown(value))
         return None
-    return amount
+    return amount + 0.0  # "-0" as 0.0: the budget gauge never reads -0
 
 
 def _parse_project(value: object, *, origin: str) -> str | None:

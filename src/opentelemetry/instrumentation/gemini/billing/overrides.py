@@ -91,7 +91,7 @@ def _price_value(path: str, where: str, value: Any) -> float:
             f"{path}: {where}: must be a non-negative number (USD per 1M tokens) up to "
             f"{MAX_PRICE:,.0f}, got {shown(value)}"
         )
-    return float(value)
+    return float(value) + 0.0  # -0.0 as 0.0: a cost is never exported as "-0"
 
 
 def _unknown_keys(path: str, where: str, given: Iterable[str], allowed: Iterable[str]) -> None:
