@@ -34,7 +34,7 @@ from opentelemetry.sdk.metrics.export import (
     MetricExportResult,
     PeriodicExportingMetricReader,
 )
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
@@ -363,18 +363,36 @@ def test_the_process_exits_with_a_stuck_uploader_and_a_silent_otlp_receiver(
     assert "calls done" in done.stdout
 
 
-# --- found, not fixed: a collection ends abandoned calls' spans -------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="a metrics collection records the calls abandoned since the last one "
-    "(Instruments._before_collect -> drain_abandoned), ending their spans on the collecting "
-    "thread: a SimpleSpanProcessor whose exporter is slow or stuck then stalls the collection "
-    "(and the SDK's collection lock, so every reader). Without us a collection never waits on "
-    "the span pipeline. A fix must end such spans elsewhere without per-call cost; reported.",
-)
-def test_a_collection_never_waits_on_the_span_pipeline(
+# --- a collection records the calls abandoned since the last one --------------------------------
+def _drop_streams(client: Any, n: int = 1) -> None:
+    """Streams read to their first chunk, then dropped in a reference cycle and collected: their
+    calls are left for the next safe point (a call, a collection, uninstrument, exit)."""
+    holder: dict[str, Any] = {"self": None}
+    holder["self"] = holder
+    for i in range(n):
+        holder[str(i)] = stream = client.models.generate_content_stream(model=MODEL, contents="x")
+        next(stream)
+    del holder, stream
+    gc.collect()
+
+
+def _until(done: Callable[[], bool]) -> bool:
+    """Whether ``done()`` turns true within WAIT (polled)."""
+    stop = threading.Event()
+    for _ in range(int(WAIT / 0.05)):
+        if done():
+            return True
+        stop.wait(0.05)
+    return done()
+
+
+def test_a_collection_never_waits_on_a_stuck_span_exporter(
     fake: FakeGemini, instrumentor: GeminiInstrumentor
 ) -> None:
+    """A collection records the calls abandoned since the last one. It did so on the collecting
+    thread, ending their spans there: a SimpleSpanProcessor whose exporter is stuck stalled the
+    collection, and with it the SDK's collection lock (every reader). Without us a collection
+    never waits on the span pipeline. The call is counted once the exporter is free."""
     gate = Gate()
     gate.open.set()
     tracer_provider = TracerProvider()
@@ -384,18 +402,45 @@ def test_a_collection_never_waits_on_the_span_pipeline(
         tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader])
     )
     client = make_client(fake)
-    holder: dict[str, Any] = {}
-    holder["self"] = holder
-    holder["stream"] = client.models.generate_content_stream(model=MODEL, contents="x")
-    next(holder["stream"])
-    del holder
-    gc.collect()  # the stream's call is abandoned: left for the next safe point
+    _drop_streams(client)
     gate.open.clear()  # from now on the span exporter is stuck
     collecting = threading.Thread(target=reader.collect, daemon=True)
     try:
         collecting.start()
-        collecting.join(5)
+        collecting.join(WAIT)
         assert not collecting.is_alive(), "the collection waited on the span exporter"
     finally:
         gate.open.set()
-        collecting.join(WAIT)
+    assert _until(lambda: _requests(reader) == 1)
+
+
+def test_a_span_processor_that_flushes_metrics_never_deadlocks_a_collection(
+    fake: FakeGemini, instrumentor: GeminiInstrumentor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A span processor that flushes the metrics when a span ends (a serverless app's end of
+    request): ending an abandoned call's span inside a collection made it collect again
+    under the SDK's collection lock, held by the same thread: a deadlock, for good. Without us
+    such a processor never runs inside a collection."""
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    ended: list[ReadableSpan] = []
+
+    class FlushOnEnd(SpanProcessor):
+        def on_end(self, span: ReadableSpan) -> None:
+            ended.append(span)
+            meter_provider.force_flush()
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(FlushOnEnd())
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    client = make_client(fake)
+    _drop_streams(client, 2)  # two: the flush's collection finds the second still queued
+    collecting = threading.Thread(target=reader.collect, daemon=True)
+    collecting.start()
+    collecting.join(WAIT)
+    assert not collecting.is_alive(), "the collection deadlocked"
+    assert _until(lambda: len(ended) == 2)
+    assert all(s.attributes["gcp.gemini.stream.end"] == "abandoned" for s in ended)
+    assert _until(lambda: _requests(reader) == 2)
+    # The flush's own collection, from the thread recording the call, ran our callbacks whole.
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
