@@ -86,7 +86,8 @@ OK_ATTEMPT = Attempt(200, None, None)  # shared: most attempts succeed and carry
 # wherever the collector runs, on any thread, while that thread holds a lock (the OTel SDK's,
 # the price loader's, ours). There we only append here (deque.append takes no lock and never
 # waits); ``drain_abandoned`` does the work from ordinary code: the next call, the next metrics
-# collection, uninstrument() and exit. First in, first done: a call's attempts before the call.
+# collection (on a thread of its own: ``drain_abandoned_aside``), uninstrument() and exit.
+# First in, first done: a call's attempts before the call.
 _ABANDONED: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
 
 
@@ -115,6 +116,36 @@ def drain_abandoned() -> None:
             work(*args)
         except Exception:
             _logger.debug("gemini instrumentation: could not record late", exc_info=True)
+
+
+# How long a metrics collection waits for the abandoned work it hands to a thread (normally a
+# few milliseconds): beyond it, the collection goes on and the next one counts that work.
+COLLECTION_DRAIN_WAIT = 1.0
+_aside: threading.Thread | None = None  # the thread draining for a collection, if one still is
+
+
+def drain_abandoned_aside(timeout: float = COLLECTION_DRAIN_WAIT) -> None:
+    """``drain_abandoned`` for a metrics collection: on a thread of its own, waited for at most
+    ``timeout`` seconds. The work ends spans and emits events through the app's processors,
+    and the collecting thread holds the OTel SDK's collection lock: a processor that collects
+    metrics itself (a flush on span end) would deadlock on it there, and one whose exporter is
+    stuck would stall every reader's collections. Without us a collection never waits on the
+    span pipeline. One such thread at a time: a stuck one drains the rest once it is free."""
+    global _aside
+    if not _ABANDONED:
+        return
+    thread = _aside
+    if thread is None or not thread.is_alive():
+        thread = threading.Thread(target=drain_abandoned, name="gemini-drain", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no new thread at interpreter shutdown: drain here, as before
+            drain_abandoned()
+            return
+        _aside = thread
+    elif thread is threading.current_thread():
+        return  # a collection its own work started (a processor's flush): it drains on after
+    thread.join(timeout)
 
 
 class Call:

@@ -26,7 +26,7 @@ from ..quota.windows import QuotaWindows
 from ..version import __version__
 from .batches import BatchJobs
 from .budgets import register_budget_gauges
-from .call import drain_abandoned
+from .call import drain_abandoned_aside
 from .counters import DashboardCounters, label_caps
 from .grounding import GroundingMeter
 from .live import OpenSessions, PendingUsage
@@ -114,8 +114,9 @@ class Instruments:
 
     def _before_collect(self) -> None:
         """A collection's first callback: the calls abandoned since the last one, then the Live
-        usage messages queued since (an abandoned session's end drains them too)."""
-        drain_abandoned()
+        usage messages queued since (an abandoned session's end drains them too). The calls are
+        recorded aside: their span ends must not run under the SDK's collection lock."""
+        drain_abandoned_aside()
         live_usage = getattr(self, "live_usage", None)  # None: a collection during __init__
         if live_usage is not None:
             live_usage.drain()
