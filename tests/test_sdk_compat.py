@@ -1,9 +1,9 @@
 """The supported google-genai range, checked on whichever version is installed.
 
-CI runs this file (and test_cli.py) in small venvs on the oldest supported google-genai, one 2.x
-and the newest (.ci/run, "SDK matrix"); the full suite runs on the newest. Everything here goes
-through the real client to the fake server and uses only SDK API that exists across the range
-(no ``HttpRetryOptions``, which older releases lack).
+CI runs this file (with test_cli.py and test_faults_lifecycle.py) in small venvs on the oldest
+supported google-genai, one 2.x and the newest (.ci/run, "SDK matrix"); the full suite runs on
+the newest. Everything here goes through the real client to the fake server and uses only SDK
+API that exists across the range (no ``HttpRetryOptions``, which older releases lack).
 
 The minimum (package.py) is the first release whose response types carry every usage field we
 price: ``thoughtsTokenCount``, ``toolUsePromptTokenCount`` and the per-modality details arrived in

@@ -130,8 +130,14 @@ class Uploads:
             return None
 
     def submit(self, pending: Pending) -> bool:
-        """Queue an upload; False (dropped) when MAX_PENDING wait already. Never blocks."""
-        self._ensure_thread()
+        """Queue an upload; False (dropped) when MAX_PENDING wait already, or when no thread
+        can start (Python 3.12 refuses new threads at exit, where a dropped stream may be
+        recorded). Never blocks."""
+        try:
+            self._ensure_thread()
+        except RuntimeError:
+            warn_once("upload-no-thread", "a call's content could not be uploaded at exit")
+            return False
         try:
             self._queue.put_nowait(pending)
             return True
