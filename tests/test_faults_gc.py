@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,10 +24,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from conftest import FAKE_KEY, Telemetry, in_forked_child, make_client
+from conftest import Telemetry, in_forked_child, make_client
 from opentelemetry.instrumentation.gemini import GeminiInstrumentor, quota_status
 from opentelemetry.instrumentation.gemini.record.instruments import instruments_for
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
+from test_faults_lifecycle import exit_script, spans_at_exit
 
 MODEL = "gemini-2.5-flash"
 LONG = Reply(chunks=4, text="a b c d e f g h")
@@ -353,37 +352,20 @@ def test_a_dropped_stream_is_recorded_at_the_next_safe_point(
 def test_a_dropped_stream_is_recorded_at_exit(fake: FakeGemini, tmp_path: Any) -> None:
     """Dropped, then the process exits with no further call or collection."""
     out = tmp_path / "spans.json"
-    script = textwrap.dedent(
-        f"""
-        import gc, json
-        from google import genai
-        from google.genai import types
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
-        from opentelemetry.sdk.trace.export import SpanExportResult
-        from opentelemetry.instrumentation.gemini import GeminiInstrumentor
-
-        class ToFile(SpanExporter):
-            def export(self, spans):
-                with open({str(out)!r}, "a") as f:
-                    for s in spans:
-                        f.write(json.dumps(dict(s.attributes)) + "\\n")
-                return SpanExportResult.SUCCESS
-
-        provider = TracerProvider()
-        provider.add_span_processor(SimpleSpanProcessor(ToFile()))
-        GeminiInstrumentor().instrument(tracer_provider=provider)
-        client = genai.Client(api_key={FAKE_KEY!r},
-                              http_options=types.HttpOptions(base_url={fake.url!r}))
-        holder = {{}}
+    script = exit_script(
+        fake,
+        out,
+        """
+        import gc
+        holder = {}
         holder["self"] = holder
         holder["stream"] = client.models.generate_content_stream(model="m", contents="x")
         del holder
         gc.collect()
-        """
+        """,
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
-    [attrs] = [json.loads(line) for line in out.read_text().splitlines()]
+    [attrs] = spans_at_exit(out)
     assert attrs["gcp.gemini.stream.end"] == "abandoned"
 
 

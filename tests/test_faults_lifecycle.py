@@ -14,7 +14,7 @@ from conftest import FAKE_KEY
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini
 
 
-def _exit_script(fake: FakeGemini, out: Any, body: str) -> str:
+def exit_script(fake: FakeGemini, out: Any, body: str) -> str:
     """A script exporting its spans' attributes to ``out`` (one JSON line each) through a
     batch processor, as an app's exporter would, then running ``body``."""
     head = f"""
@@ -42,7 +42,7 @@ def _exit_script(fake: FakeGemini, out: Any, body: str) -> str:
     return textwrap.dedent(head) + textwrap.dedent(body)
 
 
-def _spans_at_exit(out: Any) -> list[dict[str, Any]]:
+def spans_at_exit(out: Any) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
 
 
@@ -52,7 +52,7 @@ def test_a_stream_still_open_at_exit_ends_its_span(fake: FakeGemini, tmp_path: A
     what was read. Before, the generator was only closed at module teardown, after the span
     pipeline had shut down: the span and the call's tokens were lost."""
     out = tmp_path / "spans.json"
-    script = _exit_script(
+    script = exit_script(
         fake,
         out,
         """
@@ -73,7 +73,7 @@ def test_a_stream_still_open_at_exit_ends_its_span(fake: FakeGemini, tmp_path: A
     )
     # (stderr: an older SDK gets our one warning about what it lacks, and nothing more)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    spans = {s["gen_ai.request.model"]: s for s in _spans_at_exit(out)}
+    spans = {s["gen_ai.request.model"]: s for s in spans_at_exit(out)}
     assert set(spans) == {"gemini-2.5-flash", "gemini-2.5-flash-lite"}
     for attrs in spans.values():
         assert attrs["gcp.gemini.stream.end"] == "abandoned"
@@ -89,7 +89,7 @@ def test_a_stream_open_at_exit_with_an_uploader_not_started_yet_still_ends_its_s
     RuntimeError ended the content's recording silently: no reference, no word of the drop."""
     out = tmp_path / "spans.json"
     uploads = tmp_path / "uploads"
-    script = _exit_script(
+    script = exit_script(
         fake,
         out,
         f"""
@@ -107,7 +107,7 @@ def test_a_stream_open_at_exit_with_an_uploader_not_started_yet_still_ends_its_s
     )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
-    [attrs] = _spans_at_exit(out)
+    [attrs] = spans_at_exit(out)
     assert attrs["gcp.gemini.stream.end"] == "abandoned"
     stored = list(uploads.glob("*.json")) if uploads.exists() else []
     if stored:  # the thread started (Python before 3.12, and 3.13)

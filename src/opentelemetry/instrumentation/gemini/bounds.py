@@ -87,6 +87,15 @@ def encodable(text: str) -> str:
     return text
 
 
+def without_shaped_secrets(text: str) -> str:
+    """``text`` with anything shaped like a Google API key or OAuth access token redacted."""
+    if "AIza" in text:
+        text = _GOOGLE_KEY.sub(REDACTED, text)
+    if "ya29." in text:
+        text = _GOOGLE_TOKEN.sub(REDACTED, text)
+    return text
+
+
 _SHOWN: Final = 80  # characters of a rejected setting or file name a message repeats
 
 
@@ -104,10 +113,7 @@ def shown(value: object) -> str:
             for form in (key, repr(key)[1:-1]):  # as given, and as repr escapes it
                 if form in text:
                     text = text.replace(form, REDACTED)
-    if "AIza" in text:
-        text = _GOOGLE_KEY.sub(REDACTED, text)
-    if "ya29." in text:
-        text = _GOOGLE_TOKEN.sub(REDACTED, text)
+    text = without_shaped_secrets(text)
     return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}...[{len(text) - _SHOWN} more]"
 
 
@@ -118,8 +124,7 @@ def bounded_message(text: str) -> str:
     """An error message built from a user's file (its path, model names, unknown keys, which
     can be megabytes) as it is logged: keys redacted, the middle cut so the path at the start
     and the problem at the end stay."""
-    if "AIza" in text:
-        text = _GOOGLE_KEY.sub(REDACTED, text)
+    text = without_shaped_secrets(text)
     if len(text) <= MAX_MESSAGE:
         return text
     half = MAX_MESSAGE // 2
@@ -212,10 +217,7 @@ class Secrets:
         for key in (*self._keys, *tokens) if tokens else self._keys:
             if key in text:
                 text = text.replace(key, REDACTED)
-        if "AIza" in text:
-            text = _GOOGLE_KEY.sub(REDACTED, text)
-        if "ya29." in text:
-            text = _GOOGLE_TOKEN.sub(REDACTED, text)
+        text = without_shaped_secrets(text)
         if len(text) > limit:
             text = text[-limit:] if tail else text[:limit]
         return encodable(text)
