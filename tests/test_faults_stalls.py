@@ -9,6 +9,7 @@ while it does; then the counts are exact.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import io
 import subprocess
@@ -103,8 +104,11 @@ class StuckLogs(LogRecordExporter):
         pass
 
 
-def _calls(client: Any) -> None:
-    """One of each: sync, sync stream, async, async stream (4 requests), and quota_status()."""
+def _calls(fake: FakeGemini) -> None:
+    """One of each: sync, sync stream, async, async stream (4 requests), and quota_status().
+    A client of its own each time: google-genai 2.x binds a client's async transport to the
+    first event loop that uses it, and each ``asyncio.run`` here is a new loop, on any thread."""
+    client = make_client(fake)
     client.models.generate_content(model=MODEL, contents="x")
     list(client.models.generate_content_stream(model=MODEL, contents="x"))
 
@@ -157,10 +161,22 @@ def instrumentor() -> Iterator[GeminiInstrumentor]:
         instrumentor.uninstrument()
 
 
+@pytest.fixture
+def shut_down_after() -> Iterator[list[Any]]:
+    """Providers a test made, shut down after it: their worker threads (a batch processor's, a
+    periodic reader's, polling every few milliseconds) must not run on into later tests, whose
+    memory measurements would count them."""
+    providers: list[Any] = []
+    yield providers
+    for provider in providers:
+        with contextlib.suppress(Exception):
+            provider.shutdown()
+
+
 # --- metrics: an export or another callback stuck mid-collection ------------------------------
 @pytest.mark.parametrize("stuck", ["exporter", "other_callback"])
 def test_calls_complete_while_a_metrics_collection_is_stuck(
-    fake: FakeGemini, instrumentor: GeminiInstrumentor, stuck: str
+    fake: FakeGemini, instrumentor: GeminiInstrumentor, shut_down_after: list[Any], stuck: str
 ) -> None:
     """A periodic reader whose exporter never returns, or a pull collection stuck in the app's
     own observable callback (the SDK holds its collection lock meanwhile): the calls and
@@ -171,6 +187,7 @@ def test_calls_complete_while_a_metrics_collection_is_stuck(
     if stuck == "exporter":
         readers.append(PeriodicExportingMetricReader(StuckMetrics(gate), export_interval_millis=20))
     meter_provider = MeterProvider(metric_readers=readers)
+    shut_down_after.append(meter_provider)
     # Instrumented first: creating an instrument waits for the SDK's collection lock.
     instrumentor.instrument(tracer_provider=TracerProvider(), meter_provider=meter_provider)
     client = make_client(fake)
@@ -186,7 +203,7 @@ def test_calls_complete_while_a_metrics_collection_is_stuck(
         collecting.start()
     try:
         assert gate.entered.wait(WAIT)
-        assert _in_threads(lambda: _calls(client)) == []
+        assert _in_threads(lambda: _calls(fake)) == []
     finally:
         gate.open.set()
     if stuck == "other_callback":
@@ -198,12 +215,13 @@ def test_calls_complete_while_a_metrics_collection_is_stuck(
 # --- spans and content events behind stuck batch processors ------------------------------------
 @pytest.mark.parametrize("stuck", ["spans", "events"])
 def test_calls_complete_while_a_batch_exporter_is_stuck(
-    fake: FakeGemini, instrumentor: GeminiInstrumentor, stuck: str
+    fake: FakeGemini, instrumentor: GeminiInstrumentor, shut_down_after: list[Any], stuck: str
 ) -> None:
     """A BatchSpanProcessor or BatchLogRecordProcessor (content events) whose exporter never
     returns: the calls only queue to it, and the counts do not depend on it."""
     gate = Gate()
     tracer_provider, logger_provider = TracerProvider(), LoggerProvider()
+    shut_down_after += [tracer_provider, logger_provider]
     config: dict[str, Any] = {}
     if stuck == "spans":
         tracer_provider.add_span_processor(
@@ -217,16 +235,16 @@ def test_calls_complete_while_a_batch_exporter_is_stuck(
         )
         config = {"capture_content": "EVENT_ONLY", "logger_provider": logger_provider}
     reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    shut_down_after.append(meter_provider)
     instrumentor.instrument(
-        tracer_provider=tracer_provider,
-        meter_provider=MeterProvider(metric_readers=[reader]),
-        **config,
+        tracer_provider=tracer_provider, meter_provider=meter_provider, **config
     )
     client = make_client(fake)
     client.models.generate_content(model=MODEL, contents="x")
     try:
         assert gate.entered.wait(WAIT)
-        assert _in_threads(lambda: _calls(client)) == []
+        assert _in_threads(lambda: _calls(fake)) == []
         assert _requests(reader) == 1 + 3 * 4
     finally:
         gate.open.set()
@@ -248,7 +266,6 @@ def test_providers_flushed_and_shut_down_while_calls_run(
     )
     meter_provider = MeterProvider(metric_readers=[pull, periodic])
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
-    client = make_client(fake)
     stop = threading.Event()
 
     def loop(step: Callable[[], None]) -> Callable[[], None]:
@@ -270,14 +287,14 @@ def test_providers_flushed_and_shut_down_while_calls_run(
                 meter_provider.shutdown,
             ):
                 for _ in range(3):  # a few calls between each step and the next
-                    _calls(client)
+                    _calls(fake)
                 step()
-            _calls(client)  # after both shut down: as before, nothing raises
+            _calls(fake)  # after both shut down: as before, nothing raises
         finally:
             stop.set()
 
     errors: list[BaseException] = []
-    workers = [loop(lambda: _calls(client)), loop(pull_collect), shut_down]
+    workers = [loop(lambda: _calls(fake)), loop(pull_collect), shut_down]
     threads = [threading.Thread(target=_collecting(w, errors), daemon=True) for w in workers]
     for thread in threads:
         thread.start()
