@@ -11,6 +11,7 @@ it is recorded, before its span ends (output messages, the event, the upload).
 from __future__ import annotations
 
 import atexit
+import base64
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -220,9 +221,25 @@ def _log_record(context: Any, attributes: dict[str, Any]) -> Any:
 
 
 def _cleaned(clean: Any, value: Any) -> Any:
-    """``value`` without any API key anywhere in it (a round trip through JSON: opt-in only)."""
+    """``value`` without any API key anywhere in it (a round trip through JSON: opt-in only),
+    inline data's bytes included: they are captured base64-encoded, where a search of the
+    text never finds the key they hold (a config file, a document the app sends)."""
     if value is None:
         return None
     text = content.dumps(value)
     cleaned = clean(text, None)
-    return value if cleaned == text else json.loads(cleaned)
+    value = value if cleaned == text else json.loads(cleaned)
+    for part in content.blob_parts(value):
+        part["content"] = _cleaned_base64(clean, part["content"])
+    return value
+
+
+def _cleaned_base64(clean: Any, data: str) -> str:
+    """Base64 ``data`` with any key in the bytes it encodes redacted. Latin-1 maps each byte to
+    one character and back, so bytes that are not text come back as they were."""
+    try:
+        raw = base64.b64decode(data, validate=True).decode("latin-1")
+    except ValueError:  # not base64 (a caller's dict may say anything): no bytes to search
+        return data
+    cleaned = clean(raw, None)
+    return data if cleaned == raw else base64.b64encode(cleaned.encode("latin-1")).decode("ascii")

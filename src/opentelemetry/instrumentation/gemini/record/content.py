@@ -349,6 +349,16 @@ def output_message_list(
     ]
 
 
+def blob_parts(value: list[Any]) -> list[Part]:
+    """The inline data parts with bytes in captured messages, or in a list of parts (system
+    instructions)."""
+    found: list[Part] = []
+    for item in value:
+        parts = item.get("parts") if "role" in item else (item,)
+        found.extend(p for p in parts if p.get("type") == "blob" and p.get("content"))
+    return found
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
