@@ -113,3 +113,25 @@ def test_a_key_inside_inline_data_is_redacted_from_captured_content(
     # The request still carried the bytes as the app gave them.
     sent = fake.requests[-1]["body"]["contents"][0]["parts"][0]["inlineData"]["data"]
     assert base64.b64decode(sent) == data
+
+
+# --- a server's error that repeats the prompt: its message, once --------------------------
+def test_an_interactions_error_answer_has_no_stack_repeating_its_body(
+    fake: FakeGemini, telemetry: Telemetry
+) -> None:
+    """The server's answers get no stack trace (README: the SDK's HTTP path, and costly). The
+    Interactions API's errors carry their status as ``status_code``, not ``code``: they got
+    one, whose chained exceptions repeat the error body (which may echo the prompt) twice more,
+    and pydantic's validation of it."""
+    body = {"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": f"bad: {MARKER}"}}
+    fake.enqueue(None, Reply(status=400, error_body=body))
+    client = make_client(fake)
+    with pytest.raises(Exception) as caught:
+        client.interactions.create(model=MODEL, input=f"{MARKER}-interaction-in")
+    assert caught.value.status_code == 400  # type: ignore[attr-defined]
+    span = telemetry.span()
+    [event] = [e for e in span.events if e.name == "exception"]
+    assert event.attributes is not None
+    assert event.attributes["exception.message"] == str(caught.value)
+    assert "exception.stacktrace" not in event.attributes
+    assert span.attributes["error.type"] == "400"

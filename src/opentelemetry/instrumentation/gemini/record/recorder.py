@@ -374,7 +374,7 @@ class Recorder:
         message = _message(error)
         span.set_status(Status(StatusCode.ERROR, clean(f"{type(error).__name__}: {message}", 500)))
         event = _exception_attributes(error, clean(message))
-        if not isinstance(error_code(error), int):
+        if not isinstance(_http_status(error), int):
             # The server's answers (429, 500...) have the SDK's HTTP path for a stack, and
             # formatting it costs more than all the rest of the call: only other errors get one.
             stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
@@ -786,10 +786,15 @@ def _opt(clean: Any, text: str | None) -> str | None:
     return None if text is None else clean(text, MAX_NAME)
 
 
-def _error_type(error: BaseException) -> str:
+def _http_status(error: BaseException) -> Any:
+    """The HTTP status of a server's answer: ``code`` (the SDK's APIError), else
+    ``status_code`` (the Interactions API's errors); None for other errors."""
     code = error_code(error)
-    if not isinstance(code, int):  # the Interactions API's errors carry it as status_code
-        code = _status_code(error)
+    return code if isinstance(code, int) else _status_code(error)
+
+
+def _error_type(error: BaseException) -> str:
+    code = _http_status(error)
     # APIError carries the HTTP status: the low-cardinality value dashboards group by.
     if isinstance(code, int):
         return str(code)
