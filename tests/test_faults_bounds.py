@@ -42,9 +42,9 @@ GOOGLE_SHAPED_KEY = "AIza" + "Q" * 35
 
 
 def _exported_text(telemetry: Telemetry) -> str:
-    """Every string a span or metric exports, in one text to search."""
+    """Every string spans (a call's and its children's) and metrics export, in one text."""
     parts: list[str] = []
-    for span in telemetry.spans():
+    for span in telemetry.all_spans():
         parts.append(span.name)
         parts.append(str(span.status.description))
         parts.append(json.dumps(dict(span.attributes or {}), default=str))

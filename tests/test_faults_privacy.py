@@ -15,26 +15,10 @@ from google.genai import types
 
 from conftest import FAKE_KEY, Telemetry, make_client
 from opentelemetry.instrumentation.gemini.testing.fake_gemini import FakeGemini, Reply
+from test_faults_bounds import GOOGLE_SHAPED_KEY, _exported_text
 
 MODEL = "gemini-2.5-flash"
 MARKER = "PRIVATE-MARKER"
-# Shaped like a Google API key, built at run time so no key-shaped literal is committed.
-GOOGLE_SHAPED_KEY = "AIza" + "Q" * 35
-
-
-def _exported_text(telemetry: Telemetry) -> str:
-    """Every string spans and metrics export (names, status, attributes, events), in one text."""
-    parts: list[str] = []
-    for span in telemetry.all_spans():
-        parts.append(span.name)
-        parts.append(str(span.status.description))
-        parts.append(json.dumps(dict(span.attributes or {}), default=str))
-        for event in span.events:
-            parts.append(json.dumps(dict(event.attributes or {}), default=str))
-    for points in telemetry.metrics().values():
-        for point in points:
-            parts.append(json.dumps(dict(point.attributes), default=str))
-    return "\n".join(parts)
 
 
 def _tool(city: str) -> str:
