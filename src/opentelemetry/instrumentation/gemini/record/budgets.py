@@ -27,7 +27,7 @@ def register_budget_gauges(meter: Meter, instruments: Instruments) -> None:
     def project_attrs(recorder: Recorder | None) -> dict[str, str] | None:
         if recorder is None:
             return None
-        project = instruments.project(recorder)  # within the process's cap
+        project = instruments.project(recorder.project)  # within the process's cap
         return {A.GEMINI_PROJECT: project} if project is not None else {}
 
     def observe_budget(_options: CallbackOptions) -> Iterable[Observation]:

@@ -435,12 +435,21 @@ def error_code(error: BaseException) -> Any:
     without reading that property, which warns (DeprecationWarning, websockets >= 13.1): the app
     would see the warning from us, not bare."""
     try:
-        if "rcvd" in getattr(error, "__dict__", ()):  # websockets' ConnectionClosed
-            rcvd = error.rcvd  # type: ignore[attr-defined]
+        closed = websocket_closed(error)
+        if closed is not None:
+            rcvd = closed["rcvd"]
             return 1006 if rcvd is None else getattr(rcvd, "code", None)
         return getattr(error, "code", None)
     except Exception:
         return None
+
+
+def websocket_closed(error: BaseException) -> dict[str, Any] | None:
+    """The fields of websockets' ``ConnectionClosed`` (``rcvd``, ``sent``, ``rcvd_then_sent``),
+    read from its ``__dict__``: its properties warn (DeprecationWarning). None for any other
+    error."""
+    fields = getattr(error, "__dict__", None)
+    return fields if isinstance(fields, dict) and "rcvd" in fields else None
 
 
 def _finish_reasons(response: Any) -> list[str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ..bounds import MAX_CONTENT_PART, MAX_CONTENT_TOTAL, name
@@ -171,17 +172,32 @@ def _omitted(count: int) -> Part:
     return {"type": "omitted", "count": count}
 
 
-def _fit(items: list[Any] | tuple[Any, ...], limit: int | None, budget: _Budget) -> list[Part]:
-    """``items`` as parts while ``budget`` lasts, then one ``omitted`` part for the rest."""
+def _fit(
+    items: list[Any] | tuple[Any, ...], build: Callable[[Any], Part], budget: _Budget
+) -> list[Part]:
+    """``items`` as parts (``build`` makes each, only while ``budget`` lasts), then one
+    ``omitted`` part for the rest."""
     out: list[Part] = []
     for i, item in enumerate(items):
         if budget.spent():
             out.append(_omitted(len(items) - i))
             break
-        part = _part(item, limit)
+        part = build(item)
         budget.charge(part)
         out.append(part)
     return out
+
+
+def _parts_fit(
+    items: list[Any] | tuple[Any, ...], limit: int | None, budget: _Budget
+) -> list[Part]:
+    """The request's ``items`` (SDK parts, dicts, strings) as parts capped at ``limit``."""
+    return _fit(items, lambda item: _part(item, limit), budget)
+
+
+def _built(part: Part) -> Part:
+    """An output part, built (and capped) already as the output's text runs were joined."""
+    return part
 
 
 def _is_content(item: Any) -> bool:
@@ -216,7 +232,7 @@ def input_message_list(contents: Any, limit: int | None = MAX_CONTENT_PART) -> l
     items = list(contents) if isinstance(contents, (list, tuple)) else [contents]
     if items and not any(_is_content(i) for i in items):
         # Strings and parts with no Content around them are one user turn, as the SDK sends.
-        parts = _fit(items, limit, budget)
+        parts = _parts_fit(items, limit, budget)
         return [{"role": _role(None, parts, "user"), "parts": parts}]
     messages = []
     earlier = 0  # parts of the older turns left out
@@ -224,7 +240,7 @@ def input_message_list(contents: Any, limit: int | None = MAX_CONTENT_PART) -> l
         if budget.spent():
             earlier += len(_content_parts(item))
             continue
-        parts = _fit(_content_parts(item), limit, budget)
+        parts = _parts_fit(_content_parts(item), limit, budget)
         messages.append({"role": _role(item, parts, "user"), "parts": parts})
     messages.reverse()
     if earlier and messages:
@@ -241,7 +257,7 @@ def system_instruction_parts(
     if value is None:
         return None
     parts = value if isinstance(value, (list, tuple)) else _content_parts(value)
-    return _fit(parts, limit, _Budget(limit))
+    return _parts_fit(parts, limit, _Budget(limit))
 
 
 def finish_reason(reason: str) -> str:
@@ -334,16 +350,10 @@ def output_message_list(
         flush()
         out.append(_part(part, limit))
     flush()
-    budget = _Budget(limit)
-    for i, kept in enumerate(out):  # built already (each part capped): only the count is cut
-        if budget.spent():
-            out[i:] = [_omitted(len(out) - i)]
-            break
-        budget.charge(kept)
     return [
         {
             "role": "assistant",
-            "parts": out,
+            "parts": _fit(out, _built, _Budget(limit)),  # built (each capped): cut the count
             "finish_reason": finish_reason(finish_reasons[-1]) if finish_reasons else "",
         }
     ]

@@ -141,7 +141,7 @@ class Instruments:
         recorder = self.recorder
         if recorder is None or recorder.limits is None:
             return []
-        tier, project = recorder.tier, self.project(recorder)
+        tier, project = recorder.tier, self.project(recorder.project)
         out = [
             Observation(int64(value), _gauge_attrs(model, tier, dim, project))
             for model, limits, _usage in self._positions(tier)
@@ -162,7 +162,7 @@ class Instruments:
         recorder = self.recorder
         if recorder is None:
             return []
-        tier, project = recorder.tier, self.project(recorder)
+        tier, project = recorder.tier, self.project(recorder.project)
         out = [
             Observation(int64(value), _gauge_attrs(model, tier, dim, project))
             for model, _limits, usage in self._positions(tier)
@@ -183,7 +183,7 @@ class Instruments:
         recorder = self.recorder
         if recorder is None:
             return []
-        tier, project = recorder.tier, self.project(recorder)
+        tier, project = recorder.tier, self.project(recorder.project)
         out = [
             Observation(value, _gauge_attrs(model, tier, dim, project))
             for model, limits, usage in self._positions(tier)
@@ -209,10 +209,9 @@ class Instruments:
         ]
         return out
 
-    def project(self, recorder: Recorder) -> str | None:
-        """The recorder's project as the gauges carry it: within the process's cap (a 429 may
-        name a new one each time), as the counters carry it."""
-        project = recorder.project
+    def project(self, project: str | None) -> str | None:
+        """A project as metrics carry it: within the process's cap (a 429 may name a new one
+        each time), as the counters carry it."""
         return None if project is None else self.caps[A.GEMINI_PROJECT].admit(project)
 
     def sessions(

@@ -614,8 +614,8 @@ class Recorder:
             if model is not None:
                 self.last_retry[model] = (delay, time.time())
             labels = {A.GEN_AI_REQUEST_MODEL: model} if model else {}
-            if project is not None:  # within the process's cap, as the counters carry it
-                labels[A.GEMINI_PROJECT] = self.instruments.caps[A.GEMINI_PROJECT].admit(project)
+            if project is not None:
+                labels[A.GEMINI_PROJECT] = self.instruments.project(project)
             self._retry_delay.record(delay, labels)
         violations = info.violations if info is not None else ()
         if not violations:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import attributes as A
 from ..record import operations as ops
-from ..record.call import defer, error_code
+from ..record.call import defer, error_code, websocket_closed
 from ..record.live import LiveSession
 from ..record.usage import usage_reader
 from .models import _start
@@ -221,11 +221,9 @@ def _end(session: Any, state: LiveSession, error: BaseException | None) -> None:
 def _closed_by_server(error: BaseException) -> bool:
     """websockets' ``ConnectionClosed`` from the app's send after the server closed, or after the
     connection dropped: the server's end, as a receive would have read it. Not when the app had
-    closed first (``rcvd_then_sent`` False). Read from ``__dict__``: its properties warn."""
-    fields = getattr(error, "__dict__", None)
-    return (
-        isinstance(fields, dict) and "rcvd" in fields and fields.get("rcvd_then_sent") is not False
-    )
+    closed first (``rcvd_then_sent`` False)."""
+    closed = websocket_closed(error)
+    return closed is not None and closed.get("rcvd_then_sent") is not False
 
 
 def _server_end(state: LiveSession) -> str:
