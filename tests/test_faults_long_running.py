@@ -67,6 +67,14 @@ def _hostile_429(n: int) -> Reply:
     return Reply(status=429, error_body=body)
 
 
+def _assert_labelled(metrics: dict[str, Any], named: tuple[str, ...]) -> None:
+    """No metric reached the SDK's overflow series, and every point of ``named`` kept its model."""
+    for name, points in metrics.items():
+        assert not [p for p in points if p.attributes.get("otel.metric.overflow")], name
+    for name in named:
+        assert all(p.attributes.get(A.GEN_AI_REQUEST_MODEL) == MODEL for p in metrics[name])
+
+
 def _gemini_points(telemetry: Telemetry) -> dict[str, list[Any]]:
     return {k: v for k, v in telemetry.metrics().items() if k.startswith("gcp.gemini.")}
 
@@ -88,10 +96,9 @@ def test_429s_naming_ever_new_projects_and_quotas_keep_every_metric_labelled(
         client.models.generate_content(model=MODEL, contents="x")
 
     metrics = _gemini_points(telemetry)
-    for name, points in metrics.items():
-        assert not [p for p in points if p.attributes.get("otel.metric.overflow")], name
-    for name in ("gcp.gemini.requests", "gcp.gemini.tokens", "gcp.gemini.quota.exceeded"):
-        assert all(p.attributes.get(A.GEN_AI_REQUEST_MODEL) == MODEL for p in metrics[name])
+    _assert_labelled(
+        metrics, ("gcp.gemini.requests", "gcp.gemini.tokens", "gcp.gemini.quota.exceeded")
+    )
     exceeded = metrics["gcp.gemini.quota.exceeded"]
     assert sum(p.value for p in exceeded) == calls  # folded, none lost
     for label in (A.GEMINI_PROJECT, A.GEMINI_QUOTA_ID, A.GEMINI_QUOTA_LOCATION):
@@ -128,10 +135,8 @@ def test_a_vertex_client_per_tenant_project_keeps_the_series_bounded(
         client.models.generate_content(model=MODEL, contents="x")
 
     metrics = _gemini_points(telemetry)
-    for name, points in metrics.items():
-        assert not [p for p in points if p.attributes.get("otel.metric.overflow")], name
+    _assert_labelled(metrics, ("gcp.gemini.requests", "gcp.gemini.tokens", "gcp.gemini.cost.list"))
     for name in ("gcp.gemini.requests", "gcp.gemini.tokens", "gcp.gemini.cost.list"):
-        assert all(p.attributes.get(A.GEN_AI_REQUEST_MODEL) == MODEL for p in metrics[name])
         projects = {p.attributes.get(A.GEMINI_PROJECT) for p in metrics[name]}
         assert len(projects) <= CAP + 1 and "other" in projects, (name, projects)
     ok = telemetry.points("gcp.gemini.requests", http__response__status_code=200)
