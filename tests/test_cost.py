@@ -13,6 +13,8 @@ import logging
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -453,8 +455,10 @@ def test_cost_counter_sums_calls_exactly_by_component(
         assert point.attributes["gcp.gemini.cost.processing"] == "online"
 
 
-def test_prometheus_name_of_the_spend_counter(fake: FakeGemini, client: Any) -> None:
-    # README's PromQL uses these names: pin what the Prometheus exporter makes of ours.
+@contextmanager
+def instrumented_on_a_prometheus_registry() -> Iterator[CollectorRegistry]:
+    """Instrumented with a Prometheus reader on a registry of its own (not the process's
+    global one), uninstrumented after. Skips where the exporter has no such option."""
     if "registry" not in inspect.signature(PrometheusMetricReader).parameters:
         pytest.skip("this opentelemetry-exporter-prometheus has no private registry option")
     registry = CollectorRegistry()
@@ -462,12 +466,18 @@ def test_prometheus_name_of_the_spend_counter(fake: FakeGemini, client: Any) -> 
     instrumentor = GeminiInstrumentor()
     instrumentor.instrument(tracer_provider=TracerProvider(), meter_provider=meter_provider)
     try:
-        fake.enqueue("gemini-2.5-flash", Reply(usage={"promptTokenCount": 1_000}))
-        call_gemini(client, "sync", "gemini-2.5-flash")
-        text = generate_latest(registry).decode()
+        yield registry
     finally:
         instrumentor.uninstrument()
         meter_provider.shutdown()
+
+
+def test_prometheus_name_of_the_spend_counter(fake: FakeGemini, client: Any) -> None:
+    # README's PromQL uses these names: pin what the Prometheus exporter makes of ours.
+    with instrumented_on_a_prometheus_registry() as registry:
+        fake.enqueue("gemini-2.5-flash", Reply(usage={"promptTokenCount": 1_000}))
+        call_gemini(client, "sync", "gemini-2.5-flash")
+        text = generate_latest(registry).decode()
 
     lines = [line for line in text.splitlines() if line.startswith("gcp_gemini_cost")]
     names = {line.split("{", 1)[0] for line in lines}

@@ -5,7 +5,6 @@ strings, span processors that raise, and re-instrumentation on the same provider
 from __future__ import annotations
 
 import gc
-import inspect
 import json
 import logging
 import tracemalloc
@@ -20,13 +19,12 @@ from google.genai import errors, types
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import start_http_server
 
 from conftest import FAKE_KEY, Telemetry, make_client
 from opentelemetry.instrumentation.gemini import FileSystemUploader, GeminiInstrumentor, bounds
@@ -35,6 +33,7 @@ from opentelemetry.instrumentation.gemini.testing.fake_gemini import (
     Reply,
     quota_error_body,
 )
+from test_cost import instrumented_on_a_prometheus_registry
 
 MODEL = "gemini-2.5-flash"
 # Shaped like a Google API key, built at run time so no key-shaped literal is committed.
@@ -264,24 +263,17 @@ def test_a_lone_surrogate_in_an_answer_keeps_the_prometheus_scrape_working(
     """A JSON escape such as ``\\udc00`` in an answer's modelVersion decodes to a lone
     surrogate. As a metric label it made every later scrape of /metrics fail, the app's own
     metrics included, for the life of the process (the series is cumulative)."""
-    if "registry" not in inspect.signature(PrometheusMetricReader).parameters:
-        pytest.skip("this opentelemetry-exporter-prometheus has no private registry option")
-    registry = CollectorRegistry()
-    meter_provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
-    instrumentor = GeminiInstrumentor()
-    instrumentor.instrument(tracer_provider=TracerProvider(), meter_provider=meter_provider)
-    server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
-    try:
-        fake.enqueue(None, Reply(model_version=f"{MODEL}-\udc00"))
-        client = make_client(fake)
-        client.models.generate_content(model=MODEL, contents="x")
-        url = f"http://127.0.0.1:{server.server_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as answer:
-            scraped = answer.read().decode()
-    finally:
-        server.shutdown()
-        instrumentor.uninstrument()
-        meter_provider.shutdown()
+    with instrumented_on_a_prometheus_registry() as registry:
+        server, _ = start_http_server(0, addr="127.0.0.1", registry=registry)
+        try:
+            fake.enqueue(None, Reply(model_version=f"{MODEL}-\udc00"))
+            client = make_client(fake)
+            client.models.generate_content(model=MODEL, contents="x")
+            url = f"http://127.0.0.1:{server.server_port}/metrics"
+            with urllib.request.urlopen(url, timeout=10) as answer:
+                scraped = answer.read().decode()
+        finally:
+            server.shutdown()
     assert f'gen_ai_response_model="{MODEL}-\ufffd"' in scraped
     assert "gcp_gemini_requests_total{" in scraped
 
